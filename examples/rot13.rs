@@ -1,0 +1,135 @@
+//! A rot13 line server: the synopsis of POE::Wheel::SocketFactory, as actors.
+//!
+//! ```text
+//! cargo run --example rot13            # listens on 127.0.0.1:12345
+//! cargo run --example rot13 -- 4000    # or another port (also: PORT=4000)
+//! nc 127.0.0.1 12345                   # type a line, get it back in rot13
+//! ```
+//!
+//! The factory runs on its own Arbiter; the server actor receives each accepted socket as a
+//! plain non-blocking socket and turns it into a tokio stream on its own Arbiter, where one
+//! session actor per client serves it.
+
+use actix::io::{FramedWrite, WriteHandler};
+use actix::prelude::*;
+use actix_socket_factory::{SocketCreated, SocketFactory, SocketFailed};
+use tokio::io::WriteHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+/// The owner of the factory: POE's `on_client_accept` and `on_server_error`.
+struct Server;
+
+impl Actor for Server {
+    type Context = Context<Self>;
+}
+
+impl Handler<SocketCreated> for Server {
+    type Result = ();
+
+    fn handle(&mut self, created: SocketCreated, _: &mut Context<Self>) {
+        let peer = created.peer.clone();
+        // One call turns the runtime-free socket into a tokio stream on this Arbiter.
+        match created.into_tcp_stream() {
+            Ok(stream) => {
+                if let Some(peer) = peer {
+                    println!("client {peer} connected");
+                }
+                Session::serve(stream);
+            }
+            Err(error) => eprintln!("cannot use the accepted socket: {error}"),
+        }
+    }
+}
+
+impl Handler<SocketFailed> for Server {
+    type Result = ();
+
+    fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
+        eprintln!(
+            "Server {} error {:?}: {}",
+            failed.operation, failed.errno, failed.error
+        );
+        System::current().stop();
+    }
+}
+
+/// One client: lines in, rot13 lines out (POE's `on_client_input`).
+struct Session {
+    out: FramedWrite<String, WriteHalf<TcpStream>, LinesCodec>,
+}
+
+impl Session {
+    fn serve(stream: TcpStream) {
+        Session::create(|ctx| {
+            let (read, write) = tokio::io::split(stream);
+            ctx.add_stream(FramedRead::new(
+                read,
+                LinesCodec::new_with_max_length(64 * 1024),
+            ));
+            Session {
+                out: FramedWrite::new(write, LinesCodec::new(), ctx),
+            }
+        });
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+}
+
+impl StreamHandler<Result<String, LinesCodecError>> for Session {
+    fn handle(&mut self, line: Result<String, LinesCodecError>, ctx: &mut Context<Self>) {
+        match line {
+            Ok(line) => self.out.write(rot13(&line)),
+            Err(_) => ctx.stop(),
+        }
+    }
+}
+
+impl WriteHandler<LinesCodecError> for Session {}
+
+fn rot13(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'a'..='m' | 'A'..='M' => (c as u8 + 13) as char,
+            'n'..='z' | 'N'..='Z' => (c as u8 - 13) as char,
+            _ => c,
+        })
+        .collect()
+}
+
+fn port() -> u16 {
+    let given = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("PORT").ok());
+    match given.map(|text| text.parse::<u16>()) {
+        None => 12345,
+        Some(Ok(port)) => port,
+        Some(Err(_)) => {
+            eprintln!("usage: rot13 [PORT]   (a number from 0 to 65535)");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let port = port();
+    let system = System::new();
+    let factory_arbiter = Arbiter::new();
+    system.block_on(async {
+        let server = Server.start();
+        let factory = SocketFactory::builder()
+            .bind_address("127.0.0.1")
+            .bind_port(port)
+            .owner(&server)
+            .start_in_arbiter(&factory_arbiter.handle());
+        // On failure the SocketFailed handler reports it and stops the system.
+        if let Ok(Ok(local)) = factory.send(actix_socket_factory::GetSockName).await {
+            let port = local.port().unwrap_or(port);
+            println!("rot13 server listening on {local}");
+            println!("talk to it with: nc 127.0.0.1 {port}");
+        }
+    });
+    system.run()
+}

@@ -1,0 +1,257 @@
+//! The accept loop: a stream of accepted sockets, with the error classes, the back-off on
+//! resource exhaustion and the cap on outstanding deliveries.
+//!
+//! The loop knows nothing of domains: it accepts from any listening [`Socket`]. Pausing is the
+//! factory's business (it drops this stream; the listener stays open and the kernel queues new
+//! clients meanwhile).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use socket2::{SockAddr, Socket};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+
+use crate::sys;
+
+/// First pause after a resource-exhaustion error; doubled at each further error of the episode.
+pub(crate) const BACKOFF_START: Duration = Duration::from_millis(5);
+/// Longest pause between two attempts during an episode (Go's net/http uses the same 5 ms to 1 s).
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What the accept loop produces.
+#[derive(Debug)]
+pub(crate) enum AcceptEvent {
+    /// A client, with the permit that counts it as outstanding until the owner drops it.
+    Accepted {
+        socket: Socket,
+        peer: SockAddr,
+        permit: OwnedSemaphorePermit,
+    },
+    /// The first resource-exhaustion error of an episode; the loop backs off by itself.
+    Exhausted(io::Error),
+    /// The listener is broken: nothing more will come.
+    Fatal(io::Error),
+}
+
+/// How an `accept(2)` error is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// A hiccup of one connection (it was reset or aborted while queued, a signal, a pending
+    /// network error): accept the next one at once.
+    Retry,
+    /// The process or system is out of descriptors or memory: wait, with a growing delay, and
+    /// keep the listener.
+    BackOff,
+    /// The listener itself is unusable.
+    Fatal,
+}
+
+/// Sorts accept errors the way accept(2) documents them.
+///
+/// Linux passes pending network errors of the new connection up through accept ("ENETDOWN,
+/// EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, ... ENETUNREACH"), so those are retried
+/// like `ECONNABORTED`. `EOPNOTSUPP` is in that list too, but it also means "not a stream socket",
+/// which would repeat forever, so it is fatal here.
+pub(crate) fn classify(error: &io::Error) -> ErrorClass {
+    match error.raw_os_error() {
+        Some(
+            libc::EINTR
+            | libc::EAGAIN
+            | libc::ECONNABORTED
+            | libc::ECONNRESET
+            | libc::EPROTO
+            | libc::EPERM
+            | libc::ENETDOWN
+            | libc::ENOPROTOOPT
+            | libc::EHOSTDOWN
+            | libc::ENONET
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH
+            | libc::ETIMEDOUT,
+        ) => ErrorClass::Retry,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => ErrorClass::BackOff,
+        _ if error.kind() == io::ErrorKind::Interrupted => ErrorClass::Retry,
+        _ => ErrorClass::Fatal,
+    }
+}
+
+type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>>>>;
+
+/// The state of a resource-exhaustion episode.
+#[derive(Default)]
+struct Backoff {
+    sleep: Option<Pin<Box<Sleep>>>,
+    delay: Option<Duration>,
+}
+
+impl Backoff {
+    /// Starts or extends the episode; true when it is a new one (to be reported).
+    fn hit(&mut self) -> bool {
+        let delay = match self.delay {
+            None => BACKOFF_START,
+            Some(delay) => (delay * 2).min(BACKOFF_MAX),
+        };
+        let fresh = self.delay.is_none();
+        self.delay = Some(delay);
+        self.sleep = Some(Box::pin(tokio::time::sleep(delay)));
+        fresh
+    }
+
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(sleep) = self.sleep.as_mut() {
+            ready!(sleep.as_mut().poll(cx));
+            self.sleep = None;
+        }
+        Poll::Ready(())
+    }
+
+    fn clear(&mut self) {
+        self.delay = None;
+    }
+}
+
+/// A stream of [`AcceptEvent`]s from one listening socket.
+pub(crate) struct Acceptor {
+    listener: Rc<AsyncFd<Socket>>,
+    permits: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+    waiting: Option<Acquire>,
+    backoff: Backoff,
+}
+
+impl Acceptor {
+    pub(crate) fn new(listener: Rc<AsyncFd<Socket>>, permits: Arc<Semaphore>) -> Self {
+        Acceptor {
+            listener,
+            permits,
+            permit: None,
+            waiting: None,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// A permit for the next delivery, waiting while the owner has too many outstanding.
+    fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        if self.permit.is_some() {
+            return Poll::Ready(Some(()));
+        }
+        if self.waiting.is_none() {
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => {
+                    self.permit = Some(permit);
+                    return Poll::Ready(Some(()));
+                }
+                Err(tokio::sync::TryAcquireError::Closed) => return Poll::Ready(None),
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    log::debug!("outstanding deliveries at the cap: accept waits for the owner");
+                    self.waiting = Some(Box::pin(Arc::clone(&self.permits).acquire_owned()));
+                }
+            }
+        }
+        let waiting = self.waiting.as_mut().map(|w| w.as_mut().poll(cx));
+        match waiting {
+            Some(Poll::Ready(Ok(permit))) => {
+                self.waiting = None;
+                self.permit = Some(permit);
+                Poll::Ready(Some(()))
+            }
+            Some(Poll::Ready(Err(_))) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    }
+
+    /// The next event; `None` once the permits are closed (the factory is stopping).
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
+        loop {
+            ready!(self.backoff.poll_wait(cx));
+            if ready!(self.poll_permit(cx)).is_none() {
+                return Poll::Ready(None);
+            }
+            let mut guard = match ready!(self.listener.poll_read_ready(cx)) {
+                Ok(guard) => guard,
+                Err(error) => return Poll::Ready(Some(AcceptEvent::Fatal(error))),
+            };
+            let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
+                Ok(Ok((socket, peer))) => {
+                    self.backoff.clear();
+                    let permit = self.permit.take();
+                    // poll_permit filled it above; a missing one would only mean no cap.
+                    let Some(permit) = permit else { continue };
+                    return Poll::Ready(Some(AcceptEvent::Accepted {
+                        socket,
+                        peer,
+                        permit,
+                    }));
+                }
+                Ok(Err(error)) => error,
+                // WouldBlock: readiness is cleared; the next poll_read_ready waits for a client.
+                Err(_would_block) => continue,
+            };
+            match classify(&error) {
+                ErrorClass::Retry => continue,
+                ErrorClass::BackOff => {
+                    if self.backoff.hit() {
+                        return Poll::Ready(Some(AcceptEvent::Exhausted(error)));
+                    }
+                }
+                ErrorClass::Fatal => return Poll::Ready(Some(AcceptEvent::Fatal(error))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(errno: i32) -> io::Error {
+        io::Error::from_raw_os_error(errno)
+    }
+
+    #[test]
+    fn per_connection_errors_are_retried() {
+        for errno in [libc::ECONNABORTED, libc::EINTR, libc::EPROTO, libc::EPERM] {
+            assert_eq!(classify(&os(errno)), ErrorClass::Retry, "errno {errno}");
+        }
+    }
+
+    #[test]
+    fn exhaustion_backs_off_and_broken_listener_is_fatal() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert_eq!(classify(&os(errno)), ErrorClass::BackOff, "errno {errno}");
+        }
+        for errno in [libc::EBADF, libc::EINVAL, libc::ENOTSOCK, libc::EOPNOTSUPP] {
+            assert_eq!(classify(&os(errno)), ErrorClass::Fatal, "errno {errno}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_and_reports_once() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime");
+        runtime.block_on(async {
+            let mut backoff = Backoff::default();
+            assert!(backoff.hit(), "the first error opens an episode");
+            let mut reported = 1;
+            for _ in 0..20 {
+                if backoff.hit() {
+                    reported += 1;
+                }
+            }
+            assert_eq!(reported, 1);
+            assert_eq!(backoff.delay, Some(BACKOFF_MAX));
+            backoff.clear();
+            assert!(backoff.hit(), "an error after recovery opens a new episode");
+            assert_eq!(backoff.delay, Some(BACKOFF_START));
+        });
+    }
+}

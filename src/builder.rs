@@ -1,0 +1,449 @@
+//! The description of a factory's socket: [`Domain`], [`SocketType`], [`Protocol`] and the
+//! [`SocketFactoryBuilder`] that gathers them with the owner's recipients.
+//!
+//! Every builder method names the POE parameter it stands for, so a POE program can be ported
+//! line by line; the types are plain Rust values, and POE's spellings (`"AF_INET6"`,
+//! `"SOCK_DGRAM"`, `"tcp"`) parse into them with `FromStr`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Handler, Recipient};
+
+use crate::addr::{Address, Port};
+use crate::error::ConfigError;
+use crate::factory::SocketFactory;
+use crate::messages::{SocketCreated, SocketFailed};
+
+/// The socket's address family: POE's `SocketDomain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Domain {
+    /// IPv4 (`AF_INET`, `PF_INET`). POE's default.
+    Inet,
+    /// IPv6 (`AF_INET6`, `PF_INET6`).
+    Inet6,
+    /// UNIX-domain sockets (`AF_UNIX`, `PF_UNIX`), by path or, on Linux, abstract name.
+    Unix,
+}
+
+impl Domain {
+    pub(crate) fn to_socket2(self) -> socket2::Domain {
+        match self {
+            Domain::Inet => socket2::Domain::IPV4,
+            Domain::Inet6 => socket2::Domain::IPV6,
+            Domain::Unix => socket2::Domain::UNIX,
+        }
+    }
+
+    /// POE's name for the domain: `"AF_INET"`, `"AF_INET6"` or `"AF_UNIX"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Domain::Inet => "AF_INET",
+            Domain::Inet6 => "AF_INET6",
+            Domain::Unix => "AF_UNIX",
+        }
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no known domain, socket type or protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    what: &'static str,
+    name: String,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown {} {:?}", self.what, self.name)
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+impl FromStr for Domain {
+    type Err = UnknownName;
+
+    /// POE's spellings, `AF_*` or `PF_*`, in any case; also `inet`, `inet6`, `unix`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let upper = text.to_ascii_uppercase();
+        let bare = upper
+            .strip_prefix("AF_")
+            .or_else(|| upper.strip_prefix("PF_"))
+            .unwrap_or(&upper);
+        match bare {
+            "INET" => Ok(Domain::Inet),
+            "INET6" => Ok(Domain::Inet6),
+            "UNIX" | "LOCAL" => Ok(Domain::Unix),
+            _ => Err(UnknownName {
+                what: "domain",
+                name: text.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The socket type: POE's `SocketType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SocketType {
+    /// `SOCK_STREAM`: listened on and accepted, or connected. POE's default.
+    #[default]
+    Stream,
+    /// `SOCK_DGRAM`: complete after `bind` (and `connect`, when a remote is given).
+    Datagram,
+}
+
+impl SocketType {
+    pub(crate) fn to_socket2(self) -> socket2::Type {
+        match self {
+            SocketType::Stream => socket2::Type::STREAM,
+            SocketType::Datagram => socket2::Type::DGRAM,
+        }
+    }
+
+    /// POE's name for the type: `"SOCK_STREAM"` or `"SOCK_DGRAM"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SocketType::Stream => "SOCK_STREAM",
+            SocketType::Datagram => "SOCK_DGRAM",
+        }
+    }
+}
+
+impl fmt::Display for SocketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SocketType {
+    type Err = UnknownName;
+
+    /// `SOCK_STREAM` / `SOCK_DGRAM` in any case; also `stream`, `dgram`, `datagram`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let upper = text.to_ascii_uppercase();
+        match upper.strip_prefix("SOCK_").unwrap_or(&upper) {
+            "STREAM" => Ok(SocketType::Stream),
+            "DGRAM" | "DATAGRAM" => Ok(SocketType::Datagram),
+            _ => Err(UnknownName {
+                what: "socket type",
+                name: text.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The protocol, by number or by name: POE's `SocketProtocol`.
+///
+/// Names are looked up in the protocols database (`/etc/protocols`) when the factory starts, off
+/// the actor's thread. UNIX sockets ignore the protocol, as in POE.
+///
+/// ```
+/// use actix_socket_factory::Protocol;
+///
+/// assert_eq!(Protocol::from(6), Protocol::TCP);
+/// assert_eq!("17".parse::<Protocol>().unwrap(), Protocol::UDP);
+/// assert_eq!(Protocol::from("tcp"), Protocol::Name("tcp".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// An IP protocol number (`IPPROTO_*`).
+    Number(i32),
+    /// A name from the protocols database (`"tcp"`, `"udp"`, ...).
+    Name(String),
+}
+
+impl Protocol {
+    /// TCP, protocol 6.
+    pub const TCP: Protocol = Protocol::Number(libc::IPPROTO_TCP);
+    /// UDP, protocol 17.
+    pub const UDP: Protocol = Protocol::Number(libc::IPPROTO_UDP);
+}
+
+impl From<i32> for Protocol {
+    fn from(number: i32) -> Self {
+        Protocol::Number(number)
+    }
+}
+
+impl From<&str> for Protocol {
+    fn from(text: &str) -> Self {
+        match text.parse::<i32>() {
+            Ok(number) => Protocol::Number(number),
+            Err(_) => Protocol::Name(text.to_owned()),
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Protocol::from(text))
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Protocol::Number(number) => write!(f, "{number}"),
+            Protocol::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Options for UNIX sockets bound to a path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UnixOptions {
+    pub(crate) mode: Option<u32>,
+    pub(crate) replace_stale: bool,
+}
+
+/// Everything that describes the socket, without the recipients: what a restart under a
+/// `Supervisor` makes the socket again from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Spec {
+    pub(crate) domain: Option<Domain>,
+    pub(crate) socket_type: SocketType,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) bind_address: Option<Address>,
+    pub(crate) bind_port: Option<Port>,
+    pub(crate) remote_address: Option<Address>,
+    pub(crate) remote_port: Option<Port>,
+    pub(crate) listen_queue: Option<u32>,
+    pub(crate) reuse: Option<bool>,
+    pub(crate) max_outstanding: usize,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) owner_check: Option<Duration>,
+    pub(crate) unix: UnixOptions,
+}
+
+/// Default cap on sockets sent to the owner and not yet handled by it.
+pub const DEFAULT_MAX_OUTSTANDING: usize = 1024;
+
+/// Default period of the check that the owner is still there.
+pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            domain: None,
+            socket_type: SocketType::Stream,
+            protocol: None,
+            bind_address: None,
+            bind_port: None,
+            remote_address: None,
+            remote_port: None,
+            listen_queue: None,
+            reuse: None,
+            max_outstanding: DEFAULT_MAX_OUTSTANDING,
+            connect_timeout: None,
+            owner_check: Some(DEFAULT_OWNER_CHECK),
+            unix: UnixOptions::default(),
+        }
+    }
+}
+
+/// Describes a socket factory and starts it: the analogue of `POE::Wheel::SocketFactory->new(...)`.
+///
+/// Without a remote address the factory is a server (stream) or a bound socket (datagram); with
+/// one it is a client. Every method names the POE parameter it replaces.
+///
+/// ```
+/// # use actix::prelude::*;
+/// # use actix_socket_factory::{SocketFactory, SocketCreated, SocketFailed, Domain};
+/// # struct Owner;
+/// # impl Actor for Owner { type Context = Context<Self>; }
+/// # impl Handler<SocketCreated> for Owner { type Result = (); fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {} }
+/// # impl Handler<SocketFailed> for Owner { type Result = (); fn handle(&mut self, _: SocketFailed, _: &mut Context<Self>) {} }
+/// # #[actix::main] async fn main() {
+/// let owner = Owner.start();
+/// let server = SocketFactory::builder()
+///     .domain(Domain::Inet)          // SocketDomain => AF_INET
+///     .bind_address("127.0.0.1")     // BindAddress
+///     .bind_port(0)                  // BindPort
+///     .listen_queue(128)             // ListenQueue
+///     .owner(&owner)                 // SuccessEvent + FailureEvent
+///     .start();
+/// # let _ = server;
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SocketFactoryBuilder {
+    pub(crate) spec: Spec,
+    pub(crate) success: Option<Recipient<SocketCreated>>,
+    pub(crate) failure: Option<Recipient<SocketFailed>>,
+}
+
+impl SocketFactoryBuilder {
+    /// A builder with POE's defaults: a stream server on any address, port 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The address family. POE: `SocketDomain` (default `AF_INET`).
+    ///
+    /// When left unset, it follows the addresses given: an IPv6 literal makes INET6, a path UNIX,
+    /// anything else INET.
+    pub fn domain(mut self, domain: Domain) -> Self {
+        self.spec.domain = Some(domain);
+        self
+    }
+
+    /// Stream or datagram. POE: `SocketType` (default `SOCK_STREAM`).
+    pub fn socket_type(mut self, socket_type: SocketType) -> Self {
+        self.spec.socket_type = socket_type;
+        self
+    }
+
+    /// The protocol by number or name. POE: `SocketProtocol` (default: the type's own, TCP or
+    /// UDP). Ignored for UNIX sockets.
+    pub fn protocol(mut self, protocol: impl Into<Protocol>) -> Self {
+        self.spec.protocol = Some(protocol.into());
+        self
+    }
+
+    /// The local address: an IP, a host name, or a UNIX path. POE: `BindAddress` (default: any
+    /// address; no default for UNIX).
+    pub fn bind_address(mut self, address: impl Into<Address>) -> Self {
+        self.spec.bind_address = Some(address.into());
+        self
+    }
+
+    /// The local port, by number or service name. POE: `BindPort` (default 0: the kernel picks).
+    pub fn bind_port(mut self, port: impl Into<Port>) -> Self {
+        self.spec.bind_port = Some(port.into());
+        self
+    }
+
+    /// The address to connect to: an IP, a host name or a UNIX path. Its presence makes a
+    /// client. POE: `RemoteAddress`.
+    pub fn remote_address(mut self, address: impl Into<Address>) -> Self {
+        self.spec.remote_address = Some(address.into());
+        self
+    }
+
+    /// The port to connect to, by number or service name; required for INET clients. POE:
+    /// `RemotePort`.
+    pub fn remote_port(mut self, port: impl Into<Port>) -> Self {
+        self.spec.remote_port = Some(port.into());
+        self
+    }
+
+    /// The `listen(2)` backlog, clipped to the system's `SOMAXCONN`. POE: `ListenQueue`
+    /// (default `SOMAXCONN`).
+    pub fn listen_queue(mut self, backlog: u32) -> Self {
+        self.spec.listen_queue = Some(backlog);
+        self
+    }
+
+    /// Sets `SO_REUSEADDR` so a server can be bound again at once after it stops. POE: `Reuse`.
+    ///
+    /// # Notes
+    /// POE leaves it off unless asked. Here it defaults to on for stream servers, as std, mio and
+    /// tokio do on Unix (Linux never lets two live listeners share a port through it), and off for
+    /// datagram sockets, where on Linux it would let a second socket share the port.
+    pub fn reuse(mut self, reuse: bool) -> Self {
+        self.spec.reuse = Some(reuse);
+        self
+    }
+
+    /// Where each new socket goes. POE: `SuccessEvent`.
+    pub fn on_success(mut self, recipient: Recipient<SocketCreated>) -> Self {
+        self.success = Some(recipient);
+        self
+    }
+
+    /// Where failures go. POE: `FailureEvent`.
+    pub fn on_failure(mut self, recipient: Recipient<SocketFailed>) -> Self {
+        self.failure = Some(recipient);
+        self
+    }
+
+    /// Both recipients from one actor that handles both messages.
+    pub fn owner<A>(self, owner: &Addr<A>) -> Self
+    where
+        A: Actor + Handler<SocketCreated> + Handler<SocketFailed>,
+        A::Context:
+            actix::dev::ToEnvelope<A, SocketCreated> + actix::dev::ToEnvelope<A, SocketFailed>,
+    {
+        self.on_success(owner.clone().recipient())
+            .on_failure(owner.clone().recipient())
+    }
+
+    /// Caps the sockets sent to the owner and not yet handled by it (default
+    /// [`DEFAULT_MAX_OUTSTANDING`]).
+    ///
+    /// # Delivery
+    /// At the cap a server stops calling `accept` until the owner handles (or drops) one of the
+    /// [`SocketCreated`] messages; clients wait in the kernel's listen queue meanwhile, so a slow
+    /// owner costs latency, never memory or lost clients. A value of 0 is taken as 1.
+    pub fn max_outstanding(mut self, max: usize) -> Self {
+        self.spec.max_outstanding = max.max(1);
+        self
+    }
+
+    /// Bounds a client's connect, name lookup included; on expiry the owner gets `SocketFailed`
+    /// "connect" with `ETIMEDOUT` and the half-open socket is closed. Default: none (the kernel's
+    /// own limit).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.spec.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How often an idle factory checks that its owner is still there (default
+    /// [`DEFAULT_OWNER_CHECK`]); `None` turns the check off, leaving only the check made at each
+    /// delivery.
+    pub fn owner_check_interval(mut self, interval: Option<Duration>) -> Self {
+        self.spec.owner_check = interval;
+        self
+    }
+
+    /// Gives a UNIX socket file this mode (e.g. `0o660`). The socket is born with at most these
+    /// permissions: there is no moment where the file is more open than asked.
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.spec.unix.mode = Some(mode & 0o7777);
+        self
+    }
+
+    /// Lets a UNIX server replace a stale socket file (one nothing listens on) left at its path by
+    /// a crash. A live socket is never replaced, nor anything that is not a socket.
+    pub fn replace_stale_socket(mut self, replace: bool) -> Self {
+        self.spec.unix.replace_stale = replace;
+        self
+    }
+
+    /// Checks the description and makes the factory actor, not yet started.
+    ///
+    /// Use it to learn the factory's [`id`](SocketFactory::id) before it runs, or to start it
+    /// under a `Supervisor`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for mistakes visible without the OS: a missing remote port, an address of
+    /// the wrong family, a UNIX path too long, ...
+    pub fn build(self) -> Result<SocketFactory, ConfigError> {
+        self.spec.validate()?;
+        Ok(SocketFactory::from_builder(self))
+    }
+
+    /// Starts the factory on the current Arbiter and returns its address.
+    ///
+    /// It always returns an address, as POE's `new()` always returns an object: when the socket
+    /// cannot be made, a [`SocketFailed`] arrives instead (with [`Operation::Config`](crate::Operation::Config)
+    /// for a bad description).
+    pub fn start(self) -> Addr<SocketFactory> {
+        SocketFactory::from_builder(self).start()
+    }
+
+    /// Starts the factory on another Arbiter, so its accept loop runs on that Arbiter's thread;
+    /// the sockets it delivers are not tied to it and serve on any Arbiter.
+    pub fn start_in_arbiter(self, arbiter: &actix::ArbiterHandle) -> Addr<SocketFactory> {
+        SocketFactory::start_in_arbiter(arbiter, move |_| SocketFactory::from_builder(self))
+    }
+}

@@ -1,0 +1,107 @@
+//! Non-blocking socket creation for actix actors: Perl's `POE::Wheel::SocketFactory`, as an actor.
+//!
+//! A [`SocketFactory`] is an actor that owns one socket-creating job. Its owner starts it with a
+//! description of the socket and the recipients of its events; from then on it speaks only in
+//! messages:
+//!
+//! - **in**: [`PauseAccept`], [`ResumeAccept`], [`SetEvents`], [`GetSockName`], [`GetId`],
+//!   [`StopFactory`];
+//! - **out**: [`SocketCreated`] (the socket, the peer, the factory's id) and [`SocketFailed`]
+//!   (the [`Operation`], the OS error number and text, the factory's id).
+//!
+//! It listens and accepts (one `SocketCreated` per client), connects (one when the connection
+//! completes) or binds a connectionless socket (one right away), over INET, INET6 and UNIX,
+//! stream or datagram. It never blocks the actor's thread: host names, service names and protocol
+//! names are looked up on tokio's blocking pool, and every failure is a message, never a panic.
+//!
+//! # Organization
+//! - [`SocketFactoryBuilder`] (`builder`): the description, with POE's parameter names in its docs.
+//! - [`SocketFactory`] (`factory`): the actor and its life.
+//! - `accept`: the accept loop, its error classes, back-off and delivery cap.
+//! - `connect`: the client path.
+//! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
+//! - messages (`messages`) and errors (`error`).
+//!
+//! # Example
+//! A server on a free loopback port, and a client factory that connects to it:
+//!
+//! ```
+//! use actix::prelude::*;
+//! use actix_socket_factory::{GetSockName, SocketCreated, SocketFactory, SocketFailed};
+//!
+//! struct Owner;
+//! impl Actor for Owner {
+//!     type Context = Context<Self>;
+//! }
+//! impl Handler<SocketCreated> for Owner {
+//!     type Result = ();
+//!     fn handle(&mut self, created: SocketCreated, _: &mut Context<Self>) {
+//!         // A plain non-blocking socket: usable on this Arbiter or any other.
+//!         let stream = created.into_tcp_stream().expect("a TCP stream");
+//!         println!("connected to {}", stream.peer_addr().unwrap());
+//!         System::current().stop();
+//!     }
+//! }
+//! impl Handler<SocketFailed> for Owner {
+//!     type Result = ();
+//!     fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
+//!         panic!("{failed}");
+//!     }
+//! }
+//!
+//! let system = System::new();
+//! system.block_on(async {
+//!     let owner = Owner.start();
+//!     let server = SocketFactory::builder()
+//!         .bind_address("127.0.0.1")
+//!         .bind_port(0)
+//!         .owner(&owner)
+//!         .start();
+//!     let port = server.send(GetSockName).await.unwrap().unwrap().port().unwrap();
+//!     SocketFactory::builder()
+//!         .remote_address("127.0.0.1")
+//!         .remote_port(port)
+//!         .owner(&owner)
+//!         .start();
+//! });
+//! system.run().unwrap();
+//! ```
+//!
+//! # Goals and non-goals
+//! The crate makes, accepts and connects sockets and hands them over; it does not read or write
+//! them. Turn a delivered socket into a tokio stream (`into_tcp_stream`, ...) and use actix's
+//! `StreamHandler`, `FramedWrite` or plain tokio I/O from there.
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(unix))]
+compile_error!("actix-socket-factory supports Unix-like systems only");
+
+mod accept;
+mod addr;
+mod builder;
+mod connect;
+mod error;
+mod factory;
+mod messages;
+mod netdb;
+mod open;
+mod resolve;
+mod sys;
+mod unix;
+
+pub mod testing;
+
+pub use addr::{Address, Port, SocketAddress};
+pub use builder::{
+    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_MAX_OUTSTANDING,
+    DEFAULT_OWNER_CHECK,
+};
+pub use error::{ConfigError, Operation};
+pub use factory::SocketFactory;
+pub use messages::{
+    EventChange, FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents,
+    SocketCreated, SocketFailed, StopFactory,
+};
+pub use socket2;

@@ -1,0 +1,351 @@
+//! The messages a factory takes and sends: its whole interface after start.
+//!
+//! In: [`PauseAccept`], [`ResumeAccept`], [`SetEvents`], [`GetSockName`], [`GetId`],
+//! [`StopFactory`]. Out: [`SocketCreated`] and [`SocketFailed`], to the recipients the owner gave.
+
+use std::fmt;
+use std::io;
+
+use actix::{Message, Recipient};
+use socket2::Socket;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::addr::SocketAddress;
+use crate::builder::{Domain, SocketType};
+use crate::error::{Failure, Operation};
+
+/// A factory's unique id: POE's wheel `ID()`, carried by every message the factory sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FactoryId(pub(crate) u64);
+
+impl FactoryId {
+    pub(crate) fn next() -> FactoryId {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        FactoryId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for FactoryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A new socket: POE's `SuccessEvent`.
+///
+/// Sent once per accepted client (servers), once when a connection completes (clients), and once
+/// right after `bind` (datagram sockets).
+///
+/// The socket is a plain non-blocking, close-on-exec [`socket2::Socket`], registered with no
+/// runtime, so the owner may use it on any Arbiter: the `into_*` methods turn it into the tokio or
+/// std type in one call, on the receiver's side.
+///
+/// # Delivery
+/// A server counts the `SocketCreated` messages sent and not yet dropped by the owner (see
+/// [`max_outstanding`](crate::SocketFactoryBuilder::max_outstanding)): a message counts until it
+/// is dropped, which happens when the owner's handler returns, or when one of the `into_*`
+/// methods takes the socket out of it.
+pub struct SocketCreated {
+    /// The new socket: non-blocking and close-on-exec.
+    pub socket: Socket,
+    /// The peer: the client for an accepted INET socket, the server for a client. `None` for an
+    /// accepted UNIX socket (accept gives no address, as POE notes) and an unconnected datagram
+    /// socket.
+    pub peer: Option<SocketAddress>,
+    /// The factory that made the socket.
+    pub id: FactoryId,
+    /// The socket's family.
+    pub domain: Domain,
+    /// Stream or datagram.
+    pub socket_type: SocketType,
+    /// Held while the message is outstanding; dropping it lets the factory accept again.
+    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl fmt::Debug for SocketCreated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketCreated")
+            .field("socket", &self.socket)
+            .field("peer", &self.peer)
+            .field("id", &self.id)
+            .field("domain", &self.domain)
+            .field("socket_type", &self.socket_type)
+            .finish()
+    }
+}
+
+impl Message for SocketCreated {
+    type Result = ();
+}
+
+impl SocketCreated {
+    fn expect(&self, domains: &[Domain], socket_type: SocketType, what: &str) -> io::Result<()> {
+        if domains.contains(&self.domain) && self.socket_type == socket_type {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a {} {} socket is not a {what}",
+                    self.domain, self.socket_type
+                ),
+            ))
+        }
+    }
+
+    fn in_runtime(&self) -> io::Result<()> {
+        // tokio's from_std panics outside a runtime; say it as an error instead.
+        tokio::runtime::Handle::try_current()
+            .map(drop)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// The socket, as it came.
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+
+    /// The socket as a std TCP stream (still non-blocking).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the socket is not an INET or INET6 stream.
+    pub fn into_std_tcp(self) -> io::Result<std::net::TcpStream> {
+        self.expect(
+            &[Domain::Inet, Domain::Inet6],
+            SocketType::Stream,
+            "TCP stream",
+        )?;
+        Ok(self.socket.into())
+    }
+
+    /// The socket as a tokio TCP stream, registered with the calling thread's runtime (the
+    /// Arbiter the owner runs on).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the socket is not a TCP stream; an error when called outside a tokio
+    /// runtime.
+    pub fn into_tcp_stream(self) -> io::Result<tokio::net::TcpStream> {
+        self.in_runtime()?;
+        tokio::net::TcpStream::from_std(self.into_std_tcp()?)
+    }
+
+    /// The socket as a std UDP socket (still non-blocking).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the socket is not an INET or INET6 datagram socket.
+    pub fn into_std_udp(self) -> io::Result<std::net::UdpSocket> {
+        self.expect(
+            &[Domain::Inet, Domain::Inet6],
+            SocketType::Datagram,
+            "UDP socket",
+        )?;
+        Ok(self.socket.into())
+    }
+
+    /// The socket as a tokio UDP socket on the calling thread's runtime.
+    ///
+    /// # Errors
+    /// As [`into_std_udp`](Self::into_std_udp), or when called outside a tokio runtime.
+    pub fn into_udp_socket(self) -> io::Result<tokio::net::UdpSocket> {
+        self.in_runtime()?;
+        tokio::net::UdpSocket::from_std(self.into_std_udp()?)
+    }
+
+    /// The socket as a std UNIX stream (still non-blocking).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the socket is not a UNIX stream.
+    pub fn into_std_unix_stream(self) -> io::Result<std::os::unix::net::UnixStream> {
+        self.expect(&[Domain::Unix], SocketType::Stream, "UNIX stream")?;
+        Ok(self.socket.into())
+    }
+
+    /// The socket as a tokio UNIX stream on the calling thread's runtime.
+    ///
+    /// # Errors
+    /// As [`into_std_unix_stream`](Self::into_std_unix_stream), or outside a tokio runtime.
+    pub fn into_unix_stream(self) -> io::Result<tokio::net::UnixStream> {
+        self.in_runtime()?;
+        tokio::net::UnixStream::from_std(self.into_std_unix_stream()?)
+    }
+
+    /// The socket as a std UNIX datagram socket (still non-blocking).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the socket is not a UNIX datagram socket.
+    pub fn into_std_unix_datagram(self) -> io::Result<std::os::unix::net::UnixDatagram> {
+        self.expect(
+            &[Domain::Unix],
+            SocketType::Datagram,
+            "UNIX datagram socket",
+        )?;
+        Ok(self.socket.into())
+    }
+
+    /// The socket as a tokio UNIX datagram socket on the calling thread's runtime.
+    ///
+    /// # Errors
+    /// As [`into_std_unix_datagram`](Self::into_std_unix_datagram), or outside a tokio runtime.
+    pub fn into_unix_datagram(self) -> io::Result<tokio::net::UnixDatagram> {
+        self.in_runtime()?;
+        tokio::net::UnixDatagram::from_std(self.into_std_unix_datagram()?)
+    }
+}
+
+/// Something went wrong: POE's `FailureEvent` (`$operation, $errnum, $errstr, $wheel_id`).
+#[derive(Debug)]
+pub struct SocketFailed {
+    /// The step that failed; [`Operation::as_str`] gives POE's name for it.
+    pub operation: Operation,
+    /// The OS error number (`errno`), when the failure came from the OS (or, for a
+    /// [`Operation::Config`] failure, the number that stands for it, mostly `EINVAL`).
+    pub errno: Option<i32>,
+    /// The error, with its text (`Display`), untranslated.
+    pub error: io::Error,
+    /// The factory that failed.
+    pub id: FactoryId,
+}
+
+impl Message for SocketFailed {
+    type Result = ();
+}
+
+impl SocketFailed {
+    pub(crate) fn new(failure: Failure, id: FactoryId) -> Self {
+        SocketFailed {
+            operation: failure.operation,
+            errno: failure.errno,
+            error: failure.error,
+            id,
+        }
+    }
+}
+
+impl fmt::Display for SocketFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "factory {} {} error", self.id, self.operation)?;
+        if let Some(errno) = self.errno {
+            write!(f, " {errno}")?;
+        }
+        write!(f, ": {}", self.error)
+    }
+}
+
+/// Stop calling `accept`: new clients wait in the kernel's listen queue. POE: `pause_accept()`.
+///
+/// Has no effect on a factory that does not listen.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct PauseAccept;
+
+/// Accept again; every client that waited in the listen queue is then delivered. POE:
+/// `resume_accept()`.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct ResumeAccept;
+
+/// How [`SetEvents`] changes one recipient.
+#[derive(Debug, Default)]
+pub enum EventChange<M: Message + Send>
+where
+    M::Result: Send,
+{
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Send to this recipient from now on.
+    Set(Recipient<M>),
+    /// Send nothing (POE: an undefined event name).
+    Disable,
+}
+
+impl<M: Message + Send> Clone for EventChange<M>
+where
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        match self {
+            EventChange::Keep => EventChange::Keep,
+            EventChange::Set(recipient) => EventChange::Set(recipient.clone()),
+            EventChange::Disable => EventChange::Disable,
+        }
+    }
+}
+
+/// Change or disable the recipients: POE's `event()`.
+///
+/// # Delivery
+/// While the success recipient is disabled nothing is lost: a server stops accepting (clients wait
+/// in the kernel's listen queue, as under [`PauseAccept`]) and a one-shot factory (client or
+/// datagram) keeps its finished socket; both deliver as soon as a success recipient is set again.
+/// While the failure recipient is disabled, failures are logged at `warn` and dropped.
+#[derive(Debug, Clone, Default, Message)]
+#[rtype(result = "()")]
+pub struct SetEvents {
+    /// The change to the success recipient.
+    pub success: EventChange<SocketCreated>,
+    /// The change to the failure recipient.
+    pub failure: EventChange<SocketFailed>,
+}
+
+impl SetEvents {
+    /// Replace the success recipient, keep the failure one.
+    pub fn success(recipient: Recipient<SocketCreated>) -> Self {
+        SetEvents {
+            success: EventChange::Set(recipient),
+            failure: EventChange::Keep,
+        }
+    }
+
+    /// Replace the failure recipient, keep the success one.
+    pub fn failure(recipient: Recipient<SocketFailed>) -> Self {
+        SetEvents {
+            success: EventChange::Keep,
+            failure: EventChange::Set(recipient),
+        }
+    }
+
+    /// Disable the success recipient, keep the failure one.
+    pub fn disable_success() -> Self {
+        SetEvents {
+            success: EventChange::Disable,
+            failure: EventChange::Keep,
+        }
+    }
+
+    /// Disable the failure recipient, keep the success one.
+    pub fn disable_failure() -> Self {
+        SetEvents {
+            success: EventChange::Keep,
+            failure: EventChange::Disable,
+        }
+    }
+}
+
+/// Ask for the local address of the factory's socket: POE's `getsockname()`.
+///
+/// The way to learn the port of a server bound to port 0.
+///
+/// # Errors
+/// [`Operation::GetSockName`] data in an `io::Error`: `NotConnected` before the socket exists
+/// (names still being looked up) or after a setup failure, or the OS's error.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "io::Result<SocketAddress>")]
+pub struct GetSockName;
+
+/// Ask for the factory's id: POE's `ID()`.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "FactoryId")]
+pub struct GetId;
+
+/// Stop the factory: close its socket, drop undelivered sockets, remove a UNIX socket file it
+/// made. Dropping a POE wheel does the same.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct StopFactory;
