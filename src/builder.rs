@@ -218,6 +218,7 @@ pub(crate) struct Spec {
     pub(crate) remote_port: Option<Port>,
     pub(crate) listen_queue: Option<u32>,
     pub(crate) reuse: Option<bool>,
+    pub(crate) reuse_port: bool,
     pub(crate) max_outstanding: usize,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) owner_check: Option<Duration>,
@@ -242,6 +243,7 @@ impl Default for Spec {
             remote_port: None,
             listen_queue: None,
             reuse: None,
+            reuse_port: false,
             max_outstanding: DEFAULT_MAX_OUTSTANDING,
             connect_timeout: None,
             owner_check: Some(DEFAULT_OWNER_CHECK),
@@ -351,6 +353,17 @@ impl SocketFactoryBuilder {
     /// datagram sockets, where on Linux it would let a second socket share the port.
     pub fn reuse(mut self, reuse: bool) -> Self {
         self.spec.reuse = Some(reuse);
+        self
+    }
+
+    /// Sets `SO_REUSEPORT`, so several sockets (one factory per Arbiter, or per process) can
+    /// bind the same address and the kernel spreads new connections or datagrams across them.
+    /// Not in POE. See [`FactoryGroup`](crate::FactoryGroup) for one factory per Arbiter.
+    ///
+    /// # Notes
+    /// Linux and the BSDs. Linux lets only sockets of the same user share a port this way.
+    pub fn reuse_port(mut self, reuse_port: bool) -> Self {
+        self.spec.reuse_port = reuse_port;
         self
     }
 

@@ -84,6 +84,7 @@ mod builder;
 mod connect;
 mod error;
 mod factory;
+mod group;
 mod messages;
 mod netdb;
 mod open;
@@ -100,6 +101,7 @@ pub use builder::{
 };
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
+pub use group::FactoryGroup;
 pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents,
     SocketCreated, SocketFailed, StopFactory,

@@ -59,6 +59,9 @@ pub(crate) fn open(plan: &Plan, family: socket2::Domain) -> Result<Opened, Failu
             .set_reuse_address(true)
             .during(Operation::SetSockOpt)?;
     }
+    if plan.reuse_port {
+        socket.set_reuse_port(true).during(Operation::SetSockOpt)?;
+    }
     let Some(bind) = &plan.bind else {
         return Ok(Opened { socket, file: None });
     };

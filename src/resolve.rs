@@ -40,6 +40,7 @@ pub(crate) struct Plan {
     pub(crate) remote: Vec<SockAddr>,
     pub(crate) backlog: i32,
     pub(crate) reuse: bool,
+    pub(crate) reuse_port: bool,
     pub(crate) unix: UnixOptions,
 }
 
@@ -382,6 +383,7 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
         remote,
         backlog,
         reuse,
+        reuse_port: spec.reuse_port,
         unix: spec.unix.clone(),
     })
 }
