@@ -1,0 +1,270 @@
+//! Measurements made inside one child process each (`--probe NAME ...`): connect latency, UDP
+//! creation rate and memory per idle listener. Each prints one line for the parent.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_socket_factory::{
+    Domain, GetSockName, SocketCreated, SocketFactory, SocketFailed, SocketType,
+};
+use tokio::sync::mpsc;
+
+use crate::child::say;
+use crate::os;
+use crate::stats::percentile;
+
+/// Longest wait for one delivery before the probe gives up.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs probe `name` with its arguments.
+pub fn run(name: &str, args: &[u64]) -> io::Result<()> {
+    os::raise_nofile();
+    let arg = |i: usize| {
+        args.get(i).copied().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("probe {name}: arg {i}"),
+            )
+        })
+    };
+    match name {
+        "connect" => connect_latency(arg(0)? as u16, arg(1)?),
+        "udp" => udp_rate(arg(0)?, arg(1)?),
+        "idle-factory" => idle_factories(arg(0)?),
+        "idle-tokio" => idle_tokio(arg(0)?),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no probe {other:?}"),
+        )),
+    }
+}
+
+/// An owner that reports when each `SocketCreated` arrives, then drops it.
+struct Latch {
+    arrived: mpsc::UnboundedSender<Result<Instant, String>>,
+}
+
+impl Actor for Latch {
+    type Context = Context<Self>;
+}
+
+impl Handler<SocketCreated> for Latch {
+    type Result = ();
+
+    fn handle(&mut self, _created: SocketCreated, _: &mut Context<Self>) {
+        let _ = self.arrived.send(Ok(Instant::now()));
+    }
+}
+
+impl Handler<SocketFailed> for Latch {
+    type Result = ();
+
+    fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
+        let _ = self.arrived.send(Err(failed.to_string()));
+    }
+}
+
+fn latch() -> (
+    Addr<Latch>,
+    mpsc::UnboundedReceiver<Result<Instant, String>>,
+) {
+    let (arrived, rx) = mpsc::unbounded_channel();
+    (Latch { arrived }.start(), rx)
+}
+
+async fn next_arrival(
+    rx: &mut mpsc::UnboundedReceiver<Result<Instant, String>>,
+) -> io::Result<Instant> {
+    match tokio::time::timeout(LIMIT, rx.recv()).await {
+        Ok(Some(Ok(at))) => Ok(at),
+        Ok(Some(Err(failed))) => Err(io::Error::other(failed)),
+        Ok(None) => Err(io::Error::other("owner gone")),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no delivery")),
+    }
+}
+
+/// `samples` connects of each kind to 127.0.0.1:`port`, alternating, after an untimed
+/// warm-up: a client factory (start to `SocketCreated` at its owner) against
+/// `tokio::net::TcpStream::connect`. Says `connect F50 F99 T50 T99` in microseconds.
+fn connect_latency(port: u16, samples: u64) -> io::Result<()> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    System::new().block_on(async move {
+        let (owner, mut arrived) = latch();
+        let factory = || {
+            SocketFactory::builder()
+                .remote_address(Ipv4Addr::LOCALHOST)
+                .remote_port(port)
+                .owner(&owner)
+        };
+        let warm = (samples / 10).max(50);
+        let mut times = (Vec::new(), Vec::new());
+        for i in 0..warm + samples {
+            // Alternate which goes first, so neither always follows the other.
+            let mut pair = [0.0f64; 2];
+            for kind in [i % 2, 1 - i % 2] {
+                let started = Instant::now();
+                let done = if kind == 0 {
+                    factory().start();
+                    next_arrival(&mut arrived).await?
+                } else {
+                    let stream = tokio::net::TcpStream::connect(addr).await?;
+                    let done = Instant::now();
+                    drop(stream);
+                    done
+                };
+                pair[kind as usize] = done.duration_since(started).as_secs_f64() * 1e6;
+            }
+            if i >= warm {
+                times.0.push(pair[0]);
+                times.1.push(pair[1]);
+            }
+        }
+        let show = |v: Option<f64>| format!("{:.2}", v.unwrap_or(f64::NAN));
+        say(&format!(
+            "connect {} {} {} {}",
+            show(percentile(&times.0, 50.0)),
+            show(percentile(&times.0, 99.0)),
+            show(percentile(&times.1, 50.0)),
+            show(percentile(&times.1, 99.0)),
+        ));
+        Ok(())
+    })
+}
+
+/// `rounds` rounds of `count` UDP sockets on 127.0.0.1, port 0: datagram factories started at
+/// once and delivered to an owner on this Arbiter, against socket2's socket + bind. Says
+/// `udp FACTORY/s SOCKET2/s` for each round.
+fn udp_rate(count: u64, rounds: u64) -> io::Result<()> {
+    System::new().block_on(async move {
+        let (owner, mut arrived) = latch();
+        let mut line = String::from("udp");
+        for _ in 0..rounds {
+            let started = Instant::now();
+            for _ in 0..count {
+                SocketFactory::builder()
+                    .domain(Domain::Inet)
+                    .socket_type(SocketType::Datagram)
+                    .bind_address(Ipv4Addr::LOCALHOST)
+                    .bind_port(0)
+                    .owner(&owner)
+                    .start();
+            }
+            let mut last = started;
+            for _ in 0..count {
+                last = next_arrival(&mut arrived).await?;
+            }
+            let factory = count as f64 / last.duration_since(started).as_secs_f64();
+
+            let started = Instant::now();
+            let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into();
+            for _ in 0..count {
+                let socket = socket2::Socket::new(
+                    socket2::Domain::IPV4,
+                    socket2::Type::DGRAM.nonblocking().cloexec(),
+                    None,
+                )?;
+                socket.bind(&local)?;
+                drop(socket);
+            }
+            let plain = count as f64 / started.elapsed().as_secs_f64();
+            line.push_str(&format!(" {factory:.0} {plain:.0}"));
+        }
+        say(&line);
+        Ok(())
+    })
+}
+
+/// Time for every accept loop to be polled once and park (reach its first `Pending`), so the
+/// memory is measured in the idle state.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// An owner that is never sent anything: the idle factories' recipient.
+struct Sink;
+
+impl Actor for Sink {
+    type Context = Context<Self>;
+}
+
+impl Handler<SocketCreated> for Sink {
+    type Result = ();
+
+    fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {}
+}
+
+impl Handler<SocketFailed> for Sink {
+    type Result = ();
+
+    fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
+        eprintln!("idle probe: {failed}");
+    }
+}
+
+/// `count` idle listening factories with their default settings on one Arbiter. Says
+/// `idle RSS_BEFORE RSS_AFTER` in bytes.
+fn idle_factories(count: u64) -> io::Result<()> {
+    System::new().block_on(async move {
+        let owner = Sink.start();
+        let listen = || {
+            SocketFactory::builder()
+                .bind_address(Ipv4Addr::LOCALHOST)
+                .bind_port(0)
+                .owner(&owner)
+        };
+        let locate = |server: Addr<SocketFactory>| async move {
+            server
+                .send(GetSockName)
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?
+        };
+        // One first, so one-time set-up (thread-locals, the reactor's first slab page, ...)
+        // is in the baseline.
+        let first = listen().start();
+        locate(first.clone()).await?;
+        tokio::time::sleep(SETTLE).await;
+        let before = os::rss_bytes()?;
+        let mut servers = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            servers.push(listen().start());
+        }
+        for server in &servers {
+            locate(server.clone()).await?;
+        }
+        tokio::time::sleep(SETTLE).await;
+        let after = os::rss_bytes()?;
+        say(&format!("idle {before} {after}"));
+        drop((first, servers));
+        Ok(())
+    })
+}
+
+/// `count` tokio listeners, each with a spawned accept task, on one current-thread runtime.
+fn idle_tokio(count: u64) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let listen = || async move {
+            let listener = tokio::net::TcpListener::bind(local).await?;
+            Ok::<_, io::Error>(tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    drop(stream);
+                }
+            }))
+        };
+        let first = listen().await?;
+        tokio::time::sleep(SETTLE).await;
+        let before = os::rss_bytes()?;
+        let mut tasks = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            tasks.push(listen().await?);
+        }
+        tokio::time::sleep(SETTLE).await;
+        let after = os::rss_bytes()?;
+        say(&format!("idle {before} {after}"));
+        drop((first, tasks));
+        Ok(())
+    })
+}
