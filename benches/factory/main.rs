@@ -50,6 +50,9 @@ const CONCURRENCY: [usize; 2] = [1, 64];
 const HELD: [u64; 3] = [1, 100, 10_000];
 /// Idle listeners per process for the memory figure.
 const IDLE: [u64; 2] = [1_000, 10_000];
+/// Listeners compared for idle memory: this crate's factory, a tokio listener with its accept
+/// task, a plain actix actor with the listener added as a stream.
+const IDLE_KINDS: [&str; 3] = ["factory", "tokio", "actix"];
 /// The most a server may take to start and say `ready`.
 const START_LIMIT: Duration = Duration::from_secs(15);
 
@@ -276,8 +279,8 @@ fn jobs(hold_max: u64) -> Vec<Job> {
 /// Connect latency, UDP rate and idle memory, each from its own child process.
 #[derive(Debug, Default)]
 struct Probes {
-    /// factory p50, factory p99, tokio p50, tokio p99 (us).
-    connect: Option<[f64; 4]>,
+    /// p50 and p99 (us) of the factory, tokio's connect, and a plain actix actor.
+    connect: Option<[f64; 6]>,
     udp_factory: Option<Spread>,
     udp_socket2: Option<Spread>,
     /// (kind, count) -> bytes per listener.
@@ -314,7 +317,7 @@ fn run_probes(config: &Config, nofile: u64) -> Probes {
             eprintln!("  idle x{count}: skipped, RLIMIT_NOFILE is {nofile}");
             continue;
         }
-        for kind in ["factory", "tokio"] {
+        for kind in IDLE_KINDS {
             eprintln!("probe: {count} idle {kind} listeners");
             let name = format!("idle-{kind}");
             match probe(
@@ -342,7 +345,7 @@ fn probe(args: &[&str], tag: &str, limit: Duration) -> io::Result<Vec<f64>> {
 }
 
 /// The listener for the connect probe is the raw tokio server, in its own process.
-fn connect_probe(config: &Config) -> io::Result<[f64; 4]> {
+fn connect_probe(config: &Config) -> io::Result<[f64; 6]> {
     let never = Counts {
         hold: 0,
         warm: u64::MAX / 4,
@@ -553,6 +556,15 @@ impl Figures {
             ("connect_p50_us_tokio", pick(2)),
             ("connect_p99_us_factory", pick(1)),
             ("connect_p99_us_tokio", pick(3)),
+            ("connect_p50_us_actix_actor", pick(4)),
+            ("connect_p99_us_actix_actor", pick(5)),
+            ("connect_p50_ratio_actix_actor", ratio(pick(0), pick(4))),
+            (
+                "bytes_per_idle_actix_actor",
+                idle("actix", 10_000)
+                    .or(idle("actix", 1_000))
+                    .map(f64::round),
+            ),
             (
                 "udp_per_s_factory",
                 probes.udp_factory.map(|s| s.median.round()),
@@ -637,9 +649,10 @@ fn print_tables(
     }
     println!();
     match probes.connect {
-        Some([f50, f99, t50, t99]) => println!(
-            "connect latency (us): factory p50 {f50:.1} p99 {f99:.1}; tokio connect p50 {t50:.1} \
-             p99 {t99:.1} ({} samples each)",
+        Some([f50, f99, t50, t99, a50, a99]) => println!(
+            "connect latency (us, {} samples each): factory p50 {f50:.1} p99 {f99:.1}; tokio \
+             connect p50 {t50:.1} p99 {t99:.1}; plain actix actor (tokio connect + message) p50 \
+             {a50:.1} p99 {a99:.1}",
             config.connect_samples
         ),
         None => println!("connect latency: not measured"),
@@ -661,9 +674,10 @@ fn print_tables(
         };
         println!(
             "RSS per idle listener, {count} in one process: factory {}; tokio listener + accept \
-             task {}",
+             task {}; plain actix actor {}",
             show("factory"),
-            show("tokio")
+            show("tokio"),
+            show("actix")
         );
     }
     println!();

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::child::say;
 use crate::os;
+use crate::servers::{Accepting, Connection, Incoming};
 use crate::stats::percentile;
 
 /// Longest wait for one delivery before the probe gives up.
@@ -34,6 +35,7 @@ pub fn run(name: &str, args: &[u64]) -> io::Result<()> {
         "udp" => udp_rate(arg(0)?, arg(1)?),
         "idle-factory" => idle_factories(arg(0)?),
         "idle-tokio" => idle_tokio(arg(0)?),
+        "idle-actix" => idle_actix(arg(0)?),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("no probe {other:?}"),
@@ -85,52 +87,92 @@ async fn next_arrival(
     }
 }
 
-/// `samples` connects of each kind to 127.0.0.1:`port`, alternating, after an untimed
-/// warm-up: a client factory (start to `SocketCreated` at its owner) against
-/// `tokio::net::TcpStream::connect`. Says `connect F50 F99 T50 T99` in microseconds.
+/// `samples` connects of each kind to 127.0.0.1:`port`, in turn and in a rotating order, after
+/// an untimed warm-up:
+/// - a client factory, from `start()` to its `SocketCreated` at the owner;
+/// - `tokio::net::TcpStream::connect`, awaited in place;
+/// - a plain actix actor that does that connect and sends the std socket to the owner: the
+///   cost of starting an actor and delivering a message, for reference.
+///
+/// Says `connect F50 F99 T50 T99 A50 A99` in microseconds.
 fn connect_latency(port: u16, samples: u64) -> io::Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     System::new().block_on(async move {
         let (owner, mut arrived) = latch();
-        let factory = || {
-            SocketFactory::builder()
-                .remote_address(Ipv4Addr::LOCALHOST)
-                .remote_port(port)
-                .owner(&owner)
-        };
         let warm = (samples / 10).max(50);
-        let mut times = (Vec::new(), Vec::new());
+        let mut times: [Vec<f64>; 3] = Default::default();
         for i in 0..warm + samples {
-            // Alternate which goes first, so neither always follows the other.
-            let mut pair = [0.0f64; 2];
-            for kind in [i % 2, 1 - i % 2] {
+            for k in 0..3 {
+                let kind = (i as usize + k) % 3;
                 let started = Instant::now();
-                let done = if kind == 0 {
-                    factory().start();
-                    next_arrival(&mut arrived).await?
-                } else {
-                    let stream = tokio::net::TcpStream::connect(addr).await?;
-                    let done = Instant::now();
-                    drop(stream);
-                    done
+                let done = match kind {
+                    0 => {
+                        SocketFactory::builder()
+                            .remote_address(Ipv4Addr::LOCALHOST)
+                            .remote_port(port)
+                            .owner(&owner)
+                            .start();
+                        next_arrival(&mut arrived).await?
+                    }
+                    1 => {
+                        let stream = tokio::net::TcpStream::connect(addr).await?;
+                        let done = Instant::now();
+                        drop(stream);
+                        done
+                    }
+                    _ => {
+                        Dialer {
+                            addr,
+                            to: owner.clone().recipient(),
+                        }
+                        .start();
+                        next_arrival(&mut arrived).await?
+                    }
                 };
-                pair[kind as usize] = done.duration_since(started).as_secs_f64() * 1e6;
-            }
-            if i >= warm {
-                times.0.push(pair[0]);
-                times.1.push(pair[1]);
+                if i >= warm {
+                    times[kind].push(done.duration_since(started).as_secs_f64() * 1e6);
+                }
             }
         }
-        let show = |v: Option<f64>| format!("{:.2}", v.unwrap_or(f64::NAN));
-        say(&format!(
-            "connect {} {} {} {}",
-            show(percentile(&times.0, 50.0)),
-            show(percentile(&times.0, 99.0)),
-            show(percentile(&times.1, 50.0)),
-            show(percentile(&times.1, 99.0)),
-        ));
+        let mut line = String::from("connect");
+        for kind in &times {
+            for pct in [50.0, 99.0] {
+                let value = percentile(kind, pct).unwrap_or(f64::NAN);
+                line.push_str(&format!(" {value:.2}"));
+            }
+        }
+        say(&line);
         Ok(())
     })
+}
+
+impl Handler<Connection> for Latch {
+    type Result = ();
+
+    fn handle(&mut self, _connection: Connection, _: &mut Context<Self>) {
+        let _ = self.arrived.send(Ok(Instant::now()));
+    }
+}
+
+/// A plain actix actor that connects with tokio and delivers the std socket to `to`.
+struct Dialer {
+    addr: SocketAddr,
+    to: Recipient<Connection>,
+}
+
+impl Actor for Dialer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let connect = tokio::net::TcpStream::connect(self.addr);
+        ctx.spawn(connect.into_actor(self).map(|connected, act, ctx| {
+            match connected.and_then(tokio::net::TcpStream::into_std) {
+                Ok(stream) => act.to.do_send(Connection(stream)),
+                Err(error) => eprintln!("connect probe: {error}"),
+            }
+            ctx.stop();
+        }));
+    }
 }
 
 /// `rounds` rounds of `count` UDP sockets on 127.0.0.1, port 0: datagram factories started at
@@ -265,6 +307,40 @@ fn idle_tokio(count: u64) -> io::Result<()> {
         let after = os::rss_bytes()?;
         say(&format!("idle {before} {after}"));
         drop((first, tasks));
+        Ok(())
+    })
+}
+
+impl Handler<Connection> for Sink {
+    type Result = ();
+
+    fn handle(&mut self, _: Connection, _: &mut Context<Self>) {}
+}
+
+/// `count` plain actix acceptors (a tokio listener stream added to an actor) on one Arbiter.
+fn idle_actix(count: u64) -> io::Result<()> {
+    System::new().block_on(async move {
+        let owner = Sink.start();
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let listen = || async {
+            let listener = tokio::net::TcpListener::bind(local).await?;
+            let to = owner.clone().recipient();
+            Ok::<_, io::Error>(Accepting::create(move |ctx| {
+                ctx.add_stream(Incoming(listener));
+                Accepting { to }
+            }))
+        };
+        let first = listen().await?;
+        tokio::time::sleep(SETTLE).await;
+        let before = os::rss_bytes()?;
+        let mut actors = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            actors.push(listen().await?);
+        }
+        tokio::time::sleep(SETTLE).await;
+        let after = os::rss_bytes()?;
+        say(&format!("idle {before} {after}"));
+        drop((first, actors));
         Ok(())
     })
 }

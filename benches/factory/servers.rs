@@ -210,7 +210,7 @@ fn tokio_loop() -> io::Result<()> {
 }
 
 /// A tokio listener as a stream of accepted connections, for `add_stream`.
-struct Incoming(tokio::net::TcpListener);
+pub struct Incoming(pub tokio::net::TcpListener);
 
 impl Stream for Incoming {
     type Item = io::Result<tokio::net::TcpStream>;
@@ -225,7 +225,7 @@ impl Stream for Incoming {
 /// A connection handed from the accepting actor to the consumer.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Connection(std::net::TcpStream);
+pub struct Connection(pub std::net::TcpStream);
 
 #[derive(Default)]
 struct Consumer {
@@ -246,8 +246,9 @@ impl Handler<Connection> for Consumer {
     }
 }
 
-struct Accepting {
-    to: Recipient<Connection>,
+/// The plain actix acceptor: forwards each accepted stream, as a std socket, to `to`.
+pub struct Accepting {
+    pub to: Recipient<Connection>,
 }
 
 impl Actor for Accepting {
