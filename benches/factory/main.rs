@@ -10,7 +10,9 @@
 //!   64 threads. A global untimed warm-up fills the kernel's TIME_WAIT table first
 //!   (`tcp_max_tw_buckets` connections), then every timed run starts a fresh server process,
 //!   warms it (untimed), and times `N` connections. Modes are interleaved, in a rotated order,
-//!   over `RUNS` runs; medians and min-max are printed.
+//!   over `RUNS` runs; medians and min-max are printed. A ratio is the median over runs of the
+//!   same run's ratio (the compared jobs run next to each other), so a slow spell of the shared
+//!   machine slows both sides of it.
 //! - **The clock** runs from the release of the first timed client until the server reports the
 //!   `N`th delivery to its consumer. **Server CPU** is the server process's own getrusage
 //!   (`RUSAGE_SELF`: user + system, every thread), which the server reads when its warm-up
@@ -44,8 +46,6 @@ use stats::{ratio, Json, Spread};
 
 /// The servers compared, in the table's order.
 const MODES: [&str; 4] = ["factory", "tokio", "actix-actor", "actix-server"];
-/// Client threads: sequential, and 64 concurrent.
-const CONCURRENCY: [usize; 2] = [1, 64];
 /// Connections held open while the factory is timed (sequential clients).
 const HELD: [u64; 3] = [1, 100, 10_000];
 /// Idle listeners per process for the memory figure.
@@ -250,29 +250,17 @@ impl Job {
     }
 }
 
+/// The timed runs of one round, in an order that puts the pairs compared side by side (factory
+/// next to tokio, held next to none, one factory next to two), so a slow spell of the machine
+/// hits both sides of a ratio.
 fn jobs(hold_max: u64) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for threads in CONCURRENCY {
-        for mode in MODES {
-            jobs.push(Job {
-                mode,
-                hold: 0,
-                threads,
-            });
-        }
-    }
-    jobs.push(Job {
-        mode: "factory-group",
-        hold: 0,
-        threads: 64,
-    });
+    let mut jobs = vec![job("factory", 1, 0)];
     for hold in HELD.into_iter().filter(|&h| h <= hold_max) {
-        jobs.push(Job {
-            mode: "factory",
-            hold,
-            threads: 1,
-        });
+        jobs.push(job("factory", 1, hold));
     }
+    jobs.extend(MODES[1..].iter().map(|mode| job(mode, 1, 0)));
+    jobs.push(job("factory-group", 64, 0));
+    jobs.extend(MODES.iter().map(|mode| job(mode, 64, 0)));
     jobs
 }
 
@@ -371,6 +359,15 @@ fn bench() -> io::Result<()> {
     let config = Config::from_env();
     let nofile = os::raise_nofile();
     let (cpu, cpus) = machine_line();
+    let load = os::sysctl("/proc/loadavg").unwrap_or_default();
+    if load
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<f64>().ok())
+        .is_some_and(|l| l > 0.5)
+    {
+        eprintln!("note: load average {load}: other work on this machine will add noise");
+    }
     let hold_max = nofile.saturating_sub(1_000);
     eprintln!(
         "factory benchmark: N={} x {} runs, warm-up {} per server, TIME_WAIT fill {}; {cpu}",
@@ -398,10 +395,10 @@ fn bench() -> io::Result<()> {
     }
 
     let jobs = jobs(hold_max);
-    let mut samples: HashMap<Job, Vec<Sample>> = HashMap::new();
+    let mut samples: HashMap<Job, Vec<Option<Sample>>> = HashMap::new();
     for run in 0..config.runs {
         // Rotate the order each run, so no mode always follows the same one.
-        let shift = run * 3 % jobs.len();
+        let shift = run * 5 % jobs.len();
         for job in jobs[shift..].iter().chain(&jobs[..shift]) {
             match timed_run(job.mode, job.hold, job.threads, &config) {
                 Ok(sample) => {
@@ -413,9 +410,12 @@ fn bench() -> io::Result<()> {
                         sample.rate,
                         sample.cpu_us
                     );
-                    samples.entry(job.clone()).or_default().push(sample);
+                    samples.entry(job.clone()).or_default().push(Some(sample));
                 }
-                Err(error) => eprintln!("run {}: {}: {error}", run + 1, job.label()),
+                Err(error) => {
+                    eprintln!("run {}: {}: {error}", run + 1, job.label());
+                    samples.entry(job.clone()).or_default().push(None);
+                }
             }
         }
     }
@@ -433,15 +433,26 @@ fn machine_line() -> (String, usize) {
 }
 
 /// Medians of one job's runs.
-fn spread_of(
-    samples: &HashMap<Job, Vec<Sample>>,
-    job: &Job,
-    pick: fn(&Sample) -> f64,
-) -> Option<Spread> {
+fn spread_of(samples: &Samples, job: &Job, pick: fn(&Sample) -> f64) -> Option<Spread> {
     samples
         .get(job)
-        .and_then(|runs| Spread::of(&runs.iter().map(pick).collect::<Vec<_>>()))
+        .and_then(|runs| Spread::of(&runs.iter().flatten().map(pick).collect::<Vec<_>>()))
 }
+
+/// The median over runs of `a / b`, each run's `a` divided by the same run's `b`: a paired
+/// ratio, so that a slow spell of the shared machine, which slows both, cancels out.
+fn paired(samples: &Samples, a: &Job, b: &Job, pick: fn(&Sample) -> f64) -> Option<f64> {
+    let (a, b) = (samples.get(a)?, samples.get(b)?);
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter_map(|(a, b)| ratio(a.as_ref().map(pick), b.as_ref().map(pick)))
+        .collect();
+    Spread::of(&ratios).map(|s| s.median)
+}
+
+/// Every run of every job, in run order (`None` for a run that failed).
+type Samples = HashMap<Job, Vec<Option<Sample>>>;
 
 fn job(mode: &'static str, threads: usize, hold: u64) -> Job {
     Job {
@@ -458,7 +469,7 @@ struct Figures {
 }
 
 impl Figures {
-    fn new(samples: &HashMap<Job, Vec<Sample>>, probes: &Probes) -> Figures {
+    fn new(samples: &Samples, probes: &Probes) -> Figures {
         let cpu = |mode, threads, hold| {
             spread_of(samples, &job(mode, threads, hold), |s| s.cpu_us).map(|s| s.median)
         };
@@ -471,14 +482,28 @@ impl Figures {
         let per_factory = idle("factory", 10_000).or(idle("factory", 1_000));
         let per_tokio = idle("tokio", 10_000).or(idle("tokio", 1_000));
 
-        let cpu_seq = ratio(cpu("factory", 1, 0), cpu("tokio", 1, 0));
-        let cpu_c64 = ratio(cpu("factory", 64, 0), cpu("tokio", 64, 0));
-        let cpu_actix_server = ratio(cpu("factory", 64, 0), cpu("actix-server", 64, 0));
-        let accept = ratio(rate("factory", 64), rate("tokio", 64));
+        let cpu_of = |s: &Sample| s.cpu_us;
+        let rate_of = |s: &Sample| s.rate;
+        let factory = |threads, hold| job("factory", threads, hold);
+        let cpu_seq = paired(samples, &factory(1, 0), &job("tokio", 1, 0), cpu_of);
+        let cpu_c64 = paired(samples, &factory(64, 0), &job("tokio", 64, 0), cpu_of);
+        let cpu_actix_server = paired(
+            samples,
+            &factory(64, 0),
+            &job("actix-server", 64, 0),
+            cpu_of,
+        );
+        let accept = paired(samples, &factory(64, 0), &job("tokio", 64, 0), rate_of);
+        let held_vs_none = |hold| paired(samples, &factory(1, hold), &factory(1, 0), cpu_of);
+        let held = held_vs_none(10_000);
+        let multicore = paired(
+            samples,
+            &job("factory-group", 64, 0),
+            &factory(64, 0),
+            rate_of,
+        );
         let p50 = ratio(pick(0), pick(2));
         let p99 = ratio(pick(1), pick(3));
-        let held = ratio(cpu("factory", 1, 10_000), cpu("factory", 1, 0));
-        let multicore = ratio(rate("factory-group", 64), rate("factory", 64));
         let at_most = |v: Option<f64>, t: f64| v.is_some_and(|v| v <= t);
         let rows = vec![
             (
@@ -608,7 +633,7 @@ impl Figures {
 fn print_tables(
     config: &Config,
     jobs: &[Job],
-    samples: &HashMap<Job, Vec<Sample>>,
+    samples: &Samples,
     probes: &Probes,
     figures: &Figures,
     machine: &str,
@@ -681,7 +706,10 @@ fn print_tables(
         );
     }
     println!();
-    println!("{:<46} {:>8} {:>8}", "figure", "value", "target");
+    println!(
+        "{:<46} {:>8} {:>8}   (run ratios: median over runs of the same run's ratio)",
+        "figure", "value", "target"
+    );
     for (name, value, target, met) in &figures.rows {
         let value = value.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
         let target = target.map_or("-".to_owned(), |t| format!("{t}"));
