@@ -10,16 +10,17 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use actix::prelude::*;
 use socket2::{SockAddr, Socket};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::accept::{AcceptEvent, Acceptor};
 use crate::addr::SocketAddress;
-use crate::builder::{Domain, SocketFactoryBuilder, Spec};
+use crate::builder::{Domain, SocketFactoryBuilder, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
 use crate::messages::{
@@ -28,6 +29,7 @@ use crate::messages::{
 };
 use crate::open::{self, Opened};
 use crate::resolve::{self, Plan, Role};
+use crate::stats::{Counters, FactoryStats, GetStats};
 use crate::sys;
 use crate::unix::SocketFile;
 
@@ -53,8 +55,11 @@ const ACCEPT_BUDGET: usize = 32;
 /// factory made.
 ///
 /// # Supervision
-/// `SocketFactory` is [`Supervised`]: under [`actix::Supervisor`] a stopped factory is made again
-/// from the same description (a server re-binds its address).
+/// `SocketFactory` is [`Supervised`]: under [`actix::Supervisor`] a factory stopped by a failure
+/// is made again from the same description (a server re-binds its address). Repeated setup
+/// failures space the attempts out (100 ms doubling to 5 s), and each is reported. A factory
+/// told to stop ([`StopFactory`]) or whose owner is gone closes everything and stays idle even
+/// under a Supervisor; dropping its addresses ends it.
 pub struct SocketFactory {
     id: FactoryId,
     spec: Spec,
@@ -70,6 +75,11 @@ pub struct SocketFactory {
     /// A finished one-shot socket waiting for a success recipient.
     held: Option<SocketCreated>,
     exhausted: bool,
+    counters: Counters,
+    /// Setups that failed in a row: under a Supervisor, each restart waits longer.
+    failed_starts: u32,
+    /// Stopped on purpose (StopFactory, owner gone): a Supervisor's restart must not re-open.
+    retired: bool,
 }
 
 impl std::fmt::Debug for SocketFactory {
@@ -103,6 +113,9 @@ impl SocketFactory {
             accept_generation: 0,
             held: None,
             exhausted: false,
+            counters: Counters::default(),
+            failed_starts: 0,
+            retired: false,
         }
     }
 
@@ -176,6 +189,7 @@ impl SocketFactory {
         }
         self.listener = Some(Rc::new(listener));
         self.file = file;
+        self.failed_starts = 0;
         self.sync_accepting(ctx);
         Ok(())
     }
@@ -208,6 +222,32 @@ impl SocketFactory {
         );
     }
 
+    /// Wraps a new socket in its message, with the peer's credentials for UNIX streams.
+    fn created(
+        &self,
+        socket: Socket,
+        peer: Option<SocketAddress>,
+        domain: Domain,
+        socket_type: SocketType,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> SocketCreated {
+        let credentials = match (domain, socket_type) {
+            (Domain::Unix, SocketType::Stream) => sys::peer_credentials(&socket)
+                .map_err(|error| log::debug!("factory {}: no peer credentials: {error}", self.id))
+                .ok(),
+            _ => None,
+        };
+        SocketCreated {
+            socket,
+            peer,
+            credentials,
+            id: self.id,
+            domain,
+            socket_type,
+            _permit: permit,
+        }
+    }
+
     /// Delivers a one-shot socket (client or datagram), or holds it while success is disabled.
     fn finish(
         &mut self,
@@ -216,14 +256,9 @@ impl SocketFactory {
         plan: &Plan,
         ctx: &mut Context<Self>,
     ) {
-        let created = SocketCreated {
-            socket,
-            peer,
-            id: self.id,
-            domain: plan.domain,
-            socket_type: plan.socket_type,
-            _permit: None,
-        };
+        self.counters.accepted += 1;
+        self.failed_starts = 0;
+        let created = self.created(socket, peer, plan.domain, plan.socket_type, None);
         self.held = Some(created);
         self.flush_held(ctx);
     }
@@ -234,6 +269,9 @@ impl SocketFactory {
             return;
         };
         success.do_send(created);
+        self.counters.delivered += 1;
+        // The job is done: no Supervisor restart should redo it.
+        self.retired = true;
         // A socket file must outlive the delivered socket that is bound to it.
         if self.file.is_none() {
             ctx.stop();
@@ -243,10 +281,12 @@ impl SocketFactory {
     /// Reports a failure that ends the factory's job.
     fn fail(&mut self, failure: Failure, ctx: &mut Context<Self>) {
         self.report(failure);
+        self.failed_starts = self.failed_starts.saturating_add(1);
         ctx.stop();
     }
 
-    fn report(&self, failure: Failure) {
+    fn report(&mut self, failure: Failure) {
+        self.counters.failed += 1;
         let failed = SocketFailed::new(failure, self.id);
         match &self.failure {
             Some(recipient) if recipient.connected() => {
@@ -308,23 +348,19 @@ impl SocketFactory {
                     self.exhausted = false;
                     log::info!("factory {}: accepting again after back-off", self.id);
                 }
+                self.counters.accepted += 1;
                 let domain = self.spec.effective_domain();
                 // accept(2) gives no useful address for UNIX clients (POE leaves it undef).
                 let peer = match domain {
                     Domain::Unix => None,
                     _ => peer.as_socket().map(SocketAddress::Inet),
                 };
-                let created = SocketCreated {
-                    socket,
-                    peer,
-                    id: self.id,
-                    domain,
-                    socket_type: self.spec.socket_type,
-                    _permit: Some(permit),
-                };
+                let socket_type = self.spec.socket_type;
+                let created = self.created(socket, peer, domain, socket_type, Some(permit));
                 match &self.success {
                     Some(success) if success.connected() => {
                         success.do_send(created);
+                        self.counters.delivered += 1;
                         true
                     }
                     // The socket drops here: nobody can take it.
@@ -337,6 +373,7 @@ impl SocketFactory {
             }
             AcceptEvent::Exhausted(error) => {
                 self.exhausted = true;
+                self.counters.backoff_episodes += 1;
                 log::error!(
                     "factory {}: accept: {error}; backing off until descriptors are free",
                     self.id
@@ -354,7 +391,8 @@ impl SocketFactory {
 
     fn stop_if_owner_gone(&mut self, ctx: &mut Context<Self>) {
         if self.owner_gone() {
-            log::debug!("factory {}: owner gone, stopping", self.id);
+            log::info!("factory {}: owner gone, stopping", self.id);
+            self.retired = true;
             ctx.stop();
         }
     }
@@ -396,6 +434,18 @@ impl ActorFuture<SocketFactory> for AcceptLoop {
     }
 }
 
+/// First wait before a supervised factory sets up again after a failed setup.
+const RESTART_DELAY_START: Duration = Duration::from_millis(100);
+/// Longest wait between two supervised setups (EADDRINUSE held by another process, say).
+const RESTART_DELAY_MAX: Duration = Duration::from_secs(5);
+
+/// How long a (re)start waits after `failed` setups in a row: none at first, then growing, so
+/// a Supervisor never spins on a bind that keeps failing.
+fn restart_delay(failed: u32) -> Option<Duration> {
+    let doublings = failed.checked_sub(1)?.min(16);
+    Some((RESTART_DELAY_START * 2u32.pow(doublings)).min(RESTART_DELAY_MAX))
+}
+
 fn timed_out() -> Failure {
     Failure::new(
         Operation::Connect,
@@ -407,10 +457,22 @@ impl Actor for SocketFactory {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.retired {
+            // Told to stop, or orphaned, while under a Supervisor: stay closed and idle rather
+            // than re-binding in a loop. Dropping the factory's addresses ends it.
+            log::debug!("factory {}: retired; holding no socket", self.id);
+            return;
+        }
         if let Some(period) = self.spec.owner_check {
             ctx.run_interval(period, |act, ctx| act.stop_if_owner_gone(ctx));
         }
-        self.setup(ctx);
+        match restart_delay(self.failed_starts) {
+            None => self.setup(ctx),
+            Some(delay) => {
+                log::debug!("factory {}: setting up again in {delay:?}", self.id);
+                ctx.run_later(delay, |act, ctx| act.setup(ctx));
+            }
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -436,6 +498,7 @@ impl Supervised for SocketFactory {
         log::info!("factory {}: restarting", self.id);
         self.release();
         self.paused = false;
+        self.counters.since = std::time::SystemTime::now();
     }
 }
 
@@ -514,7 +577,44 @@ impl Handler<StopFactory> for SocketFactory {
     type Result = ();
 
     fn handle(&mut self, _: StopFactory, ctx: &mut Context<Self>) {
-        log::debug!("factory {}: told to stop", self.id);
+        log::info!("factory {}: told to stop", self.id);
+        self.retired = true;
         ctx.stop();
+    }
+}
+
+impl Handler<GetStats> for SocketFactory {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let max_outstanding = self.spec.max_outstanding.min(Semaphore::MAX_PERMITS);
+        let outstanding = max_outstanding.saturating_sub(self.permits.available_permits());
+        MessageResult(FactoryStats {
+            accepted: self.counters.accepted,
+            delivered: self.counters.delivered,
+            failed: self.counters.failed,
+            outstanding,
+            max_outstanding,
+            listening: self.listener.is_some(),
+            paused: self.paused,
+            accepting: self.accepting.is_some() && outstanding < max_outstanding,
+            backoff_episodes: self.counters.backoff_episodes,
+            in_backoff: self.exhausted,
+            since: self.counters.since,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delay_grows_and_is_capped() {
+        assert_eq!(restart_delay(0), None);
+        assert_eq!(restart_delay(1), Some(RESTART_DELAY_START));
+        assert_eq!(restart_delay(2), Some(RESTART_DELAY_START * 2));
+        assert_eq!(restart_delay(40), Some(RESTART_DELAY_MAX));
+        assert_eq!(restart_delay(u32::MAX), Some(RESTART_DELAY_MAX));
     }
 }

@@ -89,6 +89,7 @@ mod messages;
 mod netdb;
 mod open;
 mod resolve;
+mod stats;
 mod sys;
 mod unix;
 
@@ -103,7 +104,8 @@ pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
 pub use group::FactoryGroup;
 pub use messages::{
-    EventChange, FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents,
-    SocketCreated, SocketFailed, StopFactory,
+    EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
+    SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
+pub use stats::{FactoryStats, GetStats};
 pub use socket2;

@@ -37,6 +37,17 @@ impl fmt::Display for FactoryId {
     }
 }
 
+/// Who is at the other end of a UNIX stream socket, as the kernel recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// The peer's user id.
+    pub uid: u32,
+    /// The peer's group id.
+    pub gid: u32,
+    /// The peer's process id, where the OS reports it (Linux).
+    pub pid: Option<i32>,
+}
+
 /// A new socket: POE's `SuccessEvent`.
 ///
 /// Sent once per accepted client (servers), once when a connection completes (clients), and once
@@ -60,6 +71,9 @@ pub struct SocketCreated {
     pub peer: Option<SocketAddress>,
     /// The factory that made the socket.
     pub id: FactoryId,
+    /// The peer process's credentials, for UNIX stream sockets (accepted or connected) where
+    /// the OS gives them (`SO_PEERCRED` on Linux, `getpeereid` on the BSDs); `None` otherwise.
+    pub credentials: Option<PeerCredentials>,
     /// The socket's family.
     pub domain: Domain,
     /// Stream or datagram.
@@ -73,6 +87,7 @@ impl fmt::Debug for SocketCreated {
         f.debug_struct("SocketCreated")
             .field("socket", &self.socket)
             .field("peer", &self.peer)
+            .field("credentials", &self.credentials)
             .field("id", &self.id)
             .field("domain", &self.domain)
             .field("socket_type", &self.socket_type)

@@ -75,3 +75,49 @@ pub(crate) fn register(
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
         .map_err(io::Error::from)
 }
+
+/// The credentials of the process at the other end of a UNIX stream: `SO_PEERCRED`, taken by
+/// the kernel at `connect`/`listen` time, so they cannot be forged by the peer afterwards.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::PeerCredentials> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, a ucred as SO_PEERCRED expects.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(crate::messages::PeerCredentials {
+        uid: cred.uid,
+        gid: cred.gid,
+        pid: (cred.pid > 0).then_some(cred.pid),
+    })
+}
+
+/// `getpeereid(3)` where `SO_PEERCRED` is missing: no process id.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::PeerCredentials> {
+    let mut uid = 0;
+    let mut gid = 0;
+    // SAFETY: getpeereid writes one uid and one gid into the two locals.
+    if unsafe { libc::getpeereid(socket.as_raw_fd(), &mut uid, &mut gid) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(crate::messages::PeerCredentials {
+        uid,
+        gid,
+        pid: None,
+    })
+}
