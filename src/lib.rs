@@ -107,5 +107,5 @@ pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
     SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
-pub use stats::{FactoryStats, GetStats};
 pub use socket2;
+pub use stats::{FactoryStats, GetStats};

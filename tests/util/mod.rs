@@ -54,3 +54,85 @@ pub fn open_fds() -> usize {
         .map(|dir| dir.count())
         .unwrap_or(0)
 }
+
+/// The environment variable that tells a child test process which scenario it runs.
+const CHILD_VAR: &str = "ASF_TEST_CHILD";
+
+/// True in the child process started by [`run_child`] for `name`.
+pub fn in_child(name: &str) -> bool {
+    std::env::var(CHILD_VAR).as_deref() == Ok(name)
+}
+
+/// Runs the ignored test `name` of this test binary in a child process (for tests that lower
+/// RLIMIT_NOFILE or need thousands of sockets), bounded by `limit`; returns its stdout and
+/// panics with its output if it failed or overran.
+pub fn run_child(name: &str, limit: Duration) -> String {
+    use std::io::Read;
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_VAR, name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait child") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {name} overran {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+    child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    assert!(
+        status.success(),
+        "child {name} failed: {status}\n{out}\n{err}"
+    );
+    out
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    set_fd_limit(None)
+}
+
+/// Sets the soft descriptor limit (`None`: as high as the hard limit); returns it.
+pub fn set_fd_limit(soft: Option<u64>) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one rlimit struct we pass.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = soft.map_or(limit.rlim_max, |s| s.min(limit.rlim_max));
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
+/// CPU time (user + system) this process has used.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
