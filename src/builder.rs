@@ -12,6 +12,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, Handler, Recipient};
 
 use crate::addr::{Address, Port};
+use crate::adopt::Source;
 use crate::error::ConfigError;
 use crate::factory::SocketFactory;
 use crate::messages::{SocketCreated, SocketFailed};
@@ -207,7 +208,7 @@ pub(crate) struct UnixOptions {
 
 /// Everything that describes the socket, without the recipients: what a restart under a
 /// `Supervisor` makes the socket again from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Spec {
     pub(crate) domain: Option<Domain>,
     pub(crate) socket_type: SocketType,
@@ -223,6 +224,7 @@ pub(crate) struct Spec {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) owner_check: Option<Duration>,
     pub(crate) unix: UnixOptions,
+    pub(crate) source: Source,
 }
 
 /// Default cap on sockets sent to the owner and not yet handled by it.
@@ -248,6 +250,7 @@ impl Default for Spec {
             connect_timeout: None,
             owner_check: Some(DEFAULT_OWNER_CHECK),
             unix: UnixOptions::default(),
+            source: Source::Describe,
         }
     }
 }
@@ -429,6 +432,36 @@ impl SocketFactoryBuilder {
     /// a crash. A live socket is never replaced, nor anything that is not a socket.
     pub fn replace_stale_socket(mut self, replace: bool) -> Self {
         self.spec.unix.replace_stale = replace;
+        self
+    }
+
+    /// Uses a socket made elsewhere instead of making one: a listening `std::net::TcpListener`
+    /// or `UnixListener` (served like a factory-made server), a bound `UdpSocket` or
+    /// `UnixDatagram` (delivered at once), or any `OwnedFd` / socket2 `Socket` of those kinds.
+    /// Not in POE.
+    ///
+    /// The factory works on a non-blocking, close-on-exec duplicate (a blocking std listener is
+    /// fine) and keeps the original for restarts under a `Supervisor`. The address, domain and
+    /// type settings of the builder are ignored; recipients and delivery settings apply.
+    ///
+    /// # Errors
+    /// A stream socket that is not listening, or a family or type the factory does not know,
+    /// gives a `SocketFailed` (`listen` / `socket`) rather than a hang.
+    pub fn adopt(mut self, socket: impl Into<socket2::Socket>) -> Self {
+        self.spec.source = Source::Adopt(std::sync::Arc::new(socket.into()));
+        self
+    }
+
+    /// Uses a socket passed by systemd socket activation (`LISTEN_PID`, `LISTEN_FDS`,
+    /// `LISTEN_FDNAMES`): the one named `name` (a `FileDescriptorName=` of the `.socket` unit),
+    /// or with `None` the first one not yet taken by another factory. Otherwise as
+    /// [`adopt`](Self::adopt).
+    ///
+    /// # Errors
+    /// When the process was not socket-activated, or no socket has that name: a `SocketFailed`
+    /// with [`Operation::Socket`](crate::Operation::Socket) and `ENOENT`-like `NotFound`.
+    pub fn systemd(mut self, name: Option<&str>) -> Self {
+        self.spec.source = Source::Systemd(name.map(str::to_owned));
         self
     }
 

@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::accept::{AcceptEvent, Acceptor};
 use crate::addr::SocketAddress;
+use crate::adopt::{self, Adopted, Source};
 use crate::builder::{Domain, SocketFactoryBuilder, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
@@ -76,6 +77,8 @@ pub struct SocketFactory {
     held: Option<SocketCreated>,
     exhausted: bool,
     counters: Counters,
+    /// Domain and type of the listening socket, given to each accepted one.
+    kind: (Domain, SocketType),
     /// Setups that failed in a row: under a Supervisor, each restart waits longer.
     failed_starts: u32,
     /// Stopped on purpose (StopFactory, owner gone): a Supervisor's restart must not re-open.
@@ -114,6 +117,7 @@ impl SocketFactory {
             held: None,
             exhausted: false,
             counters: Counters::default(),
+            kind: (Domain::Inet, SocketType::Stream),
             failed_starts: 0,
             retired: false,
         }
@@ -125,6 +129,42 @@ impl SocketFactory {
     }
 
     fn setup(&mut self, ctx: &mut Context<Self>) {
+        match &self.spec.source {
+            Source::Describe => self.setup_described(ctx),
+            Source::Adopt(original) => {
+                let adopted = adopt::prepare(original);
+                self.run_adopted(adopted, ctx);
+            }
+            Source::Systemd(name) => match adopt::take_systemd(name.as_deref()) {
+                Ok(socket) => {
+                    // From now on (restarts included) this is an adopted socket.
+                    let original = Arc::new(socket);
+                    self.spec.source = Source::Adopt(Arc::clone(&original));
+                    let adopted = adopt::prepare(&original);
+                    self.run_adopted(adopted, ctx);
+                }
+                Err(error) => self.fail(Failure::new(Operation::Socket, error), ctx),
+            },
+        }
+    }
+
+    fn run_adopted(&mut self, adopted: Result<Adopted, Failure>, ctx: &mut Context<Self>) {
+        let started = adopted.and_then(|adopted| {
+            let kind = (adopted.domain, adopted.socket_type);
+            match adopted.role {
+                Role::Listen => self.serve(adopted.socket, kind, None, ctx),
+                _ => {
+                    self.finish(adopted.socket, None, kind, ctx);
+                    Ok(())
+                }
+            }
+        });
+        if let Err(failure) = started {
+            self.fail(failure, ctx);
+        }
+    }
+
+    fn setup_described(&mut self, ctx: &mut Context<Self>) {
         let deadline = match (self.spec.role(), self.spec.connect_timeout) {
             (Role::Connect, Some(limit)) => Some(tokio::time::Instant::now() + limit),
             _ => None,
@@ -162,7 +202,7 @@ impl SocketFactory {
             Role::Bound => {
                 let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
                 self.file = file;
-                self.finish(socket, None, &plan, ctx);
+                self.finish(socket, None, (plan.domain, plan.socket_type), ctx);
                 Ok(())
             }
             Role::Connect => {
@@ -178,16 +218,27 @@ impl SocketFactory {
     fn listen(&mut self, plan: &Plan, ctx: &mut Context<Self>) -> Result<(), Failure> {
         let Opened { socket, file } = open::open(plan, plan.domain.to_socket2())?;
         socket.listen(plan.backlog).during(Operation::Listen)?;
+        self.serve(socket, (plan.domain, plan.socket_type), file, ctx)
+    }
+
+    /// Takes a listening socket into service, made here or adopted.
+    fn serve(
+        &mut self,
+        socket: Socket,
+        kind: (Domain, SocketType),
+        file: Option<SocketFile>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Failure> {
         let listener = sys::register(socket, Interest::READABLE).during(Operation::Listen)?;
         if let Ok(local) = listener.get_ref().local_addr() {
             log::info!(
-                "factory {}: listening on {} (backlog {})",
+                "factory {}: listening on {}",
                 self.id,
-                SocketAddress::from_sockaddr(&local),
-                plan.backlog
+                SocketAddress::from_sockaddr(&local)
             );
         }
         self.listener = Some(Rc::new(listener));
+        self.kind = kind;
         self.file = file;
         self.failed_starts = 0;
         self.sync_accepting(ctx);
@@ -215,7 +266,7 @@ impl SocketFactory {
                         act.file = file;
                         let peer = SocketAddress::from_sockaddr(&peer);
                         log::debug!("factory {}: connected to {peer}", act.id);
-                        act.finish(socket, Some(peer), &plan, ctx);
+                        act.finish(socket, Some(peer), (plan.domain, plan.socket_type), ctx);
                     }
                     Err(failure) => act.fail(failure, ctx),
                 }),
@@ -253,12 +304,12 @@ impl SocketFactory {
         &mut self,
         socket: Socket,
         peer: Option<SocketAddress>,
-        plan: &Plan,
+        (domain, socket_type): (Domain, SocketType),
         ctx: &mut Context<Self>,
     ) {
         self.counters.accepted += 1;
         self.failed_starts = 0;
-        let created = self.created(socket, peer, plan.domain, plan.socket_type, None);
+        let created = self.created(socket, peer, domain, socket_type, None);
         self.held = Some(created);
         self.flush_held(ctx);
     }
@@ -349,13 +400,12 @@ impl SocketFactory {
                     log::info!("factory {}: accepting again after back-off", self.id);
                 }
                 self.counters.accepted += 1;
-                let domain = self.spec.effective_domain();
+                let (domain, socket_type) = self.kind;
                 // accept(2) gives no useful address for UNIX clients (POE leaves it undef).
                 let peer = match domain {
                     Domain::Unix => None,
                     _ => peer.as_socket().map(SocketAddress::Inet),
                 };
-                let socket_type = self.spec.socket_type;
                 let created = self.created(socket, peer, domain, socket_type, Some(permit));
                 match &self.success {
                     Some(success) if success.connected() => {

@@ -80,6 +80,7 @@ compile_error!("actix-socket-factory supports Unix-like systems only");
 
 mod accept;
 mod addr;
+mod adopt;
 mod builder;
 mod connect;
 mod error;

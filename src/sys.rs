@@ -121,3 +121,25 @@ pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::P
         pid: None,
     })
 }
+
+/// Takes ownership of a descriptor inherited from the parent (systemd socket activation),
+/// after checking it is an open socket.
+pub(crate) fn inherited_socket(fd: std::os::fd::RawFd) -> io::Result<Socket> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat only writes into the stat buffer we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("inherited descriptor {fd} is not a socket"),
+        ));
+    }
+    // SAFETY: the descriptor is open and a socket (checked above); systemd hands it to this
+    // process and adopt::take_systemd records each one it takes, so nothing else owns it.
+    let socket = unsafe { Socket::from_raw_fd(fd) };
+    socket.set_cloexec(true)?;
+    Ok(socket)
+}
