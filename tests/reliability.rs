@@ -236,15 +236,13 @@ fn burst_child() {
 
         let toggler = server.clone();
         let toggling = actix::spawn(async move {
+            // Pause and resume at a steady beat while the burst arrives.
+            let mut beat = tokio::time::interval(Duration::from_millis(20));
             for _ in 0..10 {
+                beat.tick().await;
                 let _ = toggler.send(PauseAccept).await;
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(20), std::future::pending::<()>())
-                        .await;
+                beat.tick().await;
                 let _ = toggler.send(ResumeAccept).await;
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(20), std::future::pending::<()>())
-                        .await;
             }
         });
 
