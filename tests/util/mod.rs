@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: loopback addresses, bounded waits, socket checks.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
