@@ -289,8 +289,9 @@ impl SocketFactoryBuilder {
 
     /// The address family. POE: `SocketDomain` (default `AF_INET`).
     ///
-    /// When left unset, it follows the addresses given: an IPv6 literal makes INET6, a path UNIX,
-    /// anything else INET.
+    /// When left unset, it follows the addresses given: an IPv6 literal makes INET6; a path (a
+    /// `Path`, or a string starting with `/`) or an abstract name (`@name`) makes UNIX; anything
+    /// else INET. A relative path needs `domain(Domain::Unix)`, as it could be a host name.
     pub fn domain(mut self, domain: Domain) -> Self {
         self.spec.domain = Some(domain);
         self
@@ -405,8 +406,13 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// Gives a UNIX socket file this mode (e.g. `0o660`). The socket is born with at most these
-    /// permissions: there is no moment where the file is more open than asked.
+    /// Gives a UNIX socket file this mode (e.g. `0o660`), exactly, whatever the umask.
+    ///
+    /// # Notes
+    /// On Linux the file is born with at most these permissions (the mode is set on the socket
+    /// before `bind`), so there is no moment where it is more open than asked; elsewhere the mode
+    /// is set just after `bind`, and until then the umask alone limits it. Setting the mode
+    /// never follows a symlink. A failure is reported as "bind".
     pub fn unix_mode(mut self, mode: u32) -> Self {
         self.spec.unix.mode = Some(mode & 0o7777);
         self

@@ -69,6 +69,8 @@ pub struct SocketFactory {
     accept_generation: u64,
     /// A finished one-shot socket waiting for a success recipient.
     held: Option<SocketCreated>,
+    /// The local address of the one-shot socket, kept for `GetSockName` after delivery.
+    local: Option<SocketAddress>,
     exhausted: bool,
 }
 
@@ -102,6 +104,7 @@ impl SocketFactory {
             accepting: None,
             accept_generation: 0,
             held: None,
+            local: None,
             exhausted: false,
         }
     }
@@ -216,6 +219,10 @@ impl SocketFactory {
         plan: &Plan,
         ctx: &mut Context<Self>,
     ) {
+        self.local = socket
+            .local_addr()
+            .ok()
+            .map(|addr| SocketAddress::from_sockaddr(&addr));
         let created = SocketCreated {
             socket,
             peer,
@@ -426,6 +433,7 @@ impl SocketFactory {
         self.accept_generation += 1;
         self.listener = None;
         self.held = None;
+        self.local = None;
         self.file = None;
         self.exhausted = false;
     }
@@ -490,10 +498,15 @@ impl Handler<GetSockName> for SocketFactory {
             (Some(listener), _) => listener.get_ref(),
             (None, Some(held)) => &held.socket,
             (None, None) => {
+                // A delivered one-shot socket: the factory still knows where it was bound
+                // (for a UNIX datagram socket, the file it keeps).
+                if let Some(local) = &self.local {
+                    return Ok(local.clone());
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "the factory holds no socket (not made yet, delivered, or failed)",
-                ))
+                ));
             }
         };
         socket
