@@ -54,3 +54,44 @@ pub fn open_fds() -> usize {
         .map(|dir| dir.count())
         .unwrap_or(0)
 }
+
+/// A fresh temporary directory and the path `name` in it, for a UNIX socket; the directory and
+/// whatever is left in it go when the `TempDir` drops.
+pub fn temp_socket_path(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// For tests that count the process's descriptors (or change its limits): runs the test `name`
+/// alone in a child process of this test binary, where no other test opens anything meanwhile.
+///
+/// Returns true in the child, which then runs the body; in the parent it waits (at most
+/// `CHILD_LIMIT`) for the child, fails the test if the child failed, and returns false.
+pub fn run_in_child(name: &str) -> bool {
+    const CHILD: &str = "ACTIX_SOCKET_FACTORY_TEST_CHILD";
+    const CHILD_LIMIT: Duration = Duration::from_secs(120);
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD, name)
+        .spawn()
+        .expect("spawn the child test");
+    let deadline = std::time::Instant::now() + CHILD_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child test {name} did not finish within {CHILD_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "child test {name} failed: {status}");
+    false
+}
