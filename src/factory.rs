@@ -429,12 +429,14 @@ impl Actor for SocketFactory {
 impl SocketFactory {
     /// Closes the listener, drops a held socket and removes our socket file.
     fn release(&mut self) {
+        // The file first, while our socket still holds its inode: where the file system reuses
+        // inode numbers, a closed socket's number could already name a newer file at the path.
+        self.file = None;
         self.accepting = None;
         self.accept_generation += 1;
         self.listener = None;
         self.held = None;
         self.local = None;
-        self.file = None;
         self.exhausted = false;
     }
 }

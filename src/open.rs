@@ -81,7 +81,7 @@ fn bind_path(
     bind: &SockAddr,
     path: &std::path::Path,
 ) -> Result<SocketFile, Failure> {
-    unix::prepare_path(path, plan.socket_type.to_socket2(), plan.unix.replace_stale)?;
+    unix::prepare_path(path, plan.unix.replace_stale)?;
     if let Some(mode) = plan.unix.mode {
         unix::set_mode_before_bind(socket, mode).during(Operation::Bind)?;
     }

@@ -18,16 +18,38 @@ use crate::sys;
 
 /// A socket file this factory made, known by device and inode; dropping it removes the file if
 /// it is still ours, so every error path after `bind` cleans up by itself.
+///
+/// A device and inode pair names a file only while the inode lives: once our file is unlinked
+/// and our socket closed, the file system may give the number to a newer file at the same path
+/// (tmpfs does at once). So on Linux the record also holds an `O_PATH` descriptor of the file,
+/// which pins the inode without opening the socket; elsewhere the match is as good as the
+/// file system's inode reuse allows.
 #[derive(Debug)]
 pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// Keeps our inode, and so its number, from being reused while we may still compare it.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    _pin: fs::File,
 }
 
 impl SocketFile {
     /// Records the file `bind` just made at `path`.
     pub(crate) fn created(path: &Path) -> io::Result<SocketFile> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let (pin, meta) = {
+            use std::os::unix::fs::OpenOptionsExt;
+            // O_PATH opens the file itself (a socket cannot be opened for I/O) and O_NOFOLLOW a
+            // symlink as a link, which the check below then refuses.
+            let pin = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+                .open(path)?;
+            let meta = pin.metadata()?;
+            (pin, meta)
+        };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let meta = fs::symlink_metadata(path)?;
         if !meta.file_type().is_socket() {
             // Swapped between bind and this look: not ours to record, nor to remove later.
@@ -40,6 +62,8 @@ impl SocketFile {
             path: path.to_owned(),
             dev: meta.dev(),
             ino: meta.ino(),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            _pin: pin,
         })
     }
 
@@ -102,11 +126,7 @@ impl Drop for SocketFile {
 /// [`Operation::Bind`] with `EADDRINUSE` for a live socket, and for a stale one the owner did not
 /// let us replace (the text says how); the OS's error when the path cannot be examined or the
 /// stale file cannot be removed.
-pub(crate) fn prepare_path(
-    path: &Path,
-    socket_type: Type,
-    replace_stale: bool,
-) -> Result<(), Failure> {
+pub(crate) fn prepare_path(path: &Path, replace_stale: bool) -> Result<(), Failure> {
     let in_use = |text: String| Failure {
         operation: Operation::Bind,
         errno: Some(libc::EADDRINUSE),
@@ -121,7 +141,7 @@ pub(crate) fn prepare_path(
         // bind(2) reports EADDRINUSE itself; a regular file or a link is never touched.
         return Ok(());
     }
-    if !is_stale(path, socket_type) {
+    if !is_stale(path) {
         return Err(in_use(format!(
             "a live socket is bound to {} (something answers there)",
             path.display()
@@ -138,17 +158,19 @@ pub(crate) fn prepare_path(
     fs::remove_file(path).map_err(|error| Failure::new(Operation::Bind, error))
 }
 
-/// Whether the socket file at `path` is known to be stale: a non-blocking `connect(2)` to it is
-/// refused.
+/// Whether the socket file at `path` is known to be stale: a `connect(2)` to it is refused.
 ///
-/// Only `ECONNREFUSED` says "no socket is bound to this file" (Linux answers it before looking
-/// at the socket type). Anything else counts as live: success or `EAGAIN` (a listener with a full
-/// queue), `EPROTOTYPE` (a live socket of the other type), `EACCES` (we cannot tell). A live
-/// stream server sees the probe as one connection that closes at once.
-fn is_stale(path: &Path, socket_type: Type) -> bool {
+/// Only `ECONNREFUSED` says "no socket is bound to this file": Linux (`unix_find_bsd`) and the
+/// BSDs answer it before they compare socket types. Anything else counts as live: success (a
+/// datagram socket), `EPROTOTYPE` (a live socket of another type), `EACCES` (we cannot tell).
+///
+/// The probe is a datagram socket whatever the factory's type: connecting it creates no
+/// connection, so a live stream server at the path sees nothing (a stream probe would land in
+/// its accept queue as a client that closes at once). It never blocks: a UNIX datagram connect
+/// only records the peer.
+fn is_stale(path: &Path) -> bool {
     let probe = SockAddr::unix(path).and_then(|addr| {
-        let socket = Socket::new(socket2::Domain::UNIX, socket_type, None)?;
-        socket.set_nonblocking(true)?;
+        let socket = Socket::new(socket2::Domain::UNIX, Type::DGRAM, None)?;
         socket.connect(&addr)
     });
     matches!(probe, Err(error) if error.raw_os_error() == Some(libc::ECONNREFUSED))
@@ -206,12 +228,18 @@ mod tests {
     fn stale_socket_is_told_from_live_one() {
         let (_dir, path) = bound_dir();
         let live = std::os::unix::net::UnixListener::bind(&path).expect("bind");
-        assert!(!is_stale(&path, Type::STREAM));
-        // The other type reaches the live socket too (EPROTOTYPE): still live.
-        assert!(!is_stale(&path, Type::DGRAM));
+        // A live stream server answers the datagram probe with EPROTOTYPE: live.
+        assert!(!is_stale(&path));
+        live.set_nonblocking(true).unwrap();
+        assert!(live.accept().is_err(), "and sees no connection from it");
         drop(live);
-        assert!(is_stale(&path, Type::STREAM));
-        assert!(is_stale(&path, Type::DGRAM));
+        assert!(is_stale(&path));
+
+        fs::remove_file(&path).unwrap();
+        let live = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+        assert!(!is_stale(&path));
+        drop(live);
+        assert!(is_stale(&path));
     }
 
     #[test]
@@ -219,6 +247,8 @@ mod tests {
         let (_dir, path) = bound_dir();
         let first = std::os::unix::net::UnixListener::bind(&path).expect("bind");
         let record = SocketFile::created(&path).expect("record");
+        // Our socket closed and our file unlinked: its inode number is free for reuse (tmpfs
+        // hands it to the very next file), unless the record pins it.
         drop(first);
         fs::remove_file(&path).unwrap();
         let _second = std::os::unix::net::UnixListener::bind(&path).expect("bind again");
