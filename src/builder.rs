@@ -420,6 +420,10 @@ impl SocketFactoryBuilder {
 
     /// Lets a UNIX server replace a stale socket file (one nothing listens on) left at its path by
     /// a crash. A live socket is never replaced, nor anything that is not a socket.
+    ///
+    /// # Errors
+    /// Without it a stale file fails the start: `SocketFailed` "bind" `EADDRINUSE`, whose text
+    /// names this option. A live socket at the path fails the same way, with or without it.
     pub fn replace_stale_socket(mut self, replace: bool) -> Self {
         self.spec.unix.replace_stale = replace;
         self

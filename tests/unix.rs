@@ -28,13 +28,18 @@ async fn unix_server(events: &Events, path: &Path) -> Addr<SocketFactory> {
     server
 }
 
-/// The failure a factory at `path` reports, given a builder for it.
-async fn bind_failure(events: &mut Events, builder: actix_socket_factory::SocketFactoryBuilder) {
+/// Starts `builder`'s factory and checks that it fails with "bind" `EADDRINUSE`, delivering
+/// nothing; returns the failure for a closer look.
+async fn bind_failure(
+    events: &mut Events,
+    builder: actix_socket_factory::SocketFactoryBuilder,
+) -> actix_socket_factory::SocketFailed {
     let _factory = builder.start();
     let failed = events.next_failed(LIMIT).await.expect("SocketFailed");
     assert_eq!(failed.operation, Operation::Bind, "{failed}");
     assert_eq!(failed.errno, Some(libc::EADDRINUSE), "{failed}");
     assert!(events.try_created().is_none());
+    failed
 }
 
 fn is_socket(path: &Path) -> bool {
@@ -408,7 +413,11 @@ async fn stale_socket_file_is_replaced_only_when_asked() {
     let mut events = Events::start();
 
     let refused = events.builder().bind_address(path.as_path());
-    bind_failure(&mut events, refused).await;
+    let failed = bind_failure(&mut events, refused).await;
+    assert!(
+        failed.error.to_string().contains("replace_stale_socket"),
+        "the text says how to opt in: {failed}"
+    );
     assert_eq!(inode(&path), stale, "not replaced without the opt-in");
     let still_stale = std::os::unix::net::UnixStream::connect(&path).map_err(|e| e.raw_os_error());
     assert_eq!(still_stale.err(), Some(Some(libc::ECONNREFUSED)));
