@@ -294,8 +294,9 @@ impl SocketFactoryBuilder {
 
     /// The address family. POE: `SocketDomain` (default `AF_INET`).
     ///
-    /// When left unset, it follows the addresses given: an IPv6 literal makes INET6, a path UNIX,
-    /// anything else INET.
+    /// When left unset, it follows the addresses given: an IPv6 literal makes INET6; a path (a
+    /// `Path`, or a string starting with `/`) or an abstract name (`@name`) makes UNIX; anything
+    /// else INET. A relative path needs `domain(Domain::Unix)`, as it could be a host name.
     pub fn domain(mut self, domain: Domain) -> Self {
         self.spec.domain = Some(domain);
         self
@@ -421,8 +422,13 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// Gives a UNIX socket file this mode (e.g. `0o660`). The socket is born with at most these
-    /// permissions: there is no moment where the file is more open than asked.
+    /// Gives a UNIX socket file this mode (e.g. `0o660`), exactly, whatever the umask.
+    ///
+    /// # Notes
+    /// On Linux the file is born with at most these permissions (the mode is set on the socket
+    /// before `bind`), so there is no moment where it is more open than asked; elsewhere the mode
+    /// is set just after `bind`, and until then the umask alone limits it. Setting the mode
+    /// never follows a symlink. A failure is reported as "bind".
     pub fn unix_mode(mut self, mode: u32) -> Self {
         self.spec.unix.mode = Some(mode & 0o7777);
         self
@@ -430,6 +436,10 @@ impl SocketFactoryBuilder {
 
     /// Lets a UNIX server replace a stale socket file (one nothing listens on) left at its path by
     /// a crash. A live socket is never replaced, nor anything that is not a socket.
+    ///
+    /// # Errors
+    /// Without it a stale file fails the start: `SocketFailed` "bind" `EADDRINUSE`, whose text
+    /// names this option. A live socket at the path fails the same way, with or without it.
     pub fn replace_stale_socket(mut self, replace: bool) -> Self {
         self.spec.unix.replace_stale = replace;
         self

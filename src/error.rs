@@ -22,7 +22,8 @@ pub enum Operation {
     Socket,
     /// `setsockopt(2)`, for `Reuse` and the other socket options.
     SetSockOpt,
-    /// `bind(2)`, including the checks made on an existing UNIX socket file.
+    /// `bind(2)`, including the checks made on an existing UNIX socket file and setting the
+    /// file's mode.
     Bind,
     /// `listen(2)`.
     Listen,

@@ -75,6 +75,8 @@ pub struct SocketFactory {
     accept_generation: u64,
     /// A finished one-shot socket waiting for a success recipient.
     held: Option<SocketCreated>,
+    /// The local address of the one-shot socket, kept for `GetSockName` after delivery.
+    local: Option<SocketAddress>,
     exhausted: bool,
     counters: Counters,
     /// Domain and type of the listening socket, given to each accepted one.
@@ -115,6 +117,7 @@ impl SocketFactory {
             accepting: None,
             accept_generation: 0,
             held: None,
+            local: None,
             exhausted: false,
             counters: Counters::default(),
             kind: (Domain::Inet, SocketType::Stream),
@@ -309,6 +312,10 @@ impl SocketFactory {
     ) {
         self.counters.accepted += 1;
         self.failed_starts = 0;
+        self.local = socket
+            .local_addr()
+            .ok()
+            .map(|addr| SocketAddress::from_sockaddr(&addr));
         let created = self.created(socket, peer, domain, socket_type, None);
         self.held = Some(created);
         self.flush_held(ctx);
@@ -534,11 +541,14 @@ impl Actor for SocketFactory {
 impl SocketFactory {
     /// Closes the listener, drops a held socket and removes our socket file.
     fn release(&mut self) {
+        // The file first, while our socket still holds its inode: where the file system reuses
+        // inode numbers, a closed socket's number could already name a newer file at the path.
+        self.file = None;
         self.accepting = None;
         self.accept_generation += 1;
         self.listener = None;
         self.held = None;
-        self.file = None;
+        self.local = None;
         self.exhausted = false;
     }
 }
@@ -603,10 +613,15 @@ impl Handler<GetSockName> for SocketFactory {
             (Some(listener), _) => listener.get_ref(),
             (None, Some(held)) => &held.socket,
             (None, None) => {
+                // A delivered one-shot socket: the factory still knows where it was bound
+                // (for a UNIX datagram socket, the file it keeps).
+                if let Some(local) = &self.local {
+                    return Ok(local.clone());
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "the factory holds no socket (not made yet, delivered, or failed)",
-                ))
+                ));
             }
         };
         socket

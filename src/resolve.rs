@@ -64,6 +64,10 @@ impl Spec {
             .find_map(|address| match address {
                 Address::Ip(IpAddr::V6(_)) => Some(Domain::Inet6),
                 Address::Path(_) | Address::Abstract(_) => Some(Domain::Unix),
+                // No host name starts so: an absolute path, or an abstract name (`@name`).
+                Address::Host(text) if text.starts_with('/') || text.starts_with('@') => {
+                    Some(Domain::Unix)
+                }
                 _ => None,
             });
         implied.unwrap_or(Domain::Inet)

@@ -55,10 +55,43 @@ pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
 /// `fchmod(2)` on an unbound UNIX socket. On Linux the file `bind(2)` makes takes its mode from
 /// the socket's inode (less the umask), so setting it first leaves no moment where the file is
 /// more open than asked (the seastar#2051 race of chmod-after-bind).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn fchmod(socket: &Socket, mode: u32) -> io::Result<()> {
     // SAFETY: fchmod reads no memory of ours; the descriptor is valid for `socket`'s lifetime.
     match unsafe { libc::fchmod(socket.as_raw_fd(), mode as libc::mode_t) } {
         -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// `fchmodat(2)` with `AT_SYMLINK_NOFOLLOW`: changes the mode of the file at `path` itself,
+/// never of what a symlink there points to.
+///
+/// # Errors
+/// `EOPNOTSUPP` (or `ENOTSUP`) when the path is a symlink, or when the C library cannot do it
+/// safely (glibc before 2.32, or without `/proc`); the caller decides what to do then.
+pub(crate) fn chmod_nofollow(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call, which only reads it.
+    let done = unsafe {
+        libc::fchmodat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            mode as libc::mode_t,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    match done {
+        -1 => {
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                // One answer for "cannot do it without following", whatever the platform's spelling.
+                Some(libc::ENOTSUP) => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+                _ => Err(error),
+            }
+        }
         _ => Ok(()),
     }
 }

@@ -114,10 +114,16 @@ fn systemd_socket_activation_serves_the_inherited_listener() {
         .env("LISTEN_FDNAMES", "web")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    // SAFETY: dup2 is async-signal-safe; it runs in the forked child before exec.
+    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child before exec.
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(fd, 3) == -1 {
+            // dup2 onto itself would keep FD_CLOEXEC: clear it instead when already on 3.
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc == -1 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -145,11 +151,12 @@ fn systemd_child() {
     system.block_on(async {
         let mut events = Events::start();
         let server = events.builder().systemd(Some("web")).start();
-        let local = server
-            .send(GetSockName)
-            .await
-            .expect("answer")
-            .expect("inherited");
+        let Ok(Ok(local)) = server.send(GetSockName).await else {
+            panic!(
+                "no inherited listener: {:?}",
+                events.next_failed(LIMIT).await
+            );
+        };
         let created = tokio::time::timeout(Duration::from_secs(20), events.next_created(LIMIT))
             .await
             .expect("in time")

@@ -73,7 +73,7 @@ pub fn run_child(name: &str, limit: Duration) -> String {
         .args([
             name,
             "--exact",
-            "--ignored",
+            "--include-ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -135,4 +135,23 @@ pub fn cpu_time() -> Duration {
     };
     let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// A fresh temporary directory and the path `name` in it, for a UNIX socket; the directory and
+/// whatever is left in it go when the `TempDir` drops.
+pub fn temp_socket_path(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// For tests that count the process's descriptors (or change its limits): true in the child
+/// process, which then runs the body; in the parent, runs test `name` in a child (see
+/// [`run_child`]), fails if the child failed, and returns false.
+pub fn run_in_child(name: &str) -> bool {
+    if in_child(name) {
+        return true;
+    }
+    run_child(name, Duration::from_secs(120));
+    false
 }
