@@ -191,6 +191,7 @@ impl SocketFactory {
         let attempt = connect::connect(
             candidates,
             move |addr: &SockAddr| open::open(&opener, addr.domain()),
+            self.spec.happy_eyeballs_delay,
             deadline,
         );
         ctx.spawn(
@@ -199,6 +200,11 @@ impl SocketFactory {
                 .map(move |connected, act, ctx| match connected {
                     Ok((Opened { socket, file }, peer)) => {
                         act.file = file;
+                        // A client given both families delivers the winner's.
+                        let plan = Plan {
+                            domain: Domain::of(&peer).unwrap_or(plan.domain),
+                            ..plan
+                        };
                         let peer = SocketAddress::from_sockaddr(&peer);
                         log::debug!("factory {}: connected to {peer}", act.id);
                         act.finish(socket, Some(peer), &plan, ctx);
@@ -309,6 +315,13 @@ impl SocketFactory {
                     log::info!("factory {}: accepting again after back-off", self.id);
                 }
                 let domain = self.spec.effective_domain();
+                let options = &self.spec.options;
+                if let Err(failure) = options.apply_accepted(&socket, domain.to_socket2()) {
+                    // Delivering it would break the promise of the options asked for: drop
+                    // this socket, say why, keep accepting.
+                    self.report(failure);
+                    return true;
+                }
                 // accept(2) gives no useful address for UNIX clients (POE leaves it undef).
                 let peer = match domain {
                     Domain::Unix => None,

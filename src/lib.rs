@@ -18,7 +18,8 @@
 //! - [`SocketFactoryBuilder`] (`builder`): the description, with POE's parameter names in its docs.
 //! - [`SocketFactory`] (`factory`): the actor and its life.
 //! - `accept`: the accept loop, its error classes, back-off and delivery cap.
-//! - `connect`: the client path.
+//! - `connect`: the client path, with RFC 8305 address racing.
+//! - `options`: socket options set before delivery (`TCP_NODELAY`, keepalive, buffers, ...).
 //! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
 //! - messages (`messages`) and errors (`error`).
 //!
@@ -87,6 +88,7 @@ mod factory;
 mod messages;
 mod netdb;
 mod open;
+mod options;
 mod resolve;
 mod sys;
 mod unix;
@@ -95,8 +97,8 @@ pub mod testing;
 
 pub use addr::{Address, Port, SocketAddress};
 pub use builder::{
-    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_MAX_OUTSTANDING,
-    DEFAULT_OWNER_CHECK,
+    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_HAPPY_EYEBALLS_DELAY,
+    DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK,
 };
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
