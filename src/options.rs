@@ -1,24 +1,5 @@
 //! Socket options a factory sets before it delivers a socket: the typed builder methods, their
-//! checks, and the one place each is applied.
-//!
-//! # Where each option is set
-//! - **Every socket the factory makes** (listener, client, datagram), before `bind(2)`:
-//!   `SO_SNDBUF`, `SO_RCVBUF` and, on IPv6 sockets, `IPV6_V6ONLY`. Buffer sizes must be set
-//!   before `listen(2)` or `connect(2)` to count for TCP's window scale (tcp(7)); the sockets a
-//!   listener accepts inherit them.
-//! - **Every delivered connection**: `TCP_NODELAY`, keepalive, `SO_LINGER`, `IP_TTL` /
-//!   `IPV6_UNICAST_HOPS`. A client's socket gets them before `connect(2)`; a server sets them on
-//!   each accepted socket (not every OS copies them from the listener), and does no work there
-//!   when none is asked for.
-//! - **Datagram sockets**, before `bind(2)`: `SO_BROADCAST` and multicast group joins.
-//!
-//! # Errors
-//! A value the kernel refuses makes a [`SocketFailed`](crate::SocketFailed) with
-//! [`Operation::SetSockOpt`]: the factory stops when it happens while making its own socket. On an
-//! accepted socket it drops that socket (delivering it would break the promise of the options)
-//! and reports the failure, and the server keeps accepting. Options that cannot fit the socket
-//! (`TCP_NODELAY` on a datagram socket, ...) are [`ConfigError::UnfitOption`]s, found before any
-//! socket is made.
+//! checks, and the one place each is applied (documented on the builder's options block).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -283,9 +264,50 @@ impl SocketOptions {
     }
 }
 
-/// Socket options, set before a socket is delivered. None has a POE equivalent (POE leaves them
-/// to `setsockopt` on the handle the `SuccessEvent` gives); see the `options` module notes in the
-/// crate docs for where each is set.
+/// Socket options, set before a socket is delivered. POE has none of them (it leaves them to
+/// `setsockopt` on the handle its `SuccessEvent` gives); unset ones keep the system's defaults.
+///
+///
+/// # Where each option is set
+/// - **Every socket the factory makes** (listener, client, datagram), before `bind(2)`:
+///   `SO_SNDBUF`, `SO_RCVBUF` and, on IPv6 sockets, `IPV6_V6ONLY`. Buffer sizes must be set
+///   before `listen(2)` or `connect(2)` to count for TCP's window scale (tcp(7)); the sockets a
+///   listener accepts inherit them.
+/// - **Every delivered socket**: `IP_TTL` / `IPV6_UNICAST_HOPS` and, on streams, `TCP_NODELAY`,
+///   keepalive, `SO_LINGER`. A client's or datagram socket gets them before `connect(2)` or
+///   `bind(2)`; a server sets them on each accepted socket (not every OS copies them from the
+///   listener), and does no work there when none is asked for.
+/// - **Datagram sockets**, before `bind(2)`: `SO_BROADCAST` and multicast group joins.
+///
+/// # Errors
+/// A value the kernel refuses makes a [`SocketFailed`](crate::SocketFailed) with
+/// [`Operation::SetSockOpt`]: the factory stops when it happens while making its own socket. On an
+/// accepted socket it drops that socket (delivering it would break the promise of the options)
+/// and reports the failure, and the server keeps accepting. Options that cannot fit the socket
+/// (`TCP_NODELAY` on a datagram socket, ...) are [`ConfigError::UnfitOption`]s, found before any
+/// socket is made.
+///
+/// # Example
+/// ```
+/// # use actix::prelude::*;
+/// # use actix_socket_factory::{SocketFactory, SocketCreated, SocketFailed};
+/// # use std::time::Duration;
+/// # struct Owner;
+/// # impl Actor for Owner { type Context = Context<Self>; }
+/// # impl Handler<SocketCreated> for Owner { type Result = (); fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {} }
+/// # impl Handler<SocketFailed> for Owner { type Result = (); fn handle(&mut self, _: SocketFailed, _: &mut Context<Self>) {} }
+/// # #[actix::main] async fn main() {
+/// let owner = Owner.start();
+/// let server = SocketFactory::builder()
+///     .bind_address("127.0.0.1")
+///     .tcp_nodelay(true)                          // on each accepted socket
+///     .tcp_keepalive_time(Duration::from_secs(60))
+///     .recv_buffer_size(1 << 20)                  // on the listener, before listen(2)
+///     .owner(&owner)
+///     .start();
+/// # let _ = server;
+/// # }
+/// ```
 impl SocketFactoryBuilder {
     /// `TCP_NODELAY` on each delivered connection: sends small writes at once instead of
     /// coalescing them (Nagle's algorithm). See tcp(7).
