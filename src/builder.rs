@@ -314,7 +314,10 @@ impl SocketFactoryBuilder {
     /// The address family. POE: `SocketDomain` (default `AF_INET`).
     ///
     /// When left unset, it follows the addresses given: an IPv6 literal makes INET6, a path UNIX,
-    /// anything else INET.
+    /// anything else INET. A stream client left unset, without a bind address, takes a host
+    /// name's addresses of both families and races them (see
+    /// [`remote_addresses`](Self::remote_addresses)); set INET or INET6 to keep one family, as
+    /// POE does.
     pub fn domain(mut self, domain: Domain) -> Self {
         self.spec.domain = Some(domain);
         self
@@ -368,8 +371,8 @@ impl SocketFactoryBuilder {
     /// closed; only when all fail does the owner get one `SocketFailed` with the last error.
     /// [`connect_timeout`](Self::connect_timeout) bounds the whole race.
     ///
-    /// The list replaces `remote_address` and `remote_port` given before; a later
-    /// `remote_address` replaces the list. Without an explicit [`domain`](Self::domain) or a bind
+    /// The list replaces `remote_address` and `remote_port` given before, and each address
+    /// keeps its own port; a later `remote_address` replaces the list. Without an explicit [`domain`](Self::domain) or a bind
     /// address, the list may mix IPv4 and IPv6, and the delivered [`SocketCreated::domain`] is
     /// the winner's family.
     ///
