@@ -6,6 +6,7 @@
 //! `"SOCK_DGRAM"`, `"tcp"`) parse into them with `FromStr`.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::adopt::Source;
 use crate::error::ConfigError;
 use crate::factory::SocketFactory;
 use crate::messages::{SocketCreated, SocketFailed};
+use crate::options::SocketOptions;
 
 /// The socket's address family: POE's `SocketDomain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +36,16 @@ impl Domain {
             Domain::Inet => socket2::Domain::IPV4,
             Domain::Inet6 => socket2::Domain::IPV6,
             Domain::Unix => socket2::Domain::UNIX,
+        }
+    }
+
+    /// The domain of an address's family, if it is one of ours.
+    pub(crate) fn of(addr: &socket2::SockAddr) -> Option<Domain> {
+        match addr.domain() {
+            socket2::Domain::IPV4 => Some(Domain::Inet),
+            socket2::Domain::IPV6 => Some(Domain::Inet6),
+            socket2::Domain::UNIX => Some(Domain::Unix),
+            _ => None,
         }
     }
 
@@ -217,6 +229,11 @@ pub(crate) struct Spec {
     pub(crate) bind_port: Option<Port>,
     pub(crate) remote_address: Option<Address>,
     pub(crate) remote_port: Option<Port>,
+    /// Every candidate given by `remote_addresses`; `remote_address`/`remote_port` then hold the
+    /// first, so the role and the domain follow from them as for a single address.
+    pub(crate) remote_list: Option<Vec<SocketAddr>>,
+    pub(crate) happy_eyeballs_delay: Duration,
+    pub(crate) options: SocketOptions,
     pub(crate) listen_queue: Option<u32>,
     pub(crate) reuse: Option<bool>,
     pub(crate) reuse_port: bool,
@@ -229,6 +246,10 @@ pub(crate) struct Spec {
 
 /// Default cap on sockets sent to the owner and not yet handled by it.
 pub const DEFAULT_MAX_OUTSTANDING: usize = 1024;
+
+/// Default stagger between two connection attempts of a client: RFC 8305's recommended
+/// "Connection Attempt Delay".
+pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
 /// Default period of the check that the owner is still there.
 pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
@@ -243,6 +264,9 @@ impl Default for Spec {
             bind_port: None,
             remote_address: None,
             remote_port: None,
+            remote_list: None,
+            happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
+            options: SocketOptions::default(),
             listen_queue: None,
             reuse: None,
             reuse_port: false,
@@ -296,7 +320,10 @@ impl SocketFactoryBuilder {
     ///
     /// When left unset, it follows the addresses given: an IPv6 literal makes INET6; a path (a
     /// `Path`, or a string starting with `/`) or an abstract name (`@name`) makes UNIX; anything
-    /// else INET. A relative path needs `domain(Domain::Unix)`, as it could be a host name.
+    /// else INET. A relative path needs `domain(Domain::Unix)`, as it could be a host name. A
+    /// stream client left unset, without a bind address, takes a host name's addresses of both
+    /// families and races them (see [`remote_addresses`](Self::remote_addresses)); set INET or
+    /// INET6 to keep one family, as POE does.
     pub fn domain(mut self, domain: Domain) -> Self {
         self.spec.domain = Some(domain);
         self
@@ -330,8 +357,47 @@ impl SocketFactoryBuilder {
 
     /// The address to connect to: an IP, a host name or a UNIX path. Its presence makes a
     /// client. POE: `RemoteAddress`.
+    ///
+    /// A host name with several addresses is raced as described under
+    /// [`remote_addresses`](Self::remote_addresses); it replaces a list given before.
     pub fn remote_address(mut self, address: impl Into<Address>) -> Self {
         self.spec.remote_address = Some(address.into());
+        self.spec.remote_list = None;
+        self
+    }
+
+    /// Several addresses to connect to, each with its port: the first that connects is
+    /// delivered. No POE equivalent (POE tries the first address of a name only).
+    ///
+    /// The candidates are raced as RFC 8305 ("Happy Eyeballs" v2) describes: families
+    /// interleaved, IPv6 first, the given order kept within a family; a new attempt starts every
+    /// [`happy_eyeballs_delay`](Self::happy_eyeballs_delay) while earlier ones are still under
+    /// way, or as soon as one fails (no sooner than 10 ms after the previous start, RFC 8305
+    /// §5's floor). The first to connect is delivered and the others are
+    /// closed; only when all fail does the owner get one `SocketFailed` with the last error.
+    /// [`connect_timeout`](Self::connect_timeout) bounds the whole race.
+    ///
+    /// The list replaces `remote_address` and `remote_port` given before, and each address
+    /// keeps its own port; a later `remote_address` replaces the list. Without an explicit [`domain`](Self::domain) or a bind
+    /// address, the list may mix IPv4 and IPv6, and the delivered [`SocketCreated::domain`] is
+    /// the winner's family.
+    ///
+    /// # Errors
+    /// An empty list, or an address of the wrong family for an explicit domain, is a
+    /// [`ConfigError`].
+    pub fn remote_addresses(mut self, addresses: impl IntoIterator<Item = SocketAddr>) -> Self {
+        let list: Vec<SocketAddr> = addresses.into_iter().collect();
+        self.spec.remote_address = list.first().map(|addr| Address::Ip(addr.ip()));
+        self.spec.remote_port = list.first().map(|addr| Port::Number(addr.port()));
+        self.spec.remote_list = Some(list);
+        self
+    }
+
+    /// The stagger between two connection attempts when a client has several addresses
+    /// (default [`DEFAULT_HAPPY_EYEBALLS_DELAY`], 250 ms); values under 10 ms are taken as
+    /// 10 ms, RFC 8305's floor. RFC 8305 recommends 100 ms to 2 s.
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.spec.happy_eyeballs_delay = delay.max(crate::connect::MIN_ATTEMPT_GAP);
         self
     }
 
@@ -406,7 +472,7 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// Bounds a client's connect, name lookup included; on expiry the owner gets `SocketFailed`
+    /// Bounds a client's connect, name lookup and every raced address included; on expiry the owner gets `SocketFailed`
     /// "connect" with `ETIMEDOUT` and the half-open socket is closed. Default: none (the kernel's
     /// own limit).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {

@@ -259,6 +259,7 @@ impl SocketFactory {
         let attempt = connect::connect(
             candidates,
             move |addr: &SockAddr| open::open(&opener, addr.domain()),
+            self.spec.happy_eyeballs_delay,
             deadline,
         );
         ctx.spawn(
@@ -267,6 +268,11 @@ impl SocketFactory {
                 .map(move |connected, act, ctx| match connected {
                     Ok((Opened { socket, file }, peer)) => {
                         act.file = file;
+                        // A client given both families delivers the winner's.
+                        let plan = Plan {
+                            domain: Domain::of(&peer).unwrap_or(plan.domain),
+                            ..plan
+                        };
                         let peer = SocketAddress::from_sockaddr(&peer);
                         log::debug!("factory {}: connected to {peer}", act.id);
                         act.finish(socket, Some(peer), (plan.domain, plan.socket_type), ctx);
@@ -408,6 +414,16 @@ impl SocketFactory {
                 }
                 self.counters.accepted += 1;
                 let (domain, socket_type) = self.kind;
+                if let Err(failure) = self
+                    .spec
+                    .options
+                    .apply_accepted(&socket, domain.to_socket2())
+                {
+                    // Delivering it would break the promise of the options asked for: drop
+                    // this socket, say why, keep accepting.
+                    self.report(failure);
+                    return true;
+                }
                 // accept(2) gives no useful address for UNIX clients (POE leaves it undef).
                 let peer = match domain {
                     Domain::Unix => None,

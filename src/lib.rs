@@ -18,7 +18,8 @@
 //! - [`SocketFactoryBuilder`] (`builder`): the description, with POE's parameter names in its docs.
 //! - [`SocketFactory`] (`factory`): the actor and its life.
 //! - `accept`: the accept loop, its error classes, back-off and delivery cap.
-//! - `connect`: the client path.
+//! - `connect`: the client path, with RFC 8305 address racing.
+//! - `options`: socket options set before delivery (`TCP_NODELAY`, keepalive, buffers, ...).
 //! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
 //! - messages (`messages`) and errors (`error`).
 //!
@@ -89,6 +90,7 @@ mod group;
 mod messages;
 mod netdb;
 mod open;
+mod options;
 mod resolve;
 mod stats;
 mod sys;
@@ -98,8 +100,8 @@ pub mod testing;
 
 pub use addr::{Address, Port, SocketAddress};
 pub use builder::{
-    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_MAX_OUTSTANDING,
-    DEFAULT_OWNER_CHECK,
+    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_HAPPY_EYEBALLS_DELAY,
+    DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK,
 };
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;

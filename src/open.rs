@@ -54,6 +54,8 @@ pub(crate) fn new_socket(plan: &Plan, family: socket2::Domain) -> Result<Socket,
 /// (the plan's domain, or a remote candidate's).
 pub(crate) fn open(plan: &Plan, family: socket2::Domain) -> Result<Opened, Failure> {
     let socket = new_socket(plan, family)?;
+    plan.options
+        .apply_made(&socket, family, plan.role, plan.socket_type)?;
     if plan.reuse {
         socket
             .set_reuse_address(true)

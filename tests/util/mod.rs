@@ -155,3 +155,69 @@ pub fn run_in_child(name: &str) -> bool {
     run_child(name, Duration::from_secs(120));
     false
 }
+
+/// A TCP address on loopback that never answers: a listener with the shortest queue
+/// (`listen(0)`), never accepted from, its queue filled by one client. Linux then drops further
+/// SYNs whatever `tcp_syncookies` says (a full accept queue is checked before cookies), so a
+/// connect to it stays in SYN_SENT. Keep the returned sockets alive while it must stay silent.
+///
+/// Checked, not assumed: a probe connect must still be under way after 200 ms.
+pub async fn black_hole(
+    ip: std::net::IpAddr,
+) -> (socket2::Socket, tokio::net::TcpStream, SocketAddr) {
+    let addr = SocketAddr::new(ip, 0);
+    let listener = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    listener.bind(&addr.into()).expect("bind");
+    listener.listen(0).expect("listen(0)");
+    let addr = listener
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet");
+    let filler = tokio::time::timeout(LIMIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("the first client fits the queue in time")
+        .expect("the first client connects");
+    let probe = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    assert!(
+        probe.is_err(),
+        "the black-hole trick failed here: a connect to a full listen queue completed"
+    );
+    (listener, filler, addr)
+}
+
+/// How many sockets of this network namespace are in SYN_SENT towards `port` (from
+/// /proc/net/tcp and tcp6): a connect attempt still open.
+pub fn syn_sent_to(port: u16) -> usize {
+    const SYN_SENT: &str = "02";
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // sl, local_address, rem_address, st, ...
+            let mut fields = line.split_whitespace().skip(2);
+            let (Some(remote), Some(state)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let remote_port = remote
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if state == SYN_SENT && remote_port == Some(port) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
