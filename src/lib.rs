@@ -20,6 +20,9 @@
 //! - `accept`: the accept loop, its error classes, back-off and delivery cap.
 //! - `connect`: the client path.
 //! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
+//! - [`Endpoint`] (`endpoint`): `tcp://host:port`, `unix:/path` strings, and [`ToEndpoint`] for
+//!   [`bind`](SocketFactoryBuilder::bind) / [`connect`](SocketFactoryBuilder::connect);
+//!   [`reuse_from_poe`] (`poe`) for POE's `Reuse` spellings.
 //! - messages (`messages`) and errors (`error`).
 //!
 //! # Example
@@ -82,11 +85,13 @@ mod accept;
 mod addr;
 mod builder;
 mod connect;
+mod endpoint;
 mod error;
 mod factory;
 mod messages;
 mod netdb;
 mod open;
+mod poe;
 mod resolve;
 mod sys;
 mod unix;
@@ -98,10 +103,12 @@ pub use builder::{
     Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_MAX_OUTSTANDING,
     DEFAULT_OWNER_CHECK,
 };
+pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
 pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents,
     SocketCreated, SocketFailed, StopFactory,
 };
+pub use poe::reuse_from_poe;
 pub use socket2;

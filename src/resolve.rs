@@ -44,7 +44,7 @@ pub(crate) struct Plan {
 }
 
 /// The longest UNIX path `sun_path` holds, keeping room for the terminating NUL.
-fn max_unix_path() -> usize {
+pub(crate) fn max_unix_path() -> usize {
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
     let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_path.len() - 1
@@ -142,11 +142,17 @@ fn check_name(what: &'static str, name: &str) -> Result<(), ConfigError> {
 fn check_port(port: &Port) -> Result<(), ConfigError> {
     match port {
         Port::Number(_) => Ok(()),
-        Port::Service(name) if name.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => {
+        // Digits that do not fit a u16 ("70000") or a signed number ("-1"): a number out of
+        // range, not a service name.
+        Port::Service(name) if name.trim().parse::<i128>().is_ok() || is_digits(name) => {
             Err(ConfigError::InvalidPort(name.clone()))
         }
         Port::Service(name) => check_name("service", name),
     }
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn check_protocol(number: i32, socket_type: SocketType) -> Result<(), ConfigError> {
