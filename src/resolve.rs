@@ -237,6 +237,9 @@ pub(crate) fn plan_now(spec: &Spec) -> Option<Result<Plan, Failure>> {
 
 /// Looks up every name in `spec` off the actor's thread, then plans.
 pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
+    // Bad input is a config error, found before any name goes to a resolver (an empty or
+    // NUL-holding name would otherwise come back as the resolver's failure, or worse, a query).
+    spec.validate().map_err(Failure::config)?;
     let mut spec = spec;
     let domain = spec.effective_domain();
     let transport = match spec.socket_type {

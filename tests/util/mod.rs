@@ -1,6 +1,11 @@
 //! Shared helpers for the integration tests: loopback addresses, bounded waits, socket checks.
 #![allow(dead_code)]
 
+pub mod child;
+pub mod dns;
+pub mod latency;
+pub mod netns;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
