@@ -1,21 +1,7 @@
 //! Endpoint strings (`tcp://127.0.0.1:8080`, `unix:/run/app.sock`) and the one conversion,
 //! [`ToEndpoint`], through which the builder's [`bind`](SocketFactoryBuilder::bind) and
-//! [`connect`](SocketFactoryBuilder::connect) take whatever address the caller already has.
-//!
-//! # Syntax
-//! | form | meaning |
-//! | --- | --- |
-//! | `tcp://HOST:PORT` | stream, INET (INET6 for a bracketed IPv6 literal) |
-//! | `tcp4://HOST:PORT`, `tcp6://HOST:PORT` | stream, family fixed: a host name is resolved in it |
-//! | `udp://HOST:PORT`, `udp4://…`, `udp6://…` | the same, datagram |
-//! | `unix:PATH`, `unix:///abs/path` | UNIX stream socket at a path |
-//! | `unix:@NAME` | UNIX stream socket, Linux abstract name |
-//! | `unix-dgram:PATH`, `unix-dgram:@NAME` | UNIX datagram socket (alias `unixgram:`) |
-//!
-//! `HOST` is an IPv4 literal, an IPv6 literal in brackets (`[::1]`) or a host name (letters,
-//! digits, `.`, `-`, `_`). `PORT` is a number from 0 to 65535 or a service name (`http`); it is
-//! required (write `:0` to let the kernel choose). Schemes are read in any case. Names are looked
-//! up when the factory starts, never while parsing.
+//! [`connect`](SocketFactoryBuilder::connect) take whatever address the caller already has
+//! ([`Endpoint`]'s docs give the syntax).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -117,9 +103,24 @@ impl fmt::Display for Scheme {
 ///
 /// Parse it with [`FromStr`]; [`Display`](fmt::Display) writes it back in a form that parses to
 /// the same value. Hand it to [`SocketFactoryBuilder::bind`] (a server, or a bound datagram
-/// socket) or [`SocketFactoryBuilder::connect`] (a client). See the [module docs](self) for the
-/// syntax.
+/// socket) or [`SocketFactoryBuilder::connect`] (a client).
 ///
+/// # Syntax
+/// | form | meaning |
+/// | --- | --- |
+/// | `tcp://HOST:PORT` | stream, INET (INET6 for a bracketed IPv6 literal) |
+/// | `tcp4://HOST:PORT`, `tcp6://HOST:PORT` | stream, family fixed: a host name is resolved in it |
+/// | `udp://HOST:PORT`, `udp4://…`, `udp6://…` | the same, datagram |
+/// | `unix:PATH`, `unix:///abs/path` | UNIX stream socket at a path |
+/// | `unix:@NAME` | UNIX stream socket, Linux abstract name |
+/// | `unix-dgram:PATH`, `unix-dgram:@NAME` | UNIX datagram socket (alias `unixgram:`) |
+///
+/// `HOST` is an IPv4 literal, an IPv6 literal in brackets (`[::1]`) or a host name (letters,
+/// digits, `.`, `-`, `_`). `PORT` is a number from 0 to 65535 or a service name (`http`); it is
+/// required (write `:0` to let the kernel choose). Schemes are read in any case. Names are looked
+/// up when the factory starts, never while parsing.
+///
+/// # Examples
 /// ```
 /// use actix_socket_factory::{Domain, Endpoint, Port, SocketType};
 ///
@@ -636,7 +637,6 @@ impl SocketFactoryBuilder {
     /// (datagram).
     ///
     /// ```
-    /// # use actix::prelude::*;
     /// # use actix_socket_factory::{Endpoint, GetSockName, SocketFactory};
     /// # use actix_socket_factory::testing::Events;
     /// # #[actix::main] async fn main() {
