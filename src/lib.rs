@@ -21,6 +21,9 @@
 //! - `connect`: the client path, with RFC 8305 address racing.
 //! - `options`: socket options set before delivery (`TCP_NODELAY`, keepalive, buffers, ...).
 //! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
+//! - [`Endpoint`] (`endpoint`): `tcp://host:port`, `unix:/path` strings, and [`ToEndpoint`] for
+//!   [`bind`](SocketFactoryBuilder::bind) / [`connect`](SocketFactoryBuilder::connect);
+//!   [`reuse_from_poe`] (`poe`) for POE's `Reuse` spellings.
 //! - messages (`messages`) and errors (`error`).
 //!
 //! # Example
@@ -84,6 +87,7 @@ mod addr;
 mod adopt;
 mod builder;
 mod connect;
+mod endpoint;
 mod error;
 mod factory;
 mod group;
@@ -91,6 +95,7 @@ mod messages;
 mod netdb;
 mod open;
 mod options;
+mod poe;
 mod resolve;
 mod stats;
 mod sys;
@@ -103,6 +108,7 @@ pub use builder::{
     Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_HAPPY_EYEBALLS_DELAY,
     DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK,
 };
+pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
 pub use group::FactoryGroup;
@@ -110,5 +116,6 @@ pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
     SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
+pub use poe::reuse_from_poe;
 pub use socket2;
 pub use stats::{FactoryStats, GetStats};

@@ -47,7 +47,7 @@ pub(crate) struct Plan {
 }
 
 /// The longest UNIX path `sun_path` holds, keeping room for the terminating NUL.
-fn max_unix_path() -> usize {
+pub(crate) fn max_unix_path() -> usize {
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
     let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_path.len() - 1
@@ -178,11 +178,17 @@ fn check_name(what: &'static str, name: &str) -> Result<(), ConfigError> {
 fn check_port(port: &Port) -> Result<(), ConfigError> {
     match port {
         Port::Number(_) => Ok(()),
-        Port::Service(name) if name.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => {
+        // Digits that do not fit a u16 ("70000") or a signed number ("-1"): a number out of
+        // range, not a service name.
+        Port::Service(name) if name.trim().parse::<i128>().is_ok() || is_digits(name) => {
             Err(ConfigError::InvalidPort(name.clone()))
         }
         Port::Service(name) => check_name("service", name),
     }
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn check_protocol(number: i32, socket_type: SocketType) -> Result<(), ConfigError> {
@@ -267,6 +273,9 @@ pub(crate) fn plan_now(spec: &Spec) -> Option<Result<Plan, Failure>> {
 
 /// Looks up every name in `spec` off the actor's thread, then plans.
 pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
+    // Bad input is a config error, found before any name goes to a resolver (an empty or
+    // NUL-holding name would otherwise come back as the resolver's failure, or worse, a query).
+    spec.validate().map_err(Failure::config)?;
     let mut spec = spec;
     let domain = spec.effective_domain();
     let transport = match spec.socket_type {

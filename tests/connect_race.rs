@@ -123,7 +123,9 @@ async fn all_failing_gives_one_connect_failure_with_the_last_error() {
 
 #[actix::test]
 async fn connect_timeout_bounds_the_whole_race() {
-    let timeout = Duration::from_millis(600);
+    // Long enough that a loaded machine still sees both attempts in SYN_SENT before it expires
+    // (reading /proc/net/tcp can take a while when the TIME_WAIT table is large).
+    let timeout = Duration::from_millis(3000);
     let mut events = Events::start();
     let (_hole4, _filler4, silent_v4) = black_hole(V4).await;
     let (_hole6, _filler6, silent_v6) = black_hole(V6).await;
@@ -134,8 +136,7 @@ async fn connect_timeout_bounds_the_whole_race() {
         .happy_eyeballs_delay(Duration::from_millis(100))
         .connect_timeout(timeout)
         .start();
-    let both_under_way =
-        || syn_sent_to(silent_v4.port()) == 1 && syn_sent_to(silent_v6.port()) == 1;
+    let both_under_way = || syn_sent_to_each(&[silent_v4.port(), silent_v6.port()]) == [1, 1];
     assert!(
         wait_until(timeout, both_under_way).await,
         "the second attempt starts while the first is still under way"

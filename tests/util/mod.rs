@@ -1,6 +1,11 @@
 //! Shared helpers for the integration tests: loopback addresses, bounded waits, socket checks.
 #![allow(dead_code, unused_imports)]
 
+pub mod child;
+pub mod dns;
+pub mod latency;
+pub mod netns;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -198,8 +203,14 @@ pub async fn black_hole(
 /// How many sockets of this network namespace are in SYN_SENT towards `port` (from
 /// /proc/net/tcp and tcp6): a connect attempt still open.
 pub fn syn_sent_to(port: u16) -> usize {
+    syn_sent_to_each(&[port])[0]
+}
+
+/// [`syn_sent_to`] for several ports in one pass over the tables, which can be long when the
+/// TIME_WAIT table is full (other tests, benchmarks).
+pub fn syn_sent_to_each(ports: &[u16]) -> Vec<usize> {
     const SYN_SENT: &str = "02";
-    let mut count = 0;
+    let mut counts = vec![0; ports.len()];
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -210,14 +221,19 @@ pub fn syn_sent_to(port: u16) -> usize {
             let (Some(remote), Some(state)) = (fields.next(), fields.next()) else {
                 continue;
             };
+            if state != SYN_SENT {
+                continue;
+            }
             let remote_port = remote
                 .rsplit(':')
                 .next()
                 .and_then(|hex| u16::from_str_radix(hex, 16).ok());
-            if state == SYN_SENT && remote_port == Some(port) {
-                count += 1;
+            for (count, port) in counts.iter_mut().zip(ports) {
+                if remote_port == Some(*port) {
+                    *count += 1;
+                }
             }
         }
     }
-    count
+    counts
 }
