@@ -100,7 +100,7 @@ impl Message for SocketCreated {
 }
 
 impl SocketCreated {
-    fn expect(&self, domains: &[Domain], socket_type: SocketType, what: &str) -> io::Result<()> {
+    fn check_kind(&self, domains: &[Domain], socket_type: SocketType, what: &str) -> io::Result<()> {
         if domains.contains(&self.domain) && self.socket_type == socket_type {
             Ok(())
         } else {
@@ -131,7 +131,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not an INET or INET6 stream.
     pub fn into_std_tcp(self) -> io::Result<std::net::TcpStream> {
-        self.expect(
+        self.check_kind(
             &[Domain::Inet, Domain::Inet6],
             SocketType::Stream,
             "TCP stream",
@@ -155,7 +155,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not an INET or INET6 datagram socket.
     pub fn into_std_udp(self) -> io::Result<std::net::UdpSocket> {
-        self.expect(
+        self.check_kind(
             &[Domain::Inet, Domain::Inet6],
             SocketType::Datagram,
             "UDP socket",
@@ -177,7 +177,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not a UNIX stream.
     pub fn into_std_unix_stream(self) -> io::Result<std::os::unix::net::UnixStream> {
-        self.expect(&[Domain::Unix], SocketType::Stream, "UNIX stream")?;
+        self.check_kind(&[Domain::Unix], SocketType::Stream, "UNIX stream")?;
         Ok(self.socket.into())
     }
 
@@ -195,7 +195,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not a UNIX datagram socket.
     pub fn into_std_unix_datagram(self) -> io::Result<std::os::unix::net::UnixDatagram> {
-        self.expect(
+        self.check_kind(
             &[Domain::Unix],
             SocketType::Datagram,
             "UNIX datagram socket",
