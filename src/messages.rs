@@ -100,7 +100,12 @@ impl Message for SocketCreated {
 }
 
 impl SocketCreated {
-    fn check_kind(&self, domains: &[Domain], socket_type: SocketType, what: &str) -> io::Result<()> {
+    fn check_kind(
+        &self,
+        domains: &[Domain],
+        socket_type: SocketType,
+        what: &str,
+    ) -> io::Result<()> {
         if domains.contains(&self.domain) && self.socket_type == socket_type {
             Ok(())
         } else {
