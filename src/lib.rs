@@ -5,7 +5,7 @@
 //! messages:
 //!
 //! - **in**: [`PauseAccept`], [`ResumeAccept`], [`SetEvents`], [`GetSockName`], [`GetId`],
-//!   [`StopFactory`];
+//!   [`GetStats`], [`StopFactory`];
 //! - **out**: [`SocketCreated`] (the socket, the peer, the factory's id) and [`SocketFailed`]
 //!   (the [`Operation`], the OS error number and text, the factory's id).
 //!
@@ -24,7 +24,14 @@
 //! - [`Endpoint`] (`endpoint`): `tcp://host:port`, `unix:/path` strings, and [`ToEndpoint`] for
 //!   [`bind`](SocketFactoryBuilder::bind) / [`connect`](SocketFactoryBuilder::connect);
 //!   [`reuse_from_poe`] (`poe`) for POE's `Reuse` spellings.
-//! - messages (`messages`) and errors (`error`).
+//! - `adopt`: sockets made elsewhere ([`adopt`](SocketFactoryBuilder::adopt)) and systemd
+//!   socket activation ([`systemd`](SocketFactoryBuilder::systemd)).
+//! - `unix`: the UNIX socket file's life (stale files, mode, removal of our own file only).
+//! - [`FactoryGroup`] (`group`): one factory per Arbiter on one port, with `SO_REUSEPORT`.
+//! - [`GetStats`] / [`FactoryStats`] (`stats`): live counters.
+//! - messages (`messages`) and errors (`error`); `sys`: the few raw system calls, all the
+//!   crate's `unsafe`.
+//! - [`testing`]: a collecting owner with bounded waits, for message-driven tests.
 //!
 //! # Example
 //! A server on a free loopback port, and a client factory that connects to it:
