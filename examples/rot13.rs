@@ -85,6 +85,12 @@ impl StreamHandler<Result<String, LinesCodecError>> for Session {
             Err(_) => ctx.stop(),
         }
     }
+
+    /// The client sent EOF: flush the replies still queued, then close (the default would
+    /// stop the actor at once and lose them).
+    fn finished(&mut self, _: &mut Context<Self>) {
+        self.out.close();
+    }
 }
 
 impl WriteHandler<LinesCodecError> for Session {}

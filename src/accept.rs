@@ -171,13 +171,16 @@ impl Acceptor {
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
         loop {
             ready!(self.backoff.poll_wait(cx));
-            if ready!(self.poll_permit(cx)).is_none() {
-                return Poll::Ready(None);
-            }
-            let mut guard = match ready!(self.listener.poll_read_ready(cx)) {
+            let listener = Rc::clone(&self.listener);
+            let mut guard = match ready!(listener.poll_read_ready(cx)) {
                 Ok(guard) => guard,
                 Err(error) => return Poll::Ready(Some(AcceptEvent::Fatal(error))),
             };
+            // The permit is taken only once a client waits, so an idle loop holds none and
+            // `outstanding` counts deliveries only. A guard dropped here keeps the readiness.
+            if ready!(self.poll_permit(cx)).is_none() {
+                return Poll::Ready(None);
+            }
             let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
                 Ok(Ok((socket, peer))) => {
                     self.backoff.clear();
@@ -192,7 +195,11 @@ impl Acceptor {
                 }
                 Ok(Err(error)) => error,
                 // WouldBlock: readiness is cleared; the next poll_read_ready waits for a client.
-                Err(_would_block) => continue,
+                // The permit goes back so an idle loop holds none.
+                Err(_would_block) => {
+                    self.permit = None;
+                    continue;
+                }
             };
             match classify(&error) {
                 ErrorClass::Retry => continue,

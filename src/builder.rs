@@ -6,15 +6,18 @@
 //! `"SOCK_DGRAM"`, `"tcp"`) parse into them with `FromStr`.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Handler, Recipient};
 
 use crate::addr::{Address, Port};
+use crate::adopt::Source;
 use crate::error::ConfigError;
 use crate::factory::SocketFactory;
 use crate::messages::{SocketCreated, SocketFailed};
+use crate::options::SocketOptions;
 
 /// The socket's address family: POE's `SocketDomain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +36,16 @@ impl Domain {
             Domain::Inet => socket2::Domain::IPV4,
             Domain::Inet6 => socket2::Domain::IPV6,
             Domain::Unix => socket2::Domain::UNIX,
+        }
+    }
+
+    /// The domain of an address's family, if it is one of ours.
+    pub(crate) fn of(addr: &socket2::SockAddr) -> Option<Domain> {
+        match addr.domain() {
+            socket2::Domain::IPV4 => Some(Domain::Inet),
+            socket2::Domain::IPV6 => Some(Domain::Inet6),
+            socket2::Domain::UNIX => Some(Domain::Unix),
+            _ => None,
         }
     }
 
@@ -207,7 +220,7 @@ pub(crate) struct UnixOptions {
 
 /// Everything that describes the socket, without the recipients: what a restart under a
 /// `Supervisor` makes the socket again from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Spec {
     pub(crate) domain: Option<Domain>,
     pub(crate) socket_type: SocketType,
@@ -216,6 +229,11 @@ pub(crate) struct Spec {
     pub(crate) bind_port: Option<Port>,
     pub(crate) remote_address: Option<Address>,
     pub(crate) remote_port: Option<Port>,
+    /// Every candidate given by `remote_addresses`; `remote_address`/`remote_port` then hold the
+    /// first, so the role and the domain follow from them as for a single address.
+    pub(crate) remote_list: Option<Vec<SocketAddr>>,
+    pub(crate) happy_eyeballs_delay: Duration,
+    pub(crate) options: SocketOptions,
     pub(crate) listen_queue: Option<u32>,
     pub(crate) reuse: Option<bool>,
     pub(crate) reuse_port: bool,
@@ -223,10 +241,15 @@ pub(crate) struct Spec {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) owner_check: Option<Duration>,
     pub(crate) unix: UnixOptions,
+    pub(crate) source: Source,
 }
 
 /// Default cap on sockets sent to the owner and not yet handled by it.
 pub const DEFAULT_MAX_OUTSTANDING: usize = 1024;
+
+/// Default stagger between two connection attempts of a client: RFC 8305's recommended
+/// "Connection Attempt Delay".
+pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
 /// Default period of the check that the owner is still there.
 pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
@@ -241,6 +264,9 @@ impl Default for Spec {
             bind_port: None,
             remote_address: None,
             remote_port: None,
+            remote_list: None,
+            happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
+            options: SocketOptions::default(),
             listen_queue: None,
             reuse: None,
             reuse_port: false,
@@ -248,6 +274,7 @@ impl Default for Spec {
             connect_timeout: None,
             owner_check: Some(DEFAULT_OWNER_CHECK),
             unix: UnixOptions::default(),
+            source: Source::Describe,
         }
     }
 }
@@ -291,8 +318,12 @@ impl SocketFactoryBuilder {
 
     /// The address family. POE: `SocketDomain` (default `AF_INET`).
     ///
-    /// When left unset, it follows the addresses given: an IPv6 literal makes INET6, a path UNIX,
-    /// anything else INET.
+    /// When left unset, it follows the addresses given: an IPv6 literal makes INET6; a path (a
+    /// `Path`, or a string starting with `/`) or an abstract name (`@name`) makes UNIX; anything
+    /// else INET. A relative path needs `domain(Domain::Unix)`, as it could be a host name. A
+    /// stream client left unset, without a bind address, takes a host name's addresses of both
+    /// families and races them (see [`remote_addresses`](Self::remote_addresses)); set INET or
+    /// INET6 to keep one family, as POE does.
     pub fn domain(mut self, domain: Domain) -> Self {
         self.spec.domain = Some(domain);
         self
@@ -326,8 +357,47 @@ impl SocketFactoryBuilder {
 
     /// The address to connect to: an IP, a host name or a UNIX path. Its presence makes a
     /// client. POE: `RemoteAddress`.
+    ///
+    /// A host name with several addresses is raced as described under
+    /// [`remote_addresses`](Self::remote_addresses); it replaces a list given before.
     pub fn remote_address(mut self, address: impl Into<Address>) -> Self {
         self.spec.remote_address = Some(address.into());
+        self.spec.remote_list = None;
+        self
+    }
+
+    /// Several addresses to connect to, each with its port: the first that connects is
+    /// delivered. No POE equivalent (POE tries the first address of a name only).
+    ///
+    /// The candidates are raced as RFC 8305 ("Happy Eyeballs" v2) describes: families
+    /// interleaved, IPv6 first, the given order kept within a family; a new attempt starts every
+    /// [`happy_eyeballs_delay`](Self::happy_eyeballs_delay) while earlier ones are still under
+    /// way, or as soon as one fails (no sooner than 10 ms after the previous start, RFC 8305
+    /// §5's floor). The first to connect is delivered and the others are
+    /// closed; only when all fail does the owner get one `SocketFailed` with the last error.
+    /// [`connect_timeout`](Self::connect_timeout) bounds the whole race.
+    ///
+    /// The list replaces `remote_address` and `remote_port` given before, and each address
+    /// keeps its own port; a later `remote_address` replaces the list. Without an explicit [`domain`](Self::domain) or a bind
+    /// address, the list may mix IPv4 and IPv6, and the delivered [`SocketCreated::domain`] is
+    /// the winner's family.
+    ///
+    /// # Errors
+    /// An empty list, or an address of the wrong family for an explicit domain, is a
+    /// [`ConfigError`].
+    pub fn remote_addresses(mut self, addresses: impl IntoIterator<Item = SocketAddr>) -> Self {
+        let list: Vec<SocketAddr> = addresses.into_iter().collect();
+        self.spec.remote_address = list.first().map(|addr| Address::Ip(addr.ip()));
+        self.spec.remote_port = list.first().map(|addr| Port::Number(addr.port()));
+        self.spec.remote_list = Some(list);
+        self
+    }
+
+    /// The stagger between two connection attempts when a client has several addresses
+    /// (default [`DEFAULT_HAPPY_EYEBALLS_DELAY`], 250 ms); values under 10 ms are taken as
+    /// 10 ms, RFC 8305's floor. RFC 8305 recommends 100 ms to 2 s.
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.spec.happy_eyeballs_delay = delay.max(crate::connect::MIN_ATTEMPT_GAP);
         self
     }
 
@@ -402,7 +472,7 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// Bounds a client's connect, name lookup included; on expiry the owner gets `SocketFailed`
+    /// Bounds a client's connect, name lookup and every raced address included; on expiry the owner gets `SocketFailed`
     /// "connect" with `ETIMEDOUT` and the half-open socket is closed. Default: none (the kernel's
     /// own limit).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -418,8 +488,13 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// Gives a UNIX socket file this mode (e.g. `0o660`). The socket is born with at most these
-    /// permissions: there is no moment where the file is more open than asked.
+    /// Gives a UNIX socket file this mode (e.g. `0o660`), exactly, whatever the umask.
+    ///
+    /// # Notes
+    /// On Linux the file is born with at most these permissions (the mode is set on the socket
+    /// before `bind`), so there is no moment where it is more open than asked; elsewhere the mode
+    /// is set just after `bind`, and until then the umask alone limits it. Setting the mode
+    /// never follows a symlink. A failure is reported as "bind".
     pub fn unix_mode(mut self, mode: u32) -> Self {
         self.spec.unix.mode = Some(mode & 0o7777);
         self
@@ -427,8 +502,42 @@ impl SocketFactoryBuilder {
 
     /// Lets a UNIX server replace a stale socket file (one nothing listens on) left at its path by
     /// a crash. A live socket is never replaced, nor anything that is not a socket.
+    ///
+    /// # Errors
+    /// Without it a stale file fails the start: `SocketFailed` "bind" `EADDRINUSE`, whose text
+    /// names this option. A live socket at the path fails the same way, with or without it.
     pub fn replace_stale_socket(mut self, replace: bool) -> Self {
         self.spec.unix.replace_stale = replace;
+        self
+    }
+
+    /// Uses a socket made elsewhere instead of making one: a listening `std::net::TcpListener`
+    /// or `UnixListener` (served like a factory-made server), a bound `UdpSocket` or
+    /// `UnixDatagram` (delivered at once), or any `OwnedFd` / socket2 `Socket` of those kinds.
+    /// Not in POE.
+    ///
+    /// The factory works on a non-blocking, close-on-exec duplicate (a blocking std listener is
+    /// fine) and keeps the original for restarts under a `Supervisor`. The address, domain and
+    /// type settings of the builder are ignored; recipients and delivery settings apply.
+    ///
+    /// # Errors
+    /// A stream socket that is not listening, or a family or type the factory does not know,
+    /// gives a `SocketFailed` (`listen` / `socket`) rather than a hang.
+    pub fn adopt(mut self, socket: impl Into<socket2::Socket>) -> Self {
+        self.spec.source = Source::Adopt(std::sync::Arc::new(socket.into()));
+        self
+    }
+
+    /// Uses a socket passed by systemd socket activation (`LISTEN_PID`, `LISTEN_FDS`,
+    /// `LISTEN_FDNAMES`): the one named `name` (a `FileDescriptorName=` of the `.socket` unit),
+    /// or with `None` the first one not yet taken by another factory. Otherwise as
+    /// [`adopt`](Self::adopt).
+    ///
+    /// # Errors
+    /// When the process was not socket-activated, or no socket has that name: a `SocketFailed`
+    /// with [`Operation::Socket`](crate::Operation::Socket) and `ENOENT`-like `NotFound`.
+    pub fn systemd(mut self, name: Option<&str>) -> Self {
+        self.spec.source = Source::Systemd(name.map(str::to_owned));
         self
     }
 

@@ -22,7 +22,8 @@ pub enum Operation {
     Socket,
     /// `setsockopt(2)`, for `Reuse` and the other socket options.
     SetSockOpt,
-    /// `bind(2)`, including the checks made on an existing UNIX socket file.
+    /// `bind(2)`, including the checks made on an existing UNIX socket file and setting the
+    /// file's mode.
     Bind,
     /// `listen(2)`.
     Listen,
@@ -108,6 +109,17 @@ pub enum ConfigError {
     },
     /// This platform lacks the feature (abstract UNIX names off Linux, `reuse_port` ...).
     Unsupported(&'static str),
+    /// [`remote_addresses`](crate::SocketFactoryBuilder::remote_addresses) was given an empty
+    /// list.
+    NoRemoteAddresses,
+    /// A socket option that does not fit the factory's socket (`TCP_NODELAY` on a datagram
+    /// socket, a multicast group that is not one, ...).
+    UnfitOption {
+        /// The option, by its C name.
+        option: &'static str,
+        /// Why it does not fit.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -148,6 +160,10 @@ impl fmt::Display for ConfigError {
                 "unix socket path is {len} bytes long; this platform allows at most {max}"
             ),
             ConfigError::Unsupported(what) => write!(f, "{what} is not supported on this platform"),
+            ConfigError::NoRemoteAddresses => f.write_str("the list of remote addresses is empty"),
+            ConfigError::UnfitOption { option, reason } => {
+                write!(f, "socket option {option}: {reason}")
+            }
         }
     }
 }

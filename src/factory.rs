@@ -10,16 +10,18 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use actix::prelude::*;
 use socket2::{SockAddr, Socket};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::accept::{AcceptEvent, Acceptor};
 use crate::addr::SocketAddress;
-use crate::builder::{Domain, SocketFactoryBuilder, Spec};
+use crate::adopt::{self, Adopted, Source};
+use crate::builder::{Domain, SocketFactoryBuilder, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
 use crate::messages::{
@@ -28,6 +30,7 @@ use crate::messages::{
 };
 use crate::open::{self, Opened};
 use crate::resolve::{self, Plan, Role};
+use crate::stats::{Counters, FactoryStats, GetStats};
 use crate::sys;
 use crate::unix::SocketFile;
 
@@ -53,8 +56,11 @@ const ACCEPT_BUDGET: usize = 32;
 /// factory made.
 ///
 /// # Supervision
-/// `SocketFactory` is [`Supervised`]: under [`actix::Supervisor`] a stopped factory is made again
-/// from the same description (a server re-binds its address).
+/// `SocketFactory` is [`Supervised`]: under [`actix::Supervisor`] a factory stopped by a failure
+/// is made again from the same description (a server re-binds its address). Repeated setup
+/// failures space the attempts out (100 ms doubling to 5 s), and each is reported. A factory
+/// told to stop ([`StopFactory`]) or whose owner is gone closes everything and stays idle even
+/// under a Supervisor; dropping its addresses ends it.
 pub struct SocketFactory {
     id: FactoryId,
     spec: Spec,
@@ -69,7 +75,16 @@ pub struct SocketFactory {
     accept_generation: u64,
     /// A finished one-shot socket waiting for a success recipient.
     held: Option<SocketCreated>,
+    /// The local address of the one-shot socket, kept for `GetSockName` after delivery.
+    local: Option<SocketAddress>,
     exhausted: bool,
+    counters: Counters,
+    /// Domain and type of the listening socket, given to each accepted one.
+    kind: (Domain, SocketType),
+    /// Setups that failed in a row: under a Supervisor, each restart waits longer.
+    failed_starts: u32,
+    /// Stopped on purpose (StopFactory, owner gone): a Supervisor's restart must not re-open.
+    retired: bool,
 }
 
 impl std::fmt::Debug for SocketFactory {
@@ -102,7 +117,12 @@ impl SocketFactory {
             accepting: None,
             accept_generation: 0,
             held: None,
+            local: None,
             exhausted: false,
+            counters: Counters::default(),
+            kind: (Domain::Inet, SocketType::Stream),
+            failed_starts: 0,
+            retired: false,
         }
     }
 
@@ -112,6 +132,42 @@ impl SocketFactory {
     }
 
     fn setup(&mut self, ctx: &mut Context<Self>) {
+        match &self.spec.source {
+            Source::Describe => self.setup_described(ctx),
+            Source::Adopt(original) => {
+                let adopted = adopt::prepare(original);
+                self.run_adopted(adopted, ctx);
+            }
+            Source::Systemd(name) => match adopt::take_systemd(name.as_deref()) {
+                Ok(socket) => {
+                    // From now on (restarts included) this is an adopted socket.
+                    let original = Arc::new(socket);
+                    self.spec.source = Source::Adopt(Arc::clone(&original));
+                    let adopted = adopt::prepare(&original);
+                    self.run_adopted(adopted, ctx);
+                }
+                Err(error) => self.fail(Failure::new(Operation::Socket, error), ctx),
+            },
+        }
+    }
+
+    fn run_adopted(&mut self, adopted: Result<Adopted, Failure>, ctx: &mut Context<Self>) {
+        let started = adopted.and_then(|adopted| {
+            let kind = (adopted.domain, adopted.socket_type);
+            match adopted.role {
+                Role::Listen => self.serve(adopted.socket, kind, None, ctx),
+                _ => {
+                    self.finish(adopted.socket, None, kind, ctx);
+                    Ok(())
+                }
+            }
+        });
+        if let Err(failure) = started {
+            self.fail(failure, ctx);
+        }
+    }
+
+    fn setup_described(&mut self, ctx: &mut Context<Self>) {
         let deadline = match (self.spec.role(), self.spec.connect_timeout) {
             (Role::Connect, Some(limit)) => Some(tokio::time::Instant::now() + limit),
             _ => None,
@@ -149,7 +205,7 @@ impl SocketFactory {
             Role::Bound => {
                 let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
                 self.file = file;
-                self.finish(socket, None, &plan, ctx);
+                self.finish(socket, None, (plan.domain, plan.socket_type), ctx);
                 Ok(())
             }
             Role::Connect => {
@@ -165,17 +221,29 @@ impl SocketFactory {
     fn listen(&mut self, plan: &Plan, ctx: &mut Context<Self>) -> Result<(), Failure> {
         let Opened { socket, file } = open::open(plan, plan.domain.to_socket2())?;
         socket.listen(plan.backlog).during(Operation::Listen)?;
+        self.serve(socket, (plan.domain, plan.socket_type), file, ctx)
+    }
+
+    /// Takes a listening socket into service, made here or adopted.
+    fn serve(
+        &mut self,
+        socket: Socket,
+        kind: (Domain, SocketType),
+        file: Option<SocketFile>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Failure> {
         let listener = sys::register(socket, Interest::READABLE).during(Operation::Listen)?;
         if let Ok(local) = listener.get_ref().local_addr() {
             log::info!(
-                "factory {}: listening on {} (backlog {})",
+                "factory {}: listening on {}",
                 self.id,
-                SocketAddress::from_sockaddr(&local),
-                plan.backlog
+                SocketAddress::from_sockaddr(&local)
             );
         }
         self.listener = Some(Rc::new(listener));
+        self.kind = kind;
         self.file = file;
+        self.failed_starts = 0;
         self.sync_accepting(ctx);
         Ok(())
     }
@@ -191,6 +259,7 @@ impl SocketFactory {
         let attempt = connect::connect(
             candidates,
             move |addr: &SockAddr| open::open(&opener, addr.domain()),
+            self.spec.happy_eyeballs_delay,
             deadline,
         );
         ctx.spawn(
@@ -199,13 +268,44 @@ impl SocketFactory {
                 .map(move |connected, act, ctx| match connected {
                     Ok((Opened { socket, file }, peer)) => {
                         act.file = file;
+                        // A client given both families delivers the winner's.
+                        let plan = Plan {
+                            domain: Domain::of(&peer).unwrap_or(plan.domain),
+                            ..plan
+                        };
                         let peer = SocketAddress::from_sockaddr(&peer);
                         log::debug!("factory {}: connected to {peer}", act.id);
-                        act.finish(socket, Some(peer), &plan, ctx);
+                        act.finish(socket, Some(peer), (plan.domain, plan.socket_type), ctx);
                     }
                     Err(failure) => act.fail(failure, ctx),
                 }),
         );
+    }
+
+    /// Wraps a new socket in its message, with the peer's credentials for UNIX streams.
+    fn created(
+        &self,
+        socket: Socket,
+        peer: Option<SocketAddress>,
+        domain: Domain,
+        socket_type: SocketType,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> SocketCreated {
+        let credentials = match (domain, socket_type) {
+            (Domain::Unix, SocketType::Stream) => sys::peer_credentials(&socket)
+                .map_err(|error| log::debug!("factory {}: no peer credentials: {error}", self.id))
+                .ok(),
+            _ => None,
+        };
+        SocketCreated {
+            socket,
+            peer,
+            credentials,
+            id: self.id,
+            domain,
+            socket_type,
+            _permit: permit,
+        }
     }
 
     /// Delivers a one-shot socket (client or datagram), or holds it while success is disabled.
@@ -213,17 +313,16 @@ impl SocketFactory {
         &mut self,
         socket: Socket,
         peer: Option<SocketAddress>,
-        plan: &Plan,
+        (domain, socket_type): (Domain, SocketType),
         ctx: &mut Context<Self>,
     ) {
-        let created = SocketCreated {
-            socket,
-            peer,
-            id: self.id,
-            domain: plan.domain,
-            socket_type: plan.socket_type,
-            _permit: None,
-        };
+        self.counters.accepted += 1;
+        self.failed_starts = 0;
+        self.local = socket
+            .local_addr()
+            .ok()
+            .map(|addr| SocketAddress::from_sockaddr(&addr));
+        let created = self.created(socket, peer, domain, socket_type, None);
         self.held = Some(created);
         self.flush_held(ctx);
     }
@@ -234,6 +333,9 @@ impl SocketFactory {
             return;
         };
         success.do_send(created);
+        self.counters.delivered += 1;
+        // The job is done: no Supervisor restart should redo it.
+        self.retired = true;
         // A socket file must outlive the delivered socket that is bound to it.
         if self.file.is_none() {
             ctx.stop();
@@ -243,10 +345,12 @@ impl SocketFactory {
     /// Reports a failure that ends the factory's job.
     fn fail(&mut self, failure: Failure, ctx: &mut Context<Self>) {
         self.report(failure);
+        self.failed_starts = self.failed_starts.saturating_add(1);
         ctx.stop();
     }
 
-    fn report(&self, failure: Failure) {
+    fn report(&mut self, failure: Failure) {
+        self.counters.failed += 1;
         let failed = SocketFailed::new(failure, self.id);
         match &self.failure {
             Some(recipient) if recipient.connected() => {
@@ -308,23 +412,28 @@ impl SocketFactory {
                     self.exhausted = false;
                     log::info!("factory {}: accepting again after back-off", self.id);
                 }
-                let domain = self.spec.effective_domain();
+                self.counters.accepted += 1;
+                let (domain, socket_type) = self.kind;
+                if let Err(failure) = self
+                    .spec
+                    .options
+                    .apply_accepted(&socket, domain.to_socket2())
+                {
+                    // Delivering it would break the promise of the options asked for: drop
+                    // this socket, say why, keep accepting.
+                    self.report(failure);
+                    return true;
+                }
                 // accept(2) gives no useful address for UNIX clients (POE leaves it undef).
                 let peer = match domain {
                     Domain::Unix => None,
                     _ => peer.as_socket().map(SocketAddress::Inet),
                 };
-                let created = SocketCreated {
-                    socket,
-                    peer,
-                    id: self.id,
-                    domain,
-                    socket_type: self.spec.socket_type,
-                    _permit: Some(permit),
-                };
+                let created = self.created(socket, peer, domain, socket_type, Some(permit));
                 match &self.success {
                     Some(success) if success.connected() => {
                         success.do_send(created);
+                        self.counters.delivered += 1;
                         true
                     }
                     // The socket drops here: nobody can take it.
@@ -337,6 +446,7 @@ impl SocketFactory {
             }
             AcceptEvent::Exhausted(error) => {
                 self.exhausted = true;
+                self.counters.backoff_episodes += 1;
                 log::error!(
                     "factory {}: accept: {error}; backing off until descriptors are free",
                     self.id
@@ -354,7 +464,8 @@ impl SocketFactory {
 
     fn stop_if_owner_gone(&mut self, ctx: &mut Context<Self>) {
         if self.owner_gone() {
-            log::debug!("factory {}: owner gone, stopping", self.id);
+            log::info!("factory {}: owner gone, stopping", self.id);
+            self.retired = true;
             ctx.stop();
         }
     }
@@ -396,6 +507,18 @@ impl ActorFuture<SocketFactory> for AcceptLoop {
     }
 }
 
+/// First wait before a supervised factory sets up again after a failed setup.
+const RESTART_DELAY_START: Duration = Duration::from_millis(100);
+/// Longest wait between two supervised setups (EADDRINUSE held by another process, say).
+const RESTART_DELAY_MAX: Duration = Duration::from_secs(5);
+
+/// How long a (re)start waits after `failed` setups in a row: none at first, then growing, so
+/// a Supervisor never spins on a bind that keeps failing.
+fn restart_delay(failed: u32) -> Option<Duration> {
+    let doublings = failed.checked_sub(1)?.min(16);
+    Some((RESTART_DELAY_START * 2u32.pow(doublings)).min(RESTART_DELAY_MAX))
+}
+
 fn timed_out() -> Failure {
     Failure::new(
         Operation::Connect,
@@ -407,10 +530,22 @@ impl Actor for SocketFactory {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.retired {
+            // Told to stop, or orphaned, while under a Supervisor: stay closed and idle rather
+            // than re-binding in a loop. Dropping the factory's addresses ends it.
+            log::debug!("factory {}: retired; holding no socket", self.id);
+            return;
+        }
         if let Some(period) = self.spec.owner_check {
             ctx.run_interval(period, |act, ctx| act.stop_if_owner_gone(ctx));
         }
-        self.setup(ctx);
+        match restart_delay(self.failed_starts) {
+            None => self.setup(ctx),
+            Some(delay) => {
+                log::debug!("factory {}: setting up again in {delay:?}", self.id);
+                ctx.run_later(delay, |act, ctx| act.setup(ctx));
+            }
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -422,11 +557,14 @@ impl Actor for SocketFactory {
 impl SocketFactory {
     /// Closes the listener, drops a held socket and removes our socket file.
     fn release(&mut self) {
+        // The file first, while our socket still holds its inode: where the file system reuses
+        // inode numbers, a closed socket's number could already name a newer file at the path.
+        self.file = None;
         self.accepting = None;
         self.accept_generation += 1;
         self.listener = None;
         self.held = None;
-        self.file = None;
+        self.local = None;
         self.exhausted = false;
     }
 }
@@ -436,6 +574,7 @@ impl Supervised for SocketFactory {
         log::info!("factory {}: restarting", self.id);
         self.release();
         self.paused = false;
+        self.counters.since = std::time::SystemTime::now();
     }
 }
 
@@ -490,10 +629,15 @@ impl Handler<GetSockName> for SocketFactory {
             (Some(listener), _) => listener.get_ref(),
             (None, Some(held)) => &held.socket,
             (None, None) => {
+                // A delivered one-shot socket: the factory still knows where it was bound
+                // (for a UNIX datagram socket, the file it keeps).
+                if let Some(local) = &self.local {
+                    return Ok(local.clone());
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "the factory holds no socket (not made yet, delivered, or failed)",
-                ))
+                ));
             }
         };
         socket
@@ -514,7 +658,44 @@ impl Handler<StopFactory> for SocketFactory {
     type Result = ();
 
     fn handle(&mut self, _: StopFactory, ctx: &mut Context<Self>) {
-        log::debug!("factory {}: told to stop", self.id);
+        log::info!("factory {}: told to stop", self.id);
+        self.retired = true;
         ctx.stop();
+    }
+}
+
+impl Handler<GetStats> for SocketFactory {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let max_outstanding = self.spec.max_outstanding.min(Semaphore::MAX_PERMITS);
+        let outstanding = max_outstanding.saturating_sub(self.permits.available_permits());
+        MessageResult(FactoryStats {
+            accepted: self.counters.accepted,
+            delivered: self.counters.delivered,
+            failed: self.counters.failed,
+            outstanding,
+            max_outstanding,
+            listening: self.listener.is_some(),
+            paused: self.paused,
+            accepting: self.accepting.is_some() && outstanding < max_outstanding,
+            backoff_episodes: self.counters.backoff_episodes,
+            in_backoff: self.exhausted,
+            since: self.counters.since,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delay_grows_and_is_capped() {
+        assert_eq!(restart_delay(0), None);
+        assert_eq!(restart_delay(1), Some(RESTART_DELAY_START));
+        assert_eq!(restart_delay(2), Some(RESTART_DELAY_START * 2));
+        assert_eq!(restart_delay(40), Some(RESTART_DELAY_MAX));
+        assert_eq!(restart_delay(u32::MAX), Some(RESTART_DELAY_MAX));
     }
 }

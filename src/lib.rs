@@ -5,7 +5,7 @@
 //! messages:
 //!
 //! - **in**: [`PauseAccept`], [`ResumeAccept`], [`SetEvents`], [`GetSockName`], [`GetId`],
-//!   [`StopFactory`];
+//!   [`GetStats`], [`StopFactory`];
 //! - **out**: [`SocketCreated`] (the socket, the peer, the factory's id) and [`SocketFailed`]
 //!   (the [`Operation`], the OS error number and text, the factory's id).
 //!
@@ -18,9 +18,20 @@
 //! - [`SocketFactoryBuilder`] (`builder`): the description, with POE's parameter names in its docs.
 //! - [`SocketFactory`] (`factory`): the actor and its life.
 //! - `accept`: the accept loop, its error classes, back-off and delivery cap.
-//! - `connect`: the client path.
+//! - `connect`: the client path, with RFC 8305 address racing.
+//! - `options`: socket options set before delivery (`TCP_NODELAY`, keepalive, buffers, ...).
 //! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
-//! - messages (`messages`) and errors (`error`).
+//! - [`Endpoint`] (`endpoint`): `tcp://host:port`, `unix:/path` strings, and [`ToEndpoint`] for
+//!   [`bind`](SocketFactoryBuilder::bind) / [`connect`](SocketFactoryBuilder::connect);
+//!   [`reuse_from_poe`] (`poe`) for POE's `Reuse` spellings.
+//! - `adopt`: sockets made elsewhere ([`adopt`](SocketFactoryBuilder::adopt)) and systemd
+//!   socket activation ([`systemd`](SocketFactoryBuilder::systemd)).
+//! - `unix`: the UNIX socket file's life (stale files, mode, removal of our own file only).
+//! - [`FactoryGroup`] (`group`): one factory per Arbiter on one port, with `SO_REUSEPORT`.
+//! - [`GetStats`] / [`FactoryStats`] (`stats`): live counters.
+//! - messages (`messages`) and errors (`error`); `sys`: the few raw system calls, all the
+//!   crate's `unsafe`.
+//! - [`testing`]: a collecting owner with bounded waits, for message-driven tests.
 //!
 //! # Example
 //! A server on a free loopback port, and a client factory that connects to it:
@@ -80,15 +91,20 @@ compile_error!("actix-socket-factory supports Unix-like systems only");
 
 mod accept;
 mod addr;
+mod adopt;
 mod builder;
 mod connect;
+mod endpoint;
 mod error;
 mod factory;
 mod group;
 mod messages;
 mod netdb;
 mod open;
+mod options;
+mod poe;
 mod resolve;
+mod stats;
 mod sys;
 mod unix;
 
@@ -96,14 +112,17 @@ pub mod testing;
 
 pub use addr::{Address, Port, SocketAddress};
 pub use builder::{
-    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_MAX_OUTSTANDING,
-    DEFAULT_OWNER_CHECK,
+    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_HAPPY_EYEBALLS_DELAY,
+    DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK,
 };
+pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
 pub use group::FactoryGroup;
 pub use messages::{
-    EventChange, FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents,
-    SocketCreated, SocketFailed, StopFactory,
+    EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
+    SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
+pub use poe::reuse_from_poe;
 pub use socket2;
+pub use stats::{FactoryStats, GetStats};

@@ -37,6 +37,17 @@ impl fmt::Display for FactoryId {
     }
 }
 
+/// Who is at the other end of a UNIX stream socket, as the kernel recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// The peer's user id.
+    pub uid: u32,
+    /// The peer's group id.
+    pub gid: u32,
+    /// The peer's process id, where the OS reports it (Linux).
+    pub pid: Option<i32>,
+}
+
 /// A new socket: POE's `SuccessEvent`.
 ///
 /// Sent once per accepted client (servers), once when a connection completes (clients), and once
@@ -60,6 +71,9 @@ pub struct SocketCreated {
     pub peer: Option<SocketAddress>,
     /// The factory that made the socket.
     pub id: FactoryId,
+    /// The peer process's credentials, for UNIX stream sockets (accepted or connected) where
+    /// the OS gives them (`SO_PEERCRED` on Linux, `getpeereid` on the BSDs); `None` otherwise.
+    pub credentials: Option<PeerCredentials>,
     /// The socket's family.
     pub domain: Domain,
     /// Stream or datagram.
@@ -73,6 +87,7 @@ impl fmt::Debug for SocketCreated {
         f.debug_struct("SocketCreated")
             .field("socket", &self.socket)
             .field("peer", &self.peer)
+            .field("credentials", &self.credentials)
             .field("id", &self.id)
             .field("domain", &self.domain)
             .field("socket_type", &self.socket_type)
@@ -85,7 +100,12 @@ impl Message for SocketCreated {
 }
 
 impl SocketCreated {
-    fn expect(&self, domains: &[Domain], socket_type: SocketType, what: &str) -> io::Result<()> {
+    fn check_kind(
+        &self,
+        domains: &[Domain],
+        socket_type: SocketType,
+        what: &str,
+    ) -> io::Result<()> {
         if domains.contains(&self.domain) && self.socket_type == socket_type {
             Ok(())
         } else {
@@ -116,7 +136,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not an INET or INET6 stream.
     pub fn into_std_tcp(self) -> io::Result<std::net::TcpStream> {
-        self.expect(
+        self.check_kind(
             &[Domain::Inet, Domain::Inet6],
             SocketType::Stream,
             "TCP stream",
@@ -140,7 +160,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not an INET or INET6 datagram socket.
     pub fn into_std_udp(self) -> io::Result<std::net::UdpSocket> {
-        self.expect(
+        self.check_kind(
             &[Domain::Inet, Domain::Inet6],
             SocketType::Datagram,
             "UDP socket",
@@ -162,7 +182,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not a UNIX stream.
     pub fn into_std_unix_stream(self) -> io::Result<std::os::unix::net::UnixStream> {
-        self.expect(&[Domain::Unix], SocketType::Stream, "UNIX stream")?;
+        self.check_kind(&[Domain::Unix], SocketType::Stream, "UNIX stream")?;
         Ok(self.socket.into())
     }
 
@@ -180,7 +200,7 @@ impl SocketCreated {
     /// # Errors
     /// `InvalidInput` when the socket is not a UNIX datagram socket.
     pub fn into_std_unix_datagram(self) -> io::Result<std::os::unix::net::UnixDatagram> {
-        self.expect(
+        self.check_kind(
             &[Domain::Unix],
             SocketType::Datagram,
             "UNIX datagram socket",
@@ -330,7 +350,10 @@ impl SetEvents {
 
 /// Ask for the local address of the factory's socket: POE's `getsockname()`.
 ///
-/// The way to learn the port of a server bound to port 0.
+/// The way to learn the port of a server bound to port 0. A UNIX socket answers its path
+/// ([`SocketAddress::Unix`]) or abstract name. A one-shot factory (client, datagram) answers the
+/// address its socket was bound to for as long as it runs: a UNIX datagram factory runs until
+/// stopped, to keep its file; the others stop once their socket is delivered.
 ///
 /// # Errors
 /// [`Operation::GetSockName`] data in an `io::Error`: `NotConnected` before the socket exists

@@ -54,6 +54,8 @@ pub(crate) fn new_socket(plan: &Plan, family: socket2::Domain) -> Result<Socket,
 /// (the plan's domain, or a remote candidate's).
 pub(crate) fn open(plan: &Plan, family: socket2::Domain) -> Result<Opened, Failure> {
     let socket = new_socket(plan, family)?;
+    plan.options
+        .apply_made(&socket, family, plan.role, plan.socket_type)?;
     if plan.reuse {
         socket
             .set_reuse_address(true)
@@ -75,23 +77,26 @@ pub(crate) fn open(plan: &Plan, family: socket2::Domain) -> Result<Opened, Failu
     Ok(Opened { socket, file })
 }
 
+/// Binds `socket` to the file `path`, making room for it first (see [`unix::prepare_path`]) and
+/// giving it the plan's mode without a moment of wider access (see
+/// [`unix::set_mode_before_bind`]).
 fn bind_path(
     plan: &Plan,
     socket: &Socket,
     bind: &SockAddr,
     path: &std::path::Path,
 ) -> Result<SocketFile, Failure> {
-    let ty = plan.socket_type.to_socket2();
-    unix::prepare_path(path, ty, plan.unix.replace_stale).during(Operation::Bind)?;
+    unix::prepare_path(path, plan.unix.replace_stale)?;
     if let Some(mode) = plan.unix.mode {
-        unix::set_mode_before_bind(socket, mode).during(Operation::SetSockOpt)?;
+        unix::set_mode_before_bind(socket, mode).during(Operation::Bind)?;
     }
     socket.bind(bind).during(Operation::Bind)?;
     // From here on the file is ours: remove it if a later step fails.
     let file = SocketFile::created(path).during(Operation::Bind)?;
     if let Some(mode) = plan.unix.mode {
+        // The umask may have narrowed the mode at birth; this only widens it back up to `mode`.
         // On error `file` drops here and takes the file with it.
-        unix::set_mode_after_bind(path, mode).during(Operation::SetSockOpt)?;
+        file.set_mode(mode).during(Operation::Bind)?;
     }
     Ok(file)
 }

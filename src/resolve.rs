@@ -14,6 +14,7 @@ use crate::addr::{Address, Port};
 use crate::builder::{Domain, Protocol, SocketType, Spec, UnixOptions};
 use crate::error::{ConfigError, Context, Failure, Operation};
 use crate::netdb;
+use crate::options::SocketOptions;
 
 /// What the factory does with its socket once made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +43,11 @@ pub(crate) struct Plan {
     pub(crate) reuse: bool,
     pub(crate) reuse_port: bool,
     pub(crate) unix: UnixOptions,
+    pub(crate) options: SocketOptions,
 }
 
 /// The longest UNIX path `sun_path` holds, keeping room for the terminating NUL.
-fn max_unix_path() -> usize {
+pub(crate) fn max_unix_path() -> usize {
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
     let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_path.len() - 1
@@ -64,9 +66,31 @@ impl Spec {
             .find_map(|address| match address {
                 Address::Ip(IpAddr::V6(_)) => Some(Domain::Inet6),
                 Address::Path(_) | Address::Abstract(_) => Some(Domain::Unix),
+                // No host name starts so: an absolute path, or an abstract name (`@name`).
+                Address::Host(text) if text.starts_with('/') || text.starts_with('@') => {
+                    Some(Domain::Unix)
+                }
                 _ => None,
             });
         implied.unwrap_or(Domain::Inet)
+    }
+
+    /// The family a remote host name's addresses are taken from; `None` for both.
+    ///
+    /// A factory has one domain once it is given one (explicitly, or through its bind address),
+    /// and then only that family is raced. A stream client left free takes both families and
+    /// races them (RFC 8305): the unset domain "follows the addresses", and a name's addresses
+    /// may be of both. Datagram clients keep one family: `connect(2)` on UDP succeeds without a
+    /// packet exchanged, so a race would always pick IPv6, reachable or not.
+    pub(crate) fn remote_family(&self) -> Option<Domain> {
+        let free = self.domain.is_none()
+            && self.bind_address.is_none()
+            && self.socket_type == SocketType::Stream;
+        if free {
+            None
+        } else {
+            Some(self.effective_domain())
+        }
     }
 
     pub(crate) fn role(&self) -> Role {
@@ -114,6 +138,17 @@ impl Spec {
         if self.remote_address.is_none() && self.remote_port.is_some() {
             return Err(ConfigError::MissingRemoteAddress);
         }
+        if let Some(list) = &self.remote_list {
+            if list.is_empty() {
+                return Err(ConfigError::NoRemoteAddresses);
+            }
+            if let Some(family) = self.remote_family() {
+                for addr in list {
+                    check_address("remote", &Address::Ip(addr.ip()), family)?;
+                }
+            }
+        }
+        self.options.validate(domain, self.socket_type)?;
         Ok(())
     }
 
@@ -143,11 +178,17 @@ fn check_name(what: &'static str, name: &str) -> Result<(), ConfigError> {
 fn check_port(port: &Port) -> Result<(), ConfigError> {
     match port {
         Port::Number(_) => Ok(()),
-        Port::Service(name) if name.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() => {
+        // Digits that do not fit a u16 ("70000") or a signed number ("-1"): a number out of
+        // range, not a service name.
+        Port::Service(name) if name.trim().parse::<i128>().is_ok() || is_digits(name) => {
             Err(ConfigError::InvalidPort(name.clone()))
         }
         Port::Service(name) => check_name("service", name),
     }
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn check_protocol(number: i32, socket_type: SocketType) -> Result<(), ConfigError> {
@@ -232,6 +273,9 @@ pub(crate) fn plan_now(spec: &Spec) -> Option<Result<Plan, Failure>> {
 
 /// Looks up every name in `spec` off the actor's thread, then plans.
 pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
+    // Bad input is a config error, found before any name goes to a resolver (an empty or
+    // NUL-holding name would otherwise come back as the resolver's failure, or worse, a query).
+    spec.validate().map_err(Failure::config)?;
     let mut spec = spec;
     let domain = spec.effective_domain();
     let transport = match spec.socket_type {
@@ -259,16 +303,19 @@ pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
         }
     }
     let mut remote_ips = Vec::new();
+    let remote_family = spec.remote_family();
     if let Some(Address::Host(name)) = &spec.bind_address {
-        let ip = *resolve_host(name, domain)
+        let ip = *resolve_host(name, Some(domain))
             .await?
             .first()
-            .ok_or_else(|| no_address(name, domain))?;
+            .ok_or_else(|| no_address(name, Some(domain)))?;
         spec.bind_address = Some(Address::Ip(ip));
     }
     if let Some(Address::Host(name)) = &spec.remote_address {
-        remote_ips = resolve_host(name, domain).await?;
-        let first = *remote_ips.first().ok_or_else(|| no_address(name, domain))?;
+        remote_ips = resolve_host(name, remote_family).await?;
+        let first = *remote_ips
+            .first()
+            .ok_or_else(|| no_address(name, remote_family))?;
         spec.remote_address = Some(Address::Ip(first));
     }
     let mut plan = plan(&spec)?;
@@ -292,14 +339,15 @@ where
         .unwrap_or_else(|join| Err(io::Error::other(join)))
 }
 
-/// The addresses of `name` in `domain`'s family, in the resolver's order.
-async fn resolve_host(name: &str, domain: Domain) -> Result<Vec<IpAddr>, Failure> {
+/// The addresses of `name` in `domain`'s family (`None`: both), in the resolver's order.
+async fn resolve_host(name: &str, domain: Option<Domain>) -> Result<Vec<IpAddr>, Failure> {
     let found = tokio::net::lookup_host((name, 0))
         .await
         .during(Operation::Resolve)?;
     let wanted = |ip: &IpAddr| match domain {
-        Domain::Inet => ip.is_ipv4(),
-        _ => ip.is_ipv6(),
+        None => true,
+        Some(Domain::Inet) => ip.is_ipv4(),
+        Some(_) => ip.is_ipv6(),
     };
     let ips: Vec<IpAddr> = found.map(|addr| addr.ip()).filter(wanted).collect();
     if ips.is_empty() {
@@ -308,11 +356,11 @@ async fn resolve_host(name: &str, domain: Domain) -> Result<Vec<IpAddr>, Failure
     Ok(ips)
 }
 
-fn no_address(name: &str, domain: Domain) -> Failure {
-    let family = if domain == Domain::Inet {
-        "IPv4"
-    } else {
-        "IPv6"
+fn no_address(name: &str, domain: Option<Domain>) -> Failure {
+    let family = match domain {
+        None => "IP",
+        Some(Domain::Inet) => "IPv4",
+        Some(_) => "IPv6",
     };
     Failure::new(
         Operation::Resolve,
@@ -356,6 +404,12 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
         _ => None,
     };
     let remote = match (&spec.remote_address, domain) {
+        _ if spec.remote_list.is_some() => spec
+            .remote_list
+            .iter()
+            .flatten()
+            .map(|addr| SockAddr::from(*addr))
+            .collect(),
         (Some(address), Domain::Unix) => vec![unix_sockaddr(address).during(Operation::Connect)?.0],
         (Some(Address::Ip(ip)), _) => {
             vec![SocketAddr::new(*ip, number_of(&spec.remote_port)).into()]
@@ -385,6 +439,7 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
         reuse,
         reuse_port: spec.reuse_port,
         unix: spec.unix.clone(),
+        options: spec.options.clone(),
     })
 }
 

@@ -55,10 +55,43 @@ pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
 /// `fchmod(2)` on an unbound UNIX socket. On Linux the file `bind(2)` makes takes its mode from
 /// the socket's inode (less the umask), so setting it first leaves no moment where the file is
 /// more open than asked (the seastar#2051 race of chmod-after-bind).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn fchmod(socket: &Socket, mode: u32) -> io::Result<()> {
     // SAFETY: fchmod reads no memory of ours; the descriptor is valid for `socket`'s lifetime.
     match unsafe { libc::fchmod(socket.as_raw_fd(), mode as libc::mode_t) } {
         -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// `fchmodat(2)` with `AT_SYMLINK_NOFOLLOW`: changes the mode of the file at `path` itself,
+/// never of what a symlink there points to.
+///
+/// # Errors
+/// `EOPNOTSUPP` (or `ENOTSUP`) when the path is a symlink, or when the C library cannot do it
+/// safely (glibc before 2.32, or without `/proc`); the caller decides what to do then.
+pub(crate) fn chmod_nofollow(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call, which only reads it.
+    let done = unsafe {
+        libc::fchmodat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            mode as libc::mode_t,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    match done {
+        -1 => {
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                // One answer for "cannot do it without following", whatever the platform's spelling.
+                Some(libc::ENOTSUP) => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+                _ => Err(error),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -74,4 +107,72 @@ pub(crate) fn register(
     // returns the same one from as_raw_fd, which is what registration requires.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
         .map_err(io::Error::from)
+}
+
+/// The credentials of the process at the other end of a UNIX stream: `SO_PEERCRED`, taken by
+/// the kernel at `connect`/`listen` time, so they cannot be forged by the peer afterwards.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::PeerCredentials> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, a ucred as SO_PEERCRED expects.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(crate::messages::PeerCredentials {
+        uid: cred.uid,
+        gid: cred.gid,
+        pid: (cred.pid > 0).then_some(cred.pid),
+    })
+}
+
+/// `getpeereid(3)` where `SO_PEERCRED` is missing: no process id.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::PeerCredentials> {
+    let mut uid = 0;
+    let mut gid = 0;
+    // SAFETY: getpeereid writes one uid and one gid into the two locals.
+    if unsafe { libc::getpeereid(socket.as_raw_fd(), &mut uid, &mut gid) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(crate::messages::PeerCredentials {
+        uid,
+        gid,
+        pid: None,
+    })
+}
+
+/// Takes ownership of a descriptor inherited from the parent (systemd socket activation),
+/// after checking it is an open socket.
+pub(crate) fn inherited_socket(fd: std::os::fd::RawFd) -> io::Result<Socket> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat only writes into the stat buffer we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("inherited descriptor {fd} is not a socket"),
+        ));
+    }
+    // SAFETY: the descriptor is open and a socket (checked above); systemd hands it to this
+    // process and adopt::take_systemd records each one it takes, so nothing else owns it.
+    let socket = unsafe { Socket::from_raw_fd(fd) };
+    socket.set_cloexec(true)?;
+    Ok(socket)
 }

@@ -48,6 +48,15 @@ impl fmt::Display for WaitError {
 
 impl std::error::Error for WaitError {}
 
+/// One message from a factory, as [`Events::next`] returns it.
+#[derive(Debug)]
+pub enum Event {
+    /// A `SocketCreated`.
+    Created(SocketCreated),
+    /// A `SocketFailed`.
+    Failed(SocketFailed),
+}
+
 /// An owner actor that forwards everything it receives to its [`Events`].
 #[derive(Debug)]
 pub struct Collector {
@@ -143,6 +152,21 @@ impl Events {
     /// As [`next_created`](Self::next_created).
     pub async fn next_failed(&mut self, limit: Duration) -> Result<SocketFailed, WaitError> {
         bounded(limit, self.failed.recv()).await
+    }
+
+    /// The next message of either kind, waiting at most `limit`.
+    ///
+    /// # Errors
+    /// As [`next_created`](Self::next_created).
+    pub async fn next(&mut self, limit: Duration) -> Result<Event, WaitError> {
+        let either = async {
+            tokio::select! {
+                Some(created) = self.created.recv() => Some(Event::Created(created)),
+                Some(failed) = self.failed.recv() => Some(Event::Failed(failed)),
+                else => None,
+            }
+        };
+        bounded(limit, either).await
     }
 
     /// Waits `window` and fails if a [`SocketCreated`] arrives in it: for "nothing is

@@ -1,5 +1,10 @@
 //! Shared helpers for the integration tests: loopback addresses, bounded waits, socket checks.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+pub mod child;
+pub mod dns;
+pub mod latency;
+pub mod netns;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -53,4 +58,182 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|dir| dir.count())
         .unwrap_or(0)
+}
+
+/// The environment variable that tells a child test process which scenario it runs.
+const CHILD_VAR: &str = "ASF_TEST_CHILD";
+
+/// True in the child process started by [`run_child`] for `name`.
+pub fn in_child(name: &str) -> bool {
+    std::env::var(CHILD_VAR).as_deref() == Ok(name)
+}
+
+/// Runs the ignored test `name` of this test binary in a child process (for tests that lower
+/// RLIMIT_NOFILE or need thousands of sockets), bounded by `limit`; returns its stdout and
+/// panics with its output if it failed or overran.
+pub fn run_child(name: &str, limit: Duration) -> String {
+    use std::io::Read;
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            name,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_VAR, name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait child") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {name} overran {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+    child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    assert!(
+        status.success(),
+        "child {name} failed: {status}\n{out}\n{err}"
+    );
+    out
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    set_fd_limit(None)
+}
+
+/// Sets the soft descriptor limit (`None`: as high as the hard limit); returns it.
+pub fn set_fd_limit(soft: Option<u64>) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one rlimit struct we pass.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = soft.map_or(limit.rlim_max, |s| s.min(limit.rlim_max));
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
+/// CPU time (user + system) this process has used.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// A fresh temporary directory and the path `name` in it, for a UNIX socket; the directory and
+/// whatever is left in it go when the `TempDir` drops.
+pub fn temp_socket_path(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// For tests that count the process's descriptors (or change its limits): true in the child
+/// process, which then runs the body; in the parent, runs test `name` in a child (see
+/// [`run_child`]), fails if the child failed, and returns false.
+pub fn run_in_child(name: &str) -> bool {
+    if in_child(name) {
+        return true;
+    }
+    run_child(name, Duration::from_secs(120));
+    false
+}
+
+/// A TCP address on loopback that never answers: a listener with the shortest queue
+/// (`listen(0)`), never accepted from, its queue filled by one client. Linux then drops further
+/// SYNs whatever `tcp_syncookies` says (a full accept queue is checked before cookies), so a
+/// connect to it stays in SYN_SENT. Keep the returned sockets alive while it must stay silent.
+///
+/// Checked, not assumed: a probe connect must still be under way after 200 ms.
+pub async fn black_hole(
+    ip: std::net::IpAddr,
+) -> (socket2::Socket, tokio::net::TcpStream, SocketAddr) {
+    let addr = SocketAddr::new(ip, 0);
+    let listener = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    listener.bind(&addr.into()).expect("bind");
+    listener.listen(0).expect("listen(0)");
+    let addr = listener
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet");
+    let filler = tokio::time::timeout(LIMIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("the first client fits the queue in time")
+        .expect("the first client connects");
+    let probe = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    assert!(
+        probe.is_err(),
+        "the black-hole trick failed here: a connect to a full listen queue completed"
+    );
+    (listener, filler, addr)
+}
+
+/// How many sockets of this network namespace are in SYN_SENT towards `port` (from
+/// /proc/net/tcp and tcp6): a connect attempt still open.
+pub fn syn_sent_to(port: u16) -> usize {
+    syn_sent_to_each(&[port])[0]
+}
+
+/// [`syn_sent_to`] for several ports in one pass over the tables, which can be long when the
+/// TIME_WAIT table is full (other tests, benchmarks).
+pub fn syn_sent_to_each(ports: &[u16]) -> Vec<usize> {
+    const SYN_SENT: &str = "02";
+    let mut counts = vec![0; ports.len()];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // sl, local_address, rem_address, st, ...
+            let mut fields = line.split_whitespace().skip(2);
+            let (Some(remote), Some(state)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if state != SYN_SENT {
+                continue;
+            }
+            let remote_port = remote
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            for (count, port) in counts.iter_mut().zip(ports) {
+                if remote_port == Some(*port) {
+                    *count += 1;
+                }
+            }
+        }
+    }
+    counts
 }

@@ -1,0 +1,128 @@
+//! Sockets made elsewhere: adopted from the caller (`std` listeners, `OwnedFd`, socket2) or
+//! inherited through systemd socket activation (`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`;
+//! see sd_listen_fds(3)).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+
+use socket2::Socket;
+
+use crate::builder::{Domain, SocketType};
+use crate::error::{Context, Failure, Operation};
+use crate::resolve::Role;
+use crate::sys;
+
+/// Where a factory's socket comes from.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Source {
+    /// Made from the description: socket, bind, listen or connect.
+    #[default]
+    Describe,
+    /// Given by the caller. Kept whole so a Supervisor's restart can use it again; the factory
+    /// works on a duplicate.
+    Adopt(Arc<Socket>),
+    /// Inherited from systemd, by name (`LISTEN_FDNAMES`) or, without one, the first not taken.
+    Systemd(Option<String>),
+}
+
+/// An adopted socket, checked and ready: what the factory does with it.
+#[derive(Debug)]
+pub(crate) struct Adopted {
+    pub(crate) socket: Socket,
+    pub(crate) domain: Domain,
+    pub(crate) socket_type: SocketType,
+    pub(crate) role: Role,
+}
+
+/// Makes a working duplicate of `original`: non-blocking, close-on-exec, of a kind the factory
+/// knows. A stream socket must already listen; a datagram socket is delivered as it is.
+pub(crate) fn prepare(original: &Socket) -> Result<Adopted, Failure> {
+    // try_clone duplicates with F_DUPFD_CLOEXEC: the copy is close-on-exec whatever the original.
+    let socket = original.try_clone().during(Operation::Socket)?;
+    socket.set_nonblocking(true).during(Operation::SetSockOpt)?;
+    let unsupported = |what: String| {
+        Failure::new(
+            Operation::Socket,
+            io::Error::new(io::ErrorKind::Unsupported, what),
+        )
+    };
+    let domain = match socket.domain().during(Operation::Socket)? {
+        d if d == socket2::Domain::IPV4 => Domain::Inet,
+        d if d == socket2::Domain::IPV6 => Domain::Inet6,
+        d if d == socket2::Domain::UNIX => Domain::Unix,
+        other => return Err(unsupported(format!("adopted socket of family {other:?}"))),
+    };
+    let socket_type = match socket.r#type().during(Operation::Socket)? {
+        t if t == socket2::Type::STREAM => SocketType::Stream,
+        t if t == socket2::Type::DGRAM => SocketType::Datagram,
+        other => return Err(unsupported(format!("adopted socket of type {other:?}"))),
+    };
+    let role = match socket_type {
+        SocketType::Datagram => Role::Bound,
+        SocketType::Stream if socket.is_listener().during(Operation::Listen)? => Role::Listen,
+        SocketType::Stream => {
+            return Err(Failure::new(
+                Operation::Listen,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "adopted stream socket is not listening (call listen first, or let the \
+                     factory make the socket)",
+                ),
+            ))
+        }
+    };
+    Ok(Adopted {
+        socket,
+        domain,
+        socket_type,
+        role,
+    })
+}
+
+/// The first descriptor systemd passes (SD_LISTEN_FDS_START).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// Descriptors already taken from systemd, so none is owned twice.
+static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+
+/// Takes the inherited socket named `name` (or the first one not taken yet).
+///
+/// Only reads the environment (never changes it, which would race with other threads) and
+/// checks `LISTEN_PID` so a variable meant for a parent process is not obeyed by a child.
+pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
+    let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
+    let pid = std::env::var("LISTEN_PID")
+        .map_err(|_| not_found("LISTEN_PID is not set: not started by socket activation".into()))?;
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        return Err(not_found(format!(
+            "LISTEN_PID={pid} is not this process ({})",
+            std::process::id()
+        )));
+    }
+    let count: RawFd = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| not_found("LISTEN_FDS is missing or not a number".into()))?;
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let names: Vec<&str> = names.split(':').collect();
+    let mut taken = TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let candidates = (0..count.max(0)).map(|i| (LISTEN_FDS_START + i, i as usize));
+    let found = candidates
+        .filter(|(fd, _)| !taken.contains(fd))
+        .find(|(_, index)| match name {
+            None => true,
+            Some(wanted) => names.get(*index) == Some(&wanted),
+        });
+    let Some((fd, _)) = found else {
+        return Err(not_found(match name {
+            Some(wanted) => format!("no socket named {wanted:?} in LISTEN_FDNAMES ({names:?})"),
+            None => format!("all {count} LISTEN_FDS sockets are taken"),
+        }));
+    };
+    let socket = sys::inherited_socket(fd)?;
+    taken.push(fd);
+    Ok(socket)
+}

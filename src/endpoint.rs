@@ -1,0 +1,859 @@
+//! Endpoint strings (`tcp://127.0.0.1:8080`, `unix:/run/app.sock`) and the one conversion,
+//! [`ToEndpoint`], through which the builder's [`bind`](SocketFactoryBuilder::bind) and
+//! [`connect`](SocketFactoryBuilder::connect) take whatever address the caller already has
+//! ([`Endpoint`]'s docs give the syntax).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::addr::{Address, Port};
+use crate::builder::{Domain, SocketFactoryBuilder, SocketType};
+use crate::resolve::max_unix_path;
+
+/// The part of an endpoint string before the `:`: transport and, optionally, family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `tcp`: stream over INET, or INET6 for an IPv6 literal.
+    Tcp,
+    /// `tcp4`: stream over INET only.
+    Tcp4,
+    /// `tcp6`: stream over INET6 only.
+    Tcp6,
+    /// `udp`: datagram over INET, or INET6 for an IPv6 literal.
+    Udp,
+    /// `udp4`: datagram over INET only.
+    Udp4,
+    /// `udp6`: datagram over INET6 only.
+    Udp6,
+    /// `unix`: UNIX stream socket.
+    Unix,
+    /// `unix-dgram` (or `unixgram`): UNIX datagram socket.
+    UnixDgram,
+}
+
+impl Scheme {
+    const ALL: [Scheme; 8] = [
+        Scheme::Tcp,
+        Scheme::Tcp4,
+        Scheme::Tcp6,
+        Scheme::Udp,
+        Scheme::Udp4,
+        Scheme::Udp6,
+        Scheme::Unix,
+        Scheme::UnixDgram,
+    ];
+
+    /// The scheme as written in an endpoint string, without the `:`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Tcp => "tcp",
+            Scheme::Tcp4 => "tcp4",
+            Scheme::Tcp6 => "tcp6",
+            Scheme::Udp => "udp",
+            Scheme::Udp4 => "udp4",
+            Scheme::Udp6 => "udp6",
+            Scheme::Unix => "unix",
+            Scheme::UnixDgram => "unix-dgram",
+        }
+    }
+
+    /// The socket type the scheme names.
+    pub const fn socket_type(self) -> SocketType {
+        match self {
+            Scheme::Tcp | Scheme::Tcp4 | Scheme::Tcp6 | Scheme::Unix => SocketType::Stream,
+            Scheme::Udp | Scheme::Udp4 | Scheme::Udp6 | Scheme::UnixDgram => SocketType::Datagram,
+        }
+    }
+
+    /// The domain the scheme fixes, if it fixes one (`tcp` and `udp` leave it to the address).
+    pub const fn domain(self) -> Option<Domain> {
+        match self {
+            Scheme::Tcp4 | Scheme::Udp4 => Some(Domain::Inet),
+            Scheme::Tcp6 | Scheme::Udp6 => Some(Domain::Inet6),
+            Scheme::Unix | Scheme::UnixDgram => Some(Domain::Unix),
+            Scheme::Tcp | Scheme::Udp => None,
+        }
+    }
+
+    fn is_unix(self) -> bool {
+        matches!(self, Scheme::Unix | Scheme::UnixDgram)
+    }
+
+    fn from_name(name: &str) -> Option<Scheme> {
+        if name.eq_ignore_ascii_case("unixgram") {
+            return Some(Scheme::UnixDgram);
+        }
+        Scheme::ALL
+            .into_iter()
+            .find(|scheme| scheme.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A socket address as a user writes it in a configuration file or on a command line:
+/// transport, family and address in one string.
+///
+/// Parse it with [`FromStr`]; [`Display`](fmt::Display) writes it back in a form that parses to
+/// the same value. Hand it to [`SocketFactoryBuilder::bind`] (a server, or a bound datagram
+/// socket) or [`SocketFactoryBuilder::connect`] (a client).
+///
+/// # Syntax
+/// | form | meaning |
+/// | --- | --- |
+/// | `tcp://HOST:PORT` | stream, INET (INET6 for a bracketed IPv6 literal) |
+/// | `tcp4://HOST:PORT`, `tcp6://HOST:PORT` | stream, family fixed: a host name is resolved in it |
+/// | `udp://HOST:PORT`, `udp4://…`, `udp6://…` | the same, datagram |
+/// | `unix:PATH`, `unix:///abs/path` | UNIX stream socket at a path |
+/// | `unix:@NAME` | UNIX stream socket, Linux abstract name |
+/// | `unix-dgram:PATH`, `unix-dgram:@NAME` | UNIX datagram socket (alias `unixgram:`) |
+///
+/// `HOST` is an IPv4 literal, an IPv6 literal in brackets (`[::1]`) or a host name (letters,
+/// digits, `.`, `-`, `_`). `PORT` is a number from 0 to 65535 or a service name (`http`); it is
+/// required (write `:0` to let the kernel choose). Schemes are read in any case. Names are looked
+/// up when the factory starts, never while parsing.
+///
+/// # Examples
+/// ```
+/// use actix_socket_factory::{Domain, Endpoint, Port, SocketType};
+///
+/// let endpoint: Endpoint = "udp://[::1]:domain".parse().unwrap();
+/// assert_eq!(endpoint.socket_type(), SocketType::Datagram);
+/// assert_eq!(endpoint.domain(), Domain::Inet6);
+/// assert_eq!(endpoint.port(), Some(&Port::Service("domain".into())));
+/// assert_eq!(endpoint.to_string(), "udp://[::1]:domain");
+///
+/// let error = "tcp://127.0.0.1:99999".parse::<Endpoint>().unwrap_err();
+/// assert_eq!(error.offset(), 16);
+/// assert_eq!(
+///     error.to_string(),
+///     "invalid endpoint \"tcp://127.0.0.1:99999\" at byte 16: port 99999 is out of range (0 to 65535)"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    scheme: Scheme,
+    /// `Ip` or `Host` for INET schemes; `Path` or `Abstract` for UNIX ones (a parsed path never
+    /// starts with `@`, so it cannot be mistaken for an abstract name when written back).
+    address: Address,
+    /// Always `Some` for INET schemes, `None` for UNIX ones.
+    port: Option<Port>,
+}
+
+impl Endpoint {
+    /// The scheme: transport and, perhaps, family.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Stream or datagram, as the scheme says.
+    pub fn socket_type(&self) -> SocketType {
+        self.scheme.socket_type()
+    }
+
+    /// The domain a factory made from this endpoint uses: the scheme's, else INET6 for an IPv6
+    /// literal and INET for anything else (POE's default).
+    pub fn domain(&self) -> Domain {
+        match (self.scheme.domain(), &self.address) {
+            (Some(domain), _) => domain,
+            (None, Address::Ip(IpAddr::V6(_))) => Domain::Inet6,
+            (None, _) => Domain::Inet,
+        }
+    }
+
+    /// The host (IP literal or name), path or abstract name.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The port (number or service name), for INET endpoints.
+    pub fn port(&self) -> Option<&Port> {
+        self.port.as_ref()
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    /// A `tcp://` endpoint.
+    fn from(addr: SocketAddr) -> Self {
+        Endpoint {
+            scheme: Scheme::Tcp,
+            address: Address::Ip(addr.ip()),
+            port: Some(Port::Number(addr.port())),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.address, &self.port) {
+            (Address::Ip(IpAddr::V6(ip)), Some(port)) => {
+                write!(f, "{}://[{ip}]:{port}", self.scheme)
+            }
+            (host, Some(port)) => write!(f, "{}://{host}:{port}", self.scheme),
+            (Address::Path(path), None) => {
+                let path = path.to_string_lossy();
+                // The parser strips one leading `//` (`unix:///run/x`); keep a path that itself
+                // starts with `//` intact by writing the `//` that will be stripped.
+                let slashes = if path.starts_with("//") { "//" } else { "" };
+                write!(f, "{}:{slashes}{path}", self.scheme)
+            }
+            (address, None) => write!(f, "{}:{address}", self.scheme),
+        }
+    }
+}
+
+/// What is wrong with an endpoint string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointErrorKind {
+    /// The string is empty.
+    Empty,
+    /// The string contains a NUL byte.
+    NulByte,
+    /// No `scheme:` at the start.
+    MissingScheme,
+    /// A scheme that is none of `tcp`, `tcp4`, `tcp6`, `udp`, `udp4`, `udp6`, `unix`,
+    /// `unix-dgram`, `unixgram`.
+    UnknownScheme(String),
+    /// An INET scheme not followed by `//`.
+    MissingSlashes,
+    /// No host between `//` and `:`.
+    MissingHost,
+    /// A host name with a character that no host name has (the character).
+    InvalidHost(char),
+    /// Digits and dots that are no IPv4 address (`256.1.1.1`, `127.1`).
+    InvalidIpv4(String),
+    /// The text between brackets is no IPv6 address.
+    InvalidIpv6(String),
+    /// An IPv6 address without brackets (`tcp://::1:80`).
+    UnbracketedIpv6,
+    /// A `[` without its `]`.
+    UnclosedBracket,
+    /// Text after the host that is not `:PORT`.
+    UnexpectedText(String),
+    /// No `:PORT` after the host.
+    MissingPort,
+    /// A port that is neither a number nor a service name (the offending character).
+    InvalidPort(char),
+    /// A port number above 65535.
+    PortOutOfRange(String),
+    /// An address of the other family than the scheme's (`tcp4://[::1]:80`).
+    FamilyMismatch {
+        /// The scheme.
+        scheme: Scheme,
+        /// The address as written.
+        address: String,
+    },
+    /// A UNIX scheme with no path or name.
+    EmptyPath,
+    /// A UNIX path or abstract name longer than `sun_path` holds.
+    PathTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The largest length the platform accepts.
+        max: usize,
+    },
+}
+
+impl fmt::Display for EndpointErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use EndpointErrorKind as K;
+        match self {
+            K::Empty => f.write_str("empty endpoint"),
+            K::NulByte => f.write_str("NUL byte"),
+            K::MissingScheme => f.write_str("missing scheme (tcp://, udp://, unix:, ...)"),
+            K::UnknownScheme(scheme) => write!(
+                f,
+                "unknown scheme {scheme:?} (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix or unix-dgram)"
+            ),
+            K::MissingSlashes => f.write_str("expected \"//\" after the scheme"),
+            K::MissingHost => f.write_str("missing host"),
+            K::InvalidHost(c) => write!(f, "character {c:?} cannot be part of a host name"),
+            K::InvalidIpv4(text) => write!(f, "{text:?} is not an IPv4 address"),
+            K::InvalidIpv6(text) => write!(f, "{text:?} is not an IPv6 address"),
+            K::UnbracketedIpv6 => {
+                f.write_str("an IPv6 address must be written in brackets, as [::1]:80")
+            }
+            K::UnclosedBracket => f.write_str("\"[\" without \"]\""),
+            K::UnexpectedText(text) => write!(f, "unexpected {text:?} after the host"),
+            K::MissingPort => f.write_str("missing \":PORT\" (write :0 to let the kernel choose)"),
+            K::InvalidPort(c) => write!(f, "character {c:?} cannot be part of a port"),
+            K::PortOutOfRange(text) => write!(f, "port {text} is out of range (0 to 65535)"),
+            K::FamilyMismatch { scheme, address } => {
+                write!(f, "{address} is not an address of scheme {scheme}")
+            }
+            K::EmptyPath => f.write_str("missing unix socket path or @name"),
+            K::PathTooLong { len, max } => write!(
+                f,
+                "unix socket path is {len} bytes long; this platform allows at most {max}"
+            ),
+        }
+    }
+}
+
+/// An endpoint string that does not parse: what is wrong ([`kind`](Self::kind)) and where
+/// ([`offset`](Self::offset), a byte offset into the input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointError {
+    input: String,
+    offset: usize,
+    kind: EndpointErrorKind,
+}
+
+impl EndpointError {
+    /// What is wrong.
+    pub fn kind(&self) -> &EndpointErrorKind {
+        &self.kind
+    }
+
+    /// The byte offset in the input where the wrong part starts.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The string that failed to parse.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid endpoint {:?} at byte {}: {}",
+            self.input, self.offset, self.kind
+        )
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        Parser { input }.endpoint()
+    }
+}
+
+struct Parser<'a> {
+    input: &'a str,
+}
+
+impl Parser<'_> {
+    fn error(&self, offset: usize, kind: EndpointErrorKind) -> EndpointError {
+        EndpointError {
+            input: self.input.to_owned(),
+            offset,
+            kind,
+        }
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, EndpointError> {
+        let input = self.input;
+        if input.is_empty() {
+            return Err(self.error(0, EndpointErrorKind::Empty));
+        }
+        if let Some(at) = input.find('\0') {
+            return Err(self.error(at, EndpointErrorKind::NulByte));
+        }
+        let Some((name, rest)) = input.split_once(':') else {
+            return Err(self.error(0, EndpointErrorKind::MissingScheme));
+        };
+        let scheme = Scheme::from_name(name)
+            .ok_or_else(|| self.error(0, EndpointErrorKind::UnknownScheme(name.to_owned())))?;
+        let at = name.len() + 1;
+        if scheme.is_unix() {
+            return self.unix(scheme, rest, at);
+        }
+        let authority = rest
+            .strip_prefix("//")
+            .ok_or_else(|| self.error(at, EndpointErrorKind::MissingSlashes))?;
+        self.inet(scheme, authority, at + 2)
+    }
+
+    fn inet(&self, scheme: Scheme, text: &str, at: usize) -> Result<Endpoint, EndpointError> {
+        let (address, port_text, port_at) = if let Some(bracketed) = text.strip_prefix('[') {
+            let close = bracketed
+                .find(']')
+                .ok_or_else(|| self.error(at, EndpointErrorKind::UnclosedBracket))?;
+            let literal = &bracketed[..close];
+            let ip: Ipv6Addr = literal.parse().map_err(|_| {
+                self.error(at + 1, EndpointErrorKind::InvalidIpv6(literal.to_owned()))
+            })?;
+            let after = &bracketed[close + 1..];
+            let after_at = at + close + 2;
+            let port_text = match after.strip_prefix(':') {
+                Some(port) => port,
+                None if after.is_empty() => {
+                    return Err(self.error(after_at, EndpointErrorKind::MissingPort))
+                }
+                None => {
+                    let kind = EndpointErrorKind::UnexpectedText(after.to_owned());
+                    return Err(self.error(after_at, kind));
+                }
+            };
+            (Address::Ip(ip.into()), port_text, after_at + 1)
+        } else {
+            if text.matches(':').count() > 1 {
+                return Err(self.error(at, EndpointErrorKind::UnbracketedIpv6));
+            }
+            let Some((host, port_text)) = text.split_once(':') else {
+                return Err(self.error(at + text.len(), EndpointErrorKind::MissingPort));
+            };
+            (self.host(host, at)?, port_text, at + host.len() + 1)
+        };
+        if let (Some(wanted), Address::Ip(ip)) = (scheme.domain(), &address) {
+            let fits = match ip {
+                IpAddr::V4(_) => wanted == Domain::Inet,
+                IpAddr::V6(_) => wanted == Domain::Inet6,
+            };
+            if !fits {
+                let kind = EndpointErrorKind::FamilyMismatch {
+                    scheme,
+                    address: ip.to_string(),
+                };
+                return Err(self.error(at, kind));
+            }
+        }
+        let port = self.port(port_text, port_at)?;
+        Ok(Endpoint {
+            scheme,
+            address,
+            port: Some(port),
+        })
+    }
+
+    fn host(&self, host: &str, at: usize) -> Result<Address, EndpointError> {
+        if host.is_empty() {
+            return Err(self.error(at, EndpointErrorKind::MissingHost));
+        }
+        if let Some((i, c)) = host
+            .char_indices()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        {
+            return Err(self.error(at + i, EndpointErrorKind::InvalidHost(c)));
+        }
+        if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            // The resolver would read `127.1` as 127.0.0.1 (inet_aton); only the dotted quad is
+            // taken, so what is written is what is used.
+            return host
+                .parse::<Ipv4Addr>()
+                .map(|ip| Address::Ip(ip.into()))
+                .map_err(|_| self.error(at, EndpointErrorKind::InvalidIpv4(host.to_owned())));
+        }
+        Ok(Address::Host(host.to_owned()))
+    }
+
+    fn port(&self, text: &str, at: usize) -> Result<Port, EndpointError> {
+        if text.is_empty() {
+            return Err(self.error(at, EndpointErrorKind::MissingPort));
+        }
+        // Service names start with a letter or digit; a sign is a mistake, not a name.
+        let bad = |(i, c): &(usize, char)| {
+            !(c.is_ascii_alphanumeric() || (*i > 0 && matches!(c, '.' | '-' | '_' | '+')))
+        };
+        if let Some((i, c)) = text.char_indices().find(bad) {
+            return Err(self.error(at + i, EndpointErrorKind::InvalidPort(c)));
+        }
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            return text
+                .parse::<u16>()
+                .map(Port::Number)
+                .map_err(|_| self.error(at, EndpointErrorKind::PortOutOfRange(text.to_owned())));
+        }
+        Ok(Port::Service(text.to_owned()))
+    }
+
+    fn unix(&self, scheme: Scheme, text: &str, at: usize) -> Result<Endpoint, EndpointError> {
+        let (text, at) = match text.strip_prefix("//") {
+            Some(path) => (path, at + 2),
+            None => (text, at),
+        };
+        let (address, len) = match text.strip_prefix('@') {
+            Some(name) => (Address::Abstract(name.as_bytes().to_vec()), name.len()),
+            None => (Address::Path(PathBuf::from(text)), text.len()),
+        };
+        if len == 0 {
+            return Err(self.error(at, EndpointErrorKind::EmptyPath));
+        }
+        let max = max_unix_path();
+        if len > max {
+            return Err(self.error(at, EndpointErrorKind::PathTooLong { len, max }));
+        }
+        Ok(Endpoint {
+            scheme,
+            address,
+            port: None,
+        })
+    }
+}
+
+mod sealed {
+    use super::*;
+
+    /// What a bind or remote address sets on the builder.
+    #[derive(Debug)]
+    pub struct Parts {
+        pub(crate) address: Address,
+        pub(crate) port: Option<Port>,
+        pub(crate) domain: Option<Domain>,
+        pub(crate) socket_type: Option<SocketType>,
+    }
+
+    /// Keeps [`ToEndpoint`](super::ToEndpoint) closed to this crate's inputs.
+    pub trait Sealed {
+        fn parts(self) -> Parts;
+    }
+}
+
+use sealed::Parts;
+
+/// Anything that names a bind or remote address: an [`Endpoint`], a [`SocketAddr`] (v4 or v6),
+/// an `(IpAddr, u16)` (or `Ipv4Addr`/`Ipv6Addr`), a `(&str, u16)` or `(String, u16)` host and
+/// port, or a UNIX socket path (`&Path`, `PathBuf`).
+///
+/// Taken by [`SocketFactoryBuilder::bind`] and [`SocketFactoryBuilder::connect`]. Sealed: the
+/// inputs are this crate's to choose. A string is not among them: parse it into an [`Endpoint`]
+/// first, so that a typo is an error where it is written, not a failure later.
+pub trait ToEndpoint: sealed::Sealed {}
+
+impl<T: sealed::Sealed> ToEndpoint for T {}
+
+fn inet(ip: IpAddr, port: u16) -> Parts {
+    Parts {
+        address: Address::Ip(ip),
+        port: Some(Port::Number(port)),
+        domain: None,
+        socket_type: None,
+    }
+}
+
+impl sealed::Sealed for Endpoint {
+    /// An endpoint sets the socket type too, and the domain when its scheme fixes one.
+    fn parts(self) -> Parts {
+        Parts {
+            domain: self.scheme.domain(),
+            socket_type: Some(self.scheme.socket_type()),
+            address: self.address,
+            port: self.port,
+        }
+    }
+}
+
+impl sealed::Sealed for &Endpoint {
+    fn parts(self) -> Parts {
+        self.clone().parts()
+    }
+}
+
+impl sealed::Sealed for SocketAddr {
+    fn parts(self) -> Parts {
+        inet(self.ip(), self.port())
+    }
+}
+
+impl sealed::Sealed for SocketAddrV4 {
+    fn parts(self) -> Parts {
+        SocketAddr::from(self).parts()
+    }
+}
+
+impl sealed::Sealed for SocketAddrV6 {
+    fn parts(self) -> Parts {
+        SocketAddr::from(self).parts()
+    }
+}
+
+impl sealed::Sealed for (IpAddr, u16) {
+    fn parts(self) -> Parts {
+        SocketAddr::from(self).parts()
+    }
+}
+
+impl sealed::Sealed for (Ipv4Addr, u16) {
+    fn parts(self) -> Parts {
+        SocketAddr::from(self).parts()
+    }
+}
+
+impl sealed::Sealed for (Ipv6Addr, u16) {
+    fn parts(self) -> Parts {
+        SocketAddr::from(self).parts()
+    }
+}
+
+impl sealed::Sealed for (&str, u16) {
+    /// An IP literal or a host name, as [`Address::from`] reads it.
+    fn parts(self) -> Parts {
+        Parts {
+            address: Address::from(self.0),
+            port: Some(Port::Number(self.1)),
+            domain: None,
+            socket_type: None,
+        }
+    }
+}
+
+impl sealed::Sealed for (String, u16) {
+    fn parts(self) -> Parts {
+        (self.0.as_str(), self.1).parts()
+    }
+}
+
+impl sealed::Sealed for &Path {
+    fn parts(self) -> Parts {
+        self.to_path_buf().parts()
+    }
+}
+
+impl sealed::Sealed for PathBuf {
+    /// A UNIX socket path; the domain becomes UNIX.
+    fn parts(self) -> Parts {
+        Parts {
+            address: Address::Path(self),
+            port: None,
+            domain: Some(Domain::Unix),
+            socket_type: None,
+        }
+    }
+}
+
+/// Addresses as one value: [`Endpoint`]s and the other [`ToEndpoint`] inputs.
+impl SocketFactoryBuilder {
+    /// The local address and port in one value. POE: `BindAddress` and `BindPort`; from an
+    /// [`Endpoint`] also `SocketType`, and `SocketDomain` when its scheme fixes one (`tcp6`,
+    /// `unix`, ...).
+    ///
+    /// Without [`connect`](Self::connect) the factory is a server (stream) or a bound socket
+    /// (datagram).
+    ///
+    /// ```
+    /// # use actix_socket_factory::{Endpoint, GetSockName, SocketFactory};
+    /// # use actix_socket_factory::testing::Events;
+    /// # #[actix::main] async fn main() {
+    /// # let events = Events::start();
+    /// let endpoint: Endpoint = "tcp://127.0.0.1:0".parse().unwrap();
+    /// let server = events.builder().bind(endpoint).start();
+    /// let local = server.send(GetSockName).await.unwrap().unwrap();
+    /// assert_ne!(local.port(), Some(0));
+    ///
+    /// // Or whatever address the caller already has:
+    /// let _same = SocketFactory::builder().bind(("127.0.0.1", 0));
+    /// # }
+    /// ```
+    pub fn bind(self, local: impl ToEndpoint) -> Self {
+        let Parts {
+            address,
+            port,
+            domain,
+            socket_type,
+        } = local.parts();
+        let mut builder = self.bind_address(address);
+        if let Some(port) = port {
+            builder = builder.bind_port(port);
+        }
+        builder.apply(domain, socket_type)
+    }
+
+    /// The remote address and port in one value; makes the factory a client. POE:
+    /// `RemoteAddress` and `RemotePort`; from an [`Endpoint`] also `SocketType`, and
+    /// `SocketDomain` when its scheme fixes one.
+    ///
+    /// ```
+    /// # use actix_socket_factory::{Endpoint, SocketFactory};
+    /// let endpoint: Endpoint = "tcp://localhost:http".parse().unwrap();
+    /// let _client = SocketFactory::builder().connect(endpoint);
+    /// let _also = SocketFactory::builder().connect(std::net::SocketAddr::from(([127, 0, 0, 1], 80)));
+    /// ```
+    pub fn connect(self, remote: impl ToEndpoint) -> Self {
+        let Parts {
+            address,
+            port,
+            domain,
+            socket_type,
+        } = remote.parts();
+        let mut builder = self.remote_address(address);
+        if let Some(port) = port {
+            builder = builder.remote_port(port);
+        }
+        builder.apply(domain, socket_type)
+    }
+
+    fn apply(mut self, domain: Option<Domain>, socket_type: Option<SocketType>) -> Self {
+        if let Some(domain) = domain {
+            self = self.domain(domain);
+        }
+        if let Some(socket_type) = socket_type {
+            self = self.socket_type(socket_type);
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EndpointErrorKind as K;
+
+    fn parse(text: &str) -> Endpoint {
+        text.parse()
+            .unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
+    }
+
+    fn fail(text: &str) -> (usize, EndpointErrorKind) {
+        match text.parse::<Endpoint>() {
+            Ok(endpoint) => panic!("{text:?} should not parse, got {endpoint:?}"),
+            Err(error) => (error.offset(), error.kind().clone()),
+        }
+    }
+
+    #[test]
+    fn inet_forms() {
+        let e = parse("tcp://127.0.0.1:8080");
+        assert_eq!(e.scheme(), Scheme::Tcp);
+        assert_eq!(e.address(), &Address::Ip([127, 0, 0, 1].into()));
+        assert_eq!(e.port(), Some(&Port::Number(8080)));
+        assert_eq!(e.domain(), Domain::Inet);
+
+        let e = parse("tcp://[::1]:0");
+        assert_eq!(e.address(), &Address::Ip(Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(e.domain(), Domain::Inet6);
+
+        let e = parse("tcp://localhost:http");
+        assert_eq!(e.address(), &Address::Host("localhost".into()));
+        assert_eq!(e.port(), Some(&Port::Service("http".into())));
+
+        let e = parse("UDP6://localhost:domain");
+        assert_eq!(e.scheme(), Scheme::Udp6);
+        assert_eq!(e.socket_type(), SocketType::Datagram);
+        assert_eq!(e.domain(), Domain::Inet6);
+        assert_eq!(e.to_string(), "udp6://localhost:domain");
+
+        assert_eq!(parse("tcp://h:080").port(), Some(&Port::Number(80)));
+        assert_eq!(
+            parse("tcp://h:9pfs").port(),
+            Some(&Port::Service("9pfs".into()))
+        );
+    }
+
+    #[test]
+    fn unix_forms() {
+        let e = parse("unix:/run/app.sock");
+        assert_eq!(e.address(), &Address::Path("/run/app.sock".into()));
+        assert_eq!(e.domain(), Domain::Unix);
+        assert_eq!(e.port(), None);
+        assert_eq!(parse("unix:///run/app.sock"), e);
+        assert_eq!(
+            parse("unix:relative.sock").to_string(),
+            "unix:relative.sock"
+        );
+
+        let e = parse("unix:@abstract");
+        assert_eq!(e.address(), &Address::Abstract(b"abstract".to_vec()));
+        assert_eq!(e.to_string(), "unix:@abstract");
+
+        let e = parse("unixgram:/tmp/d");
+        assert_eq!(e.scheme(), Scheme::UnixDgram);
+        assert_eq!(e.to_string(), "unix-dgram:/tmp/d");
+
+        let e = parse("unix:////double");
+        assert_eq!(e.address(), &Address::Path("//double".into()));
+        assert_eq!(parse(&e.to_string()), e);
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        assert_eq!(fail(""), (0, K::Empty));
+        assert_eq!(fail("garbage"), (0, K::MissingScheme));
+        assert_eq!(fail("http://x:80"), (0, K::UnknownScheme("http".into())));
+        assert_eq!(fail("tcp:x:80"), (4, K::MissingSlashes));
+        assert_eq!(fail("tcp://:80"), (6, K::MissingHost));
+        assert_eq!(fail("tcp://a b:80"), (7, K::InvalidHost(' ')));
+        assert_eq!(fail("tcp://127.1:80"), (6, K::InvalidIpv4("127.1".into())));
+        assert_eq!(
+            fail("tcp://256.0.0.1:80"),
+            (6, K::InvalidIpv4("256.0.0.1".into()))
+        );
+        assert_eq!(fail("tcp://::1:80"), (6, K::UnbracketedIpv6));
+        assert_eq!(fail("tcp://[::1:80"), (6, K::UnclosedBracket));
+        assert_eq!(fail("tcp://[::g]:80"), (7, K::InvalidIpv6("::g".into())));
+        assert_eq!(fail("tcp://[::1]"), (11, K::MissingPort));
+        assert_eq!(fail("tcp://[::1]x"), (11, K::UnexpectedText("x".into())));
+        assert_eq!(fail("tcp://host"), (10, K::MissingPort));
+        assert_eq!(fail("tcp://host:"), (11, K::MissingPort));
+        assert_eq!(
+            fail("tcp://host:65536"),
+            (11, K::PortOutOfRange("65536".into()))
+        );
+        assert_eq!(fail("tcp://host:80/"), (13, K::InvalidPort('/')));
+        assert_eq!(fail("tcp://host:-1"), (11, K::InvalidPort('-')));
+        assert_eq!(fail("tcp://host:+80"), (11, K::InvalidPort('+')));
+        assert_eq!(fail("tcp://ho\0st:80"), (8, K::NulByte));
+        assert_eq!(
+            fail("tcp4://[::1]:80"),
+            (
+                7,
+                K::FamilyMismatch {
+                    scheme: Scheme::Tcp4,
+                    address: "::1".into()
+                }
+            )
+        );
+        assert_eq!(
+            fail("udp6://10.0.0.1:53"),
+            (
+                7,
+                K::FamilyMismatch {
+                    scheme: Scheme::Udp6,
+                    address: "10.0.0.1".into()
+                }
+            )
+        );
+        assert_eq!(fail("unix:"), (5, K::EmptyPath));
+        assert_eq!(fail("unix:@"), (5, K::EmptyPath));
+        let long = format!("unix:/{}", "x".repeat(200));
+        assert_eq!(
+            fail(&long),
+            (
+                5,
+                K::PathTooLong {
+                    len: 201,
+                    max: max_unix_path()
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn endpoint_sets_type_and_fixed_domain() {
+        let b = SocketFactoryBuilder::new().bind(parse("udp6://[::1]:0"));
+        assert_eq!(b.spec.socket_type, SocketType::Datagram);
+        assert_eq!(b.spec.domain, Some(Domain::Inet6));
+        assert_eq!(b.spec.bind_port, Some(Port::Number(0)));
+
+        // A plain address leaves the type and the domain as they were set.
+        let b = SocketFactoryBuilder::new()
+            .socket_type(SocketType::Datagram)
+            .domain(Domain::Inet6)
+            .connect(("localhost", 53));
+        assert_eq!(b.spec.socket_type, SocketType::Datagram);
+        assert_eq!(b.spec.domain, Some(Domain::Inet6));
+        assert_eq!(
+            b.spec.remote_address,
+            Some(Address::Host("localhost".into()))
+        );
+
+        let b = SocketFactoryBuilder::new().bind(Path::new("/tmp/x.sock"));
+        assert_eq!(b.spec.domain, Some(Domain::Unix));
+        assert_eq!(b.spec.bind_port, None);
+    }
+}
