@@ -81,7 +81,7 @@ struct Race<F> {
     open: F,
     delay: Duration,
     /// Fires when the next attempt may start.
-    stagger: Pin<Box<Sleep>>,
+    stagger: Option<Pin<Box<Sleep>>>,
     last_start: Option<Instant>,
     last_failure: Option<Failure>,
 }
@@ -104,11 +104,21 @@ where
                         file,
                         handshake,
                     });
-                    self.stagger.as_mut().reset(now + self.delay);
+                    if !self.waiting.is_empty() {
+                        self.arm(now + self.delay);
+                    }
                     return;
                 }
                 Err(failure) => self.record(&addr, failure),
             }
+        }
+    }
+
+    /// Sets the stagger timer, making it on first use: a lone candidate never needs one.
+    fn arm(&mut self, at: Instant) {
+        match &mut self.stagger {
+            Some(stagger) => stagger.as_mut().reset(at),
+            None => self.stagger = Some(Box::pin(tokio::time::sleep_until(at))),
         }
     }
 
@@ -171,9 +181,15 @@ where
                 let earliest = self
                     .last_start
                     .map_or_else(Instant::now, |t| t + MIN_ATTEMPT_GAP);
-                self.stagger.as_mut().reset(earliest);
+                self.arm(earliest);
             }
-            match self.stagger.as_mut().poll(cx) {
+            let at = self
+                .last_start
+                .map_or_else(Instant::now, |t| t + self.delay);
+            let stagger = self
+                .stagger
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            match stagger.as_mut().poll(cx) {
                 Poll::Ready(()) => self.start_next(),
                 Poll::Pending => return Poll::Pending,
             }
@@ -199,7 +215,7 @@ where
         running: Vec::new(),
         open,
         delay,
-        stagger: Box::pin(tokio::time::sleep(delay)),
+        stagger: None,
         last_start: None,
         last_failure: None,
     };
