@@ -17,7 +17,7 @@ use crate::adopt::Source;
 use crate::error::ConfigError;
 use crate::factory::SocketFactory;
 use crate::messages::{SocketCreated, SocketFailed};
-use crate::options::SocketOptions;
+use crate::options::Options;
 
 /// The socket's address family: POE's `SocketDomain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,7 +233,7 @@ pub(crate) struct Spec {
     /// first, so the role and the domain follow from them as for a single address.
     pub(crate) remote_list: Option<Vec<SocketAddr>>,
     pub(crate) happy_eyeballs_delay: Duration,
-    pub(crate) options: SocketOptions,
+    pub(crate) options: Options,
     pub(crate) listen_queue: Option<u32>,
     pub(crate) reuse: Option<bool>,
     pub(crate) reuse_port: bool,
@@ -266,7 +266,7 @@ impl Default for Spec {
             remote_port: None,
             remote_list: None,
             happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
-            options: SocketOptions::default(),
+            options: Options::default(),
             listen_queue: None,
             reuse: None,
             reuse_port: false,

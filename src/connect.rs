@@ -36,18 +36,11 @@ pub(crate) async fn connect_one(socket: Socket, addr: &SockAddr) -> io::Result<S
         Err(error) => return Err(error),
     }
     let fd = sys::register(socket, Interest::WRITABLE)?;
-    loop {
-        let mut guard = fd.writable().await?;
-        // connect(2): once writable, SO_ERROR tells how the handshake ended.
-        match fd.get_ref().take_error()? {
-            Some(error) => return Err(error),
-            None => match fd.get_ref().peer_addr() {
-                Ok(_) => break,
-                // A spurious wake-up before the handshake ended: wait again.
-                Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => guard.clear_ready(),
-                Err(error) => return Err(error),
-            },
-        }
+    // A fresh registration reports writable only once the handshake has ended, well or badly
+    // (as tokio's own connect relies on): SO_ERROR then tells which, with no further call.
+    let _ready = fd.writable().await?;
+    if let Some(error) = fd.get_ref().take_error()? {
+        return Err(error);
     }
     Ok(fd.into_inner())
 }

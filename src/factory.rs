@@ -73,8 +73,8 @@ pub struct SocketFactory {
     accepting: Option<SpawnHandle>,
     /// Bumped whenever the accept loop is stopped, so a loop can tell it was replaced.
     accept_generation: u64,
-    /// A finished one-shot socket waiting for a success recipient.
-    held: Option<SocketCreated>,
+    /// A finished one-shot socket waiting for a success recipient (boxed: servers never hold one).
+    held: Option<Box<SocketCreated>>,
     /// The local address of the one-shot socket, kept for `GetSockName` after delivery.
     local: Option<SocketAddress>,
     exhausted: bool,
@@ -85,6 +85,8 @@ pub struct SocketFactory {
     failed_starts: u32,
     /// Stopped on purpose (StopFactory, owner gone): a Supervisor's restart must not re-open.
     retired: bool,
+    /// Whether the periodic owner check runs (a restart cancels it with everything else).
+    watching: bool,
 }
 
 impl std::fmt::Debug for SocketFactory {
@@ -123,6 +125,7 @@ impl SocketFactory {
             kind: (Domain::Inet, SocketType::Stream),
             failed_starts: 0,
             retired: false,
+            watching: false,
         }
     }
 
@@ -244,6 +247,7 @@ impl SocketFactory {
         self.kind = kind;
         self.file = file;
         self.failed_starts = 0;
+        self.watch_owner(ctx);
         self.sync_accepting(ctx);
         Ok(())
     }
@@ -318,13 +322,33 @@ impl SocketFactory {
     ) {
         self.counters.accepted += 1;
         self.failed_starts = 0;
-        self.local = socket
-            .local_addr()
-            .ok()
-            .map(|addr| SocketAddress::from_sockaddr(&addr));
+        if self.file.is_some() {
+            // This factory outlives its delivery (it keeps the socket file): remember the
+            // address for GetSockName. Others stop at once and skip the system call.
+            self.local = socket
+                .local_addr()
+                .ok()
+                .map(|addr| SocketAddress::from_sockaddr(&addr));
+        }
         let created = self.created(socket, peer, domain, socket_type, None);
-        self.held = Some(created);
+        self.held = Some(Box::new(created));
         self.flush_held(ctx);
+        if self.held.is_some() || self.file.is_some() {
+            self.watch_owner(ctx);
+        }
+    }
+
+    /// Starts the periodic owner check, once, for a factory that will live on (a server, or a
+    /// one-shot factory holding its socket or socket file). Short-lived clients never pay for
+    /// the timer: the check at delivery covers them.
+    fn watch_owner(&mut self, ctx: &mut Context<Self>) {
+        if self.watching {
+            return;
+        }
+        if let Some(period) = self.spec.owner_check {
+            ctx.run_interval(period, |act, ctx| act.stop_if_owner_gone(ctx));
+            self.watching = true;
+        }
     }
 
     fn flush_held(&mut self, ctx: &mut Context<Self>) {
@@ -332,7 +356,7 @@ impl SocketFactory {
         let Some(created) = self.held.take() else {
             return;
         };
-        success.do_send(created);
+        success.do_send(*created);
         self.counters.delivered += 1;
         // The job is done: no Supervisor restart should redo it.
         self.retired = true;
@@ -346,6 +370,10 @@ impl SocketFactory {
     fn fail(&mut self, failure: Failure, ctx: &mut Context<Self>) {
         self.report(failure);
         self.failed_starts = self.failed_starts.saturating_add(1);
+        // Nobody to retry for: a Supervisor's restart must not loop on our behalf.
+        if self.owner_gone() {
+            self.retired = true;
+        }
         ctx.stop();
     }
 
@@ -536,9 +564,6 @@ impl Actor for SocketFactory {
             log::debug!("factory {}: retired; holding no socket", self.id);
             return;
         }
-        if let Some(period) = self.spec.owner_check {
-            ctx.run_interval(period, |act, ctx| act.stop_if_owner_gone(ctx));
-        }
         match restart_delay(self.failed_starts) {
             None => self.setup(ctx),
             Some(delay) => {
@@ -574,6 +599,7 @@ impl Supervised for SocketFactory {
         log::info!("factory {}: restarting", self.id);
         self.release();
         self.paused = false;
+        self.watching = false;
         self.counters.since = std::time::SystemTime::now();
     }
 }

@@ -46,6 +46,29 @@ pub(crate) struct SocketOptions {
     multicast: Vec<Multicast>,
 }
 
+/// The options as a description holds them: boxed only once one is set. Most factories set
+/// none, and an inline copy would cost every idle factory the whole struct.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Options(Option<Box<SocketOptions>>);
+
+impl std::ops::Deref for Options {
+    type Target = SocketOptions;
+
+    fn deref(&self) -> &SocketOptions {
+        static NONE: std::sync::OnceLock<SocketOptions> = std::sync::OnceLock::new();
+        match &self.0 {
+            Some(options) => options,
+            None => NONE.get_or_init(SocketOptions::default),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Options {
+    fn deref_mut(&mut self) -> &mut SocketOptions {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
 /// Where `TCP_KEEPINTVL` and `TCP_KEEPCNT` exist (the platforms socket2 offers them on).
 const KEEPALIVE_TIMINGS: bool = cfg!(any(
     target_os = "android",

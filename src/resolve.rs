@@ -14,7 +14,7 @@ use crate::addr::{Address, Port};
 use crate::builder::{Domain, Protocol, SocketType, Spec, UnixOptions};
 use crate::error::{ConfigError, Context, Failure, Operation};
 use crate::netdb;
-use crate::options::SocketOptions;
+use crate::options::Options;
 
 /// What the factory does with its socket once made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub(crate) struct Plan {
     pub(crate) reuse: bool,
     pub(crate) reuse_port: bool,
     pub(crate) unix: UnixOptions,
-    pub(crate) options: SocketOptions,
+    pub(crate) options: Options,
 }
 
 /// The longest UNIX path `sun_path` holds, keeping room for the terminating NUL.
