@@ -480,9 +480,14 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// How often an idle factory checks that its owner is still there (default
-    /// [`DEFAULT_OWNER_CHECK`]); `None` turns the check off, leaving only the check made at each
-    /// delivery.
+    /// How often a long-lived factory (a server, or a one-shot factory still holding its socket
+    /// or socket file) checks that its owner is still there (default [`DEFAULT_OWNER_CHECK`]);
+    /// `None` turns the check off, leaving only the check made at each delivery.
+    ///
+    /// # Notes
+    /// actix gives no signal when an actor's mailbox closes, so an idle server can only notice
+    /// its owner's end by looking: one timer per server, about 170 bytes and one wake-up per
+    /// period.
     pub fn owner_check_interval(mut self, interval: Option<Duration>) -> Self {
         self.spec.owner_check = interval;
         self
