@@ -259,10 +259,10 @@ impl SocketFactory {
         ctx: &mut Context<Self>,
     ) {
         let candidates = plan.remote.clone();
-        let opener = plan.clone();
+        let (planned_domain, socket_type) = (plan.domain, plan.socket_type);
         let attempt = connect::connect(
             candidates,
-            move |addr: &SockAddr| open::open(&opener, addr.domain()),
+            move |addr: &SockAddr| open::open(&plan, addr.domain()),
             self.spec.happy_eyeballs_delay,
             deadline,
         );
@@ -273,13 +273,10 @@ impl SocketFactory {
                     Ok((Opened { socket, file }, peer)) => {
                         act.file = file;
                         // A client given both families delivers the winner's.
-                        let plan = Plan {
-                            domain: Domain::of(&peer).unwrap_or(plan.domain),
-                            ..plan
-                        };
+                        let domain = Domain::of(&peer).unwrap_or(planned_domain);
                         let peer = SocketAddress::from_sockaddr(&peer);
                         log::debug!("factory {}: connected to {peer}", act.id);
-                        act.finish(socket, Some(peer), (plan.domain, plan.socket_type), ctx);
+                        act.finish(socket, Some(peer), (domain, socket_type), ctx);
                     }
                     Err(failure) => act.fail(failure, ctx),
                 }),
