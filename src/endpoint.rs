@@ -32,10 +32,14 @@ pub enum Scheme {
     Unix,
     /// `unix-dgram` (or `unixgram`): UNIX datagram socket.
     UnixDgram,
+    /// `sd-listen`: a socket passed by systemd socket activation, the first one not taken, or
+    /// with `sd-listen:NAME` the one of that `FileDescriptorName=`. The inherited socket decides
+    /// the domain and type (see [`SocketFactoryBuilder::systemd`]).
+    SdListen,
 }
 
 impl Scheme {
-    const ALL: [Scheme; 8] = [
+    const ALL: [Scheme; 9] = [
         Scheme::Tcp,
         Scheme::Tcp4,
         Scheme::Tcp6,
@@ -44,6 +48,7 @@ impl Scheme {
         Scheme::Udp6,
         Scheme::Unix,
         Scheme::UnixDgram,
+        Scheme::SdListen,
     ];
 
     /// The scheme as written in an endpoint string, without the `:`.
@@ -56,6 +61,7 @@ impl Scheme {
             Scheme::Udp4 => "udp4",
             Scheme::Udp6 => "udp6",
             Scheme::Unix => "unix",
+            Scheme::SdListen => "sd-listen",
             Scheme::UnixDgram => "unix-dgram",
         }
     }
@@ -63,7 +69,10 @@ impl Scheme {
     /// The socket type the scheme names.
     pub const fn socket_type(self) -> SocketType {
         match self {
-            Scheme::Tcp | Scheme::Tcp4 | Scheme::Tcp6 | Scheme::Unix => SocketType::Stream,
+            // sd-listen: nominal; the inherited socket's own type is what counts.
+            Scheme::Tcp | Scheme::Tcp4 | Scheme::Tcp6 | Scheme::Unix | Scheme::SdListen => {
+                SocketType::Stream
+            }
             Scheme::Udp | Scheme::Udp4 | Scheme::Udp6 | Scheme::UnixDgram => SocketType::Datagram,
         }
     }
@@ -74,7 +83,7 @@ impl Scheme {
             Scheme::Tcp4 | Scheme::Udp4 => Some(Domain::Inet),
             Scheme::Tcp6 | Scheme::Udp6 => Some(Domain::Inet6),
             Scheme::Unix | Scheme::UnixDgram => Some(Domain::Unix),
-            Scheme::Tcp | Scheme::Udp => None,
+            Scheme::Tcp | Scheme::Udp | Scheme::SdListen => None,
         }
     }
 
@@ -114,6 +123,7 @@ impl fmt::Display for Scheme {
 /// | `unix:PATH`, `unix:///abs/path` | UNIX stream socket at a path |
 /// | `unix:@NAME` | UNIX stream socket, Linux abstract name |
 /// | `unix-dgram:PATH`, `unix-dgram:@NAME` | UNIX datagram socket (alias `unixgram:`) |
+/// | `sd-listen`, `sd-listen:NAME` | a socket from systemd socket activation (by `FileDescriptorName=`) |
 ///
 /// `HOST` is an IPv4 literal, an IPv6 literal in brackets (`[::1]`) or a host name (letters,
 /// digits, `.`, `-`, `_`). `PORT` is a number from 0 to 65535 or a service name (`http`); it is
@@ -179,6 +189,25 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// `sd-listen` (`None`) or `sd-listen:NAME`.
+    pub fn systemd(name: Option<&str>) -> Endpoint {
+        Endpoint {
+            scheme: Scheme::SdListen,
+            address: Address::Host(name.unwrap_or_default().to_owned()),
+            port: None,
+        }
+    }
+
+    /// The `FileDescriptorName=` an `sd-listen:NAME` endpoint asks for.
+    pub fn systemd_name(&self) -> Option<&str> {
+        match (&self.scheme, &self.address) {
+            (Scheme::SdListen, Address::Host(name)) if !name.is_empty() => Some(name),
+            _ => None,
+        }
+    }
+}
+
 impl From<SocketAddr> for Endpoint {
     /// A `tcp://` endpoint.
     fn from(addr: SocketAddr) -> Self {
@@ -192,6 +221,12 @@ impl From<SocketAddr> for Endpoint {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.scheme == Scheme::SdListen {
+            return match &self.address {
+                Address::Host(name) if !name.is_empty() => write!(f, "sd-listen:{name}"),
+                _ => f.write_str("sd-listen"),
+            };
+        }
         match (&self.address, &self.port) {
             (Address::Ip(IpAddr::V6(ip)), Some(port)) => {
                 write!(f, "{}://[{ip}]:{port}", self.scheme)
@@ -271,7 +306,7 @@ impl fmt::Display for EndpointErrorKind {
             K::MissingScheme => f.write_str("missing scheme (tcp://, udp://, unix:, ...)"),
             K::UnknownScheme(scheme) => write!(
                 f,
-                "unknown scheme {scheme:?} (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix or unix-dgram)"
+                "unknown scheme {scheme:?} (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix, unix-dgram or sd-listen)"
             ),
             K::MissingSlashes => f.write_str("expected \"//\" after the scheme"),
             K::MissingHost => f.write_str("missing host"),
@@ -365,12 +400,18 @@ impl Parser<'_> {
         if let Some(at) = input.find('\0') {
             return Err(self.error(at, EndpointErrorKind::NulByte));
         }
+        if input.eq_ignore_ascii_case("sd-listen") {
+            return Ok(Endpoint::systemd(None));
+        }
         let Some((name, rest)) = input.split_once(':') else {
             return Err(self.error(0, EndpointErrorKind::MissingScheme));
         };
         let scheme = Scheme::from_name(name)
             .ok_or_else(|| self.error(0, EndpointErrorKind::UnknownScheme(name.to_owned())))?;
         let at = name.len() + 1;
+        if scheme == Scheme::SdListen {
+            return self.systemd_name(rest, at);
+        }
         if scheme.is_unix() {
             return self.unix(scheme, rest, at);
         }
@@ -473,6 +514,27 @@ impl Parser<'_> {
         Ok(Port::Service(text.to_owned()))
     }
 
+    /// `sd-listen:NAME`: a name as systemd allows in `FileDescriptorName=` (printable ASCII,
+    /// no `:`), at most 255 characters.
+    fn systemd_name(&self, name: &str, at: usize) -> Result<Endpoint, EndpointError> {
+        if name.is_empty() {
+            return Err(self.error(at, EndpointErrorKind::MissingHost));
+        }
+        if let Some((offset, c)) = name
+            .char_indices()
+            .find(|&(_, c)| !c.is_ascii_graphic() || c == ':')
+        {
+            return Err(self.error(at + offset, EndpointErrorKind::InvalidHost(c)));
+        }
+        if name.len() > 255 {
+            return Err(self.error(
+                at + 255,
+                EndpointErrorKind::UnexpectedText(name[255..].to_owned()),
+            ));
+        }
+        Ok(Endpoint::systemd(Some(name)))
+    }
+
     fn unix(&self, scheme: Scheme, text: &str, at: usize) -> Result<Endpoint, EndpointError> {
         let (text, at) = match text.strip_prefix("//") {
             Some(path) => (path, at + 2),
@@ -507,6 +569,8 @@ mod sealed {
         pub(crate) port: Option<Port>,
         pub(crate) domain: Option<Domain>,
         pub(crate) socket_type: Option<SocketType>,
+        /// `sd-listen`: take the socket from systemd (with this name) instead.
+        pub(crate) systemd: Option<Option<String>>,
     }
 
     /// Keeps [`ToEndpoint`](super::ToEndpoint) closed to this crate's inputs.
@@ -534,17 +598,21 @@ fn inet(ip: IpAddr, port: u16) -> Parts {
         port: Some(Port::Number(port)),
         domain: None,
         socket_type: None,
+        systemd: None,
     }
 }
 
 impl sealed::Sealed for Endpoint {
     /// An endpoint sets the socket type too, and the domain when its scheme fixes one.
     fn parts(self) -> Parts {
+        let systemd =
+            (self.scheme == Scheme::SdListen).then(|| self.systemd_name().map(str::to_owned));
         Parts {
             domain: self.scheme.domain(),
             socket_type: Some(self.scheme.socket_type()),
             address: self.address,
             port: self.port,
+            systemd,
         }
     }
 }
@@ -599,6 +667,7 @@ impl sealed::Sealed for (&str, u16) {
             port: Some(Port::Number(self.1)),
             domain: None,
             socket_type: None,
+            systemd: None,
         }
     }
 }
@@ -623,6 +692,7 @@ impl sealed::Sealed for PathBuf {
             port: None,
             domain: Some(Domain::Unix),
             socket_type: None,
+            systemd: None,
         }
     }
 }
@@ -650,13 +720,20 @@ impl SocketFactoryBuilder {
     /// let _same = SocketFactory::builder().bind(("127.0.0.1", 0));
     /// # }
     /// ```
+    ///
+    /// An `sd-listen` endpoint takes the socket from systemd instead, as
+    /// [`systemd`](Self::systemd) does.
     pub fn bind(self, local: impl ToEndpoint) -> Self {
         let Parts {
             address,
             port,
             domain,
             socket_type,
+            systemd,
         } = local.parts();
+        if let Some(name) = systemd {
+            return self.systemd(name.as_deref());
+        }
         let mut builder = self.bind_address(address);
         if let Some(port) = port {
             builder = builder.bind_port(port);
@@ -674,13 +751,20 @@ impl SocketFactoryBuilder {
     /// let _client = SocketFactory::builder().connect(endpoint);
     /// let _also = SocketFactory::builder().connect(std::net::SocketAddr::from(([127, 0, 0, 1], 80)));
     /// ```
+    ///
+    /// An `sd-listen` endpoint names no remote: it takes the socket from systemd, as
+    /// [`bind`](Self::bind) does.
     pub fn connect(self, remote: impl ToEndpoint) -> Self {
         let Parts {
             address,
             port,
             domain,
             socket_type,
+            systemd,
         } = remote.parts();
+        if let Some(name) = systemd {
+            return self.systemd(name.as_deref());
+        }
         let mut builder = self.remote_address(address);
         if let Some(port) = port {
             builder = builder.remote_port(port);
@@ -714,6 +798,20 @@ mod tests {
             Ok(endpoint) => panic!("{text:?} should not parse, got {endpoint:?}"),
             Err(error) => (error.offset(), error.kind().clone()),
         }
+    }
+
+    #[test]
+    fn systemd_forms() {
+        for text in ["sd-listen", "sd-listen:web", "SD-LISTEN:api.v2"] {
+            let endpoint = parse(text);
+            assert_eq!(endpoint.scheme(), Scheme::SdListen);
+            assert_eq!(parse(&endpoint.to_string()), endpoint, "{text}");
+        }
+        assert_eq!(parse("sd-listen").systemd_name(), None);
+        assert_eq!(parse("sd-listen:web").systemd_name(), Some("web"));
+        assert_eq!(fail("sd-listen:"), (10, K::MissingHost));
+        assert_eq!(fail("sd-listen:a b"), (11, K::InvalidHost(' ')));
+        assert_eq!(fail("sd-listen:a:b"), (11, K::InvalidHost(':')));
     }
 
     #[test]

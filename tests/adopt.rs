@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_socket_factory::testing::start_and_locate;
-use actix_socket_factory::{Domain, GetSockName, Operation, SocketType};
+use actix_socket_factory::{Domain, Endpoint, GetSockName, Operation, SocketType};
 use util::*;
 
 #[actix::test]
@@ -150,7 +150,9 @@ fn systemd_child() {
     let system = System::new();
     system.block_on(async {
         let mut events = Events::start();
-        let server = events.builder().systemd(Some("web")).start();
+        // The endpoint form: what a configuration file would hold.
+        let endpoint: Endpoint = "sd-listen:web".parse().expect("endpoint");
+        let server = events.builder().bind(endpoint).start();
         let Ok(Ok(local)) = server.send(GetSockName).await else {
             panic!(
                 "no inherited listener: {:?}",

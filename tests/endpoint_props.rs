@@ -52,7 +52,11 @@ fn endpoint_text() -> impl Strategy<Value = String> {
         .prop_map(|(scheme, rest)| format!("{scheme}{rest}"))
         // Byte length, not char count, is what sun_path limits.
         .prop_filter("fits sun_path", |text| text.len() < 100);
-    prop_oneof![inet, inet4, inet6, unix]
+    let systemd = prop_oneof![
+        Just("sd-listen".to_owned()),
+        "[a-zA-Z0-9._-]{1,30}".prop_map(|name| format!("sd-listen:{name}")),
+    ];
+    prop_oneof![inet, inet4, inet6, unix, systemd]
 }
 
 proptest! {
