@@ -35,6 +35,11 @@ pub(crate) async fn connect_one(socket: Socket, addr: &SockAddr) -> io::Result<S
         Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(error) => return Err(error),
     }
+    // On loopback the kernel runs the whole handshake inside connect(2): one getpeername then
+    // saves registering with the reactor, waiting a turn, and deregistering again.
+    if socket.peer_addr().is_ok() {
+        return Ok(socket);
+    }
     let fd = sys::register(socket, Interest::WRITABLE)?;
     // A fresh registration reports writable only once the handshake has ended, well or badly
     // (as tokio's own connect relies on): SO_ERROR then tells which, with no further call.
