@@ -69,14 +69,15 @@ pub struct SocketFactory {
     paused: bool,
     permits: Arc<Semaphore>,
     listener: Option<Rc<AsyncFd<Socket>>>,
-    file: Option<SocketFile>,
+    /// Boxed: only UNIX path factories have one, and every idle server would pay for it inline.
+    file: Option<Box<SocketFile>>,
     accepting: Option<SpawnHandle>,
     /// Bumped whenever the accept loop is stopped, so a loop can tell it was replaced.
     accept_generation: u64,
     /// A finished one-shot socket waiting for a success recipient (boxed: servers never hold one).
     held: Option<Box<SocketCreated>>,
     /// The local address of the one-shot socket, kept for `GetSockName` after delivery.
-    local: Option<SocketAddress>,
+    local: Option<Box<SocketAddress>>,
     exhausted: bool,
     counters: Counters,
     /// Domain and type of the listening socket, given to each accepted one.
@@ -207,7 +208,7 @@ impl SocketFactory {
             Role::Listen => self.listen(&plan, ctx),
             Role::Bound => {
                 let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
-                self.file = file;
+                self.file = file.map(Box::new);
                 self.finish(socket, None, (plan.domain, plan.socket_type), ctx);
                 Ok(())
             }
@@ -245,7 +246,7 @@ impl SocketFactory {
         }
         self.listener = Some(Rc::new(listener));
         self.kind = kind;
-        self.file = file;
+        self.file = file.map(Box::new);
         self.failed_starts = 0;
         self.watch_owner(ctx);
         self.sync_accepting(ctx);
@@ -271,7 +272,7 @@ impl SocketFactory {
                 .into_actor(self)
                 .map(move |connected, act, ctx| match connected {
                     Ok((Opened { socket, file }, peer)) => {
-                        act.file = file;
+                        act.file = file.map(Box::new);
                         // A client given both families delivers the winner's.
                         let domain = Domain::of(&peer).unwrap_or(planned_domain);
                         let peer = SocketAddress::from_sockaddr(&peer);
@@ -325,7 +326,7 @@ impl SocketFactory {
             self.local = socket
                 .local_addr()
                 .ok()
-                .map(|addr| SocketAddress::from_sockaddr(&addr));
+                .map(|addr| Box::new(SocketAddress::from_sockaddr(&addr)));
         }
         let created = self.created(socket, peer, domain, socket_type, None);
         self.held = Some(Box::new(created));
@@ -655,7 +656,7 @@ impl Handler<GetSockName> for SocketFactory {
                 // A delivered one-shot socket: the factory still knows where it was bound
                 // (for a UNIX datagram socket, the file it keeps).
                 if let Some(local) = &self.local {
-                    return Ok(local.clone());
+                    return Ok(SocketAddress::clone(local));
                 }
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
