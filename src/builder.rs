@@ -486,8 +486,8 @@ impl SocketFactoryBuilder {
     ///
     /// # Notes
     /// actix gives no signal when an actor's mailbox closes, so an idle server can only notice
-    /// its owner's end by looking: one timer per server, about 170 bytes and one wake-up per
-    /// period.
+    /// its owner's end by looking. One task per Arbiter and period looks at all its factories'
+    /// recipients at once: a few atomic loads per factory per period, no timer of its own.
     pub fn owner_check_interval(mut self, interval: Option<Duration>) -> Self {
         self.spec.owner_check = interval;
         self

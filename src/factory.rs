@@ -25,10 +25,11 @@ use crate::builder::{Domain, SocketFactoryBuilder, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
 use crate::messages::{
-    EventChange, FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents,
-    SocketCreated, SocketFailed, StopFactory,
+    FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents, SocketCreated,
+    SocketFailed, StopFactory,
 };
 use crate::open::{self, Opened};
+use crate::owner::{self, OwnerGone, Owners};
 use crate::resolve::{self, Plan, Role};
 use crate::stats::{Counters, FactoryStats, GetStats};
 use crate::sys;
@@ -64,8 +65,7 @@ const ACCEPT_BUDGET: usize = 32;
 pub struct SocketFactory {
     id: FactoryId,
     spec: Spec,
-    success: Option<Recipient<SocketCreated>>,
-    failure: Option<Recipient<SocketFailed>>,
+    owners: Rc<Owners>,
     paused: bool,
     permits: Arc<Semaphore>,
     listener: Option<Rc<AsyncFd<Socket>>>,
@@ -86,7 +86,7 @@ pub struct SocketFactory {
     failed_starts: u32,
     /// Stopped on purpose (StopFactory, owner gone): a Supervisor's restart must not re-open.
     retired: bool,
-    /// Whether the periodic owner check runs (a restart cancels it with everything else).
+    /// Whether this Arbiter's owner sweep looks at us (it outlives restarts: the owners stay).
     watching: bool,
 }
 
@@ -111,8 +111,7 @@ impl SocketFactory {
         SocketFactory {
             id: FactoryId::next(),
             spec: builder.spec,
-            success: builder.success,
-            failure: builder.failure,
+            owners: Owners::new(builder.success, builder.failure),
             paused: false,
             permits: Arc::new(Semaphore::new(max)),
             listener: None,
@@ -344,18 +343,22 @@ impl SocketFactory {
             return;
         }
         if let Some(period) = self.spec.owner_check {
-            ctx.run_interval(period, |act, ctx| act.stop_if_owner_gone(ctx));
+            owner::watch(period, &self.owners, ctx.address().downgrade());
             self.watching = true;
         }
     }
 
     fn flush_held(&mut self, ctx: &mut Context<Self>) {
-        let Some(success) = &self.success else { return };
+        if !self.owners.has_success() {
+            return;
+        }
         let Some(created) = self.held.take() else {
             return;
         };
-        success.do_send(*created);
-        self.counters.delivered += 1;
+        // An owner that went away meanwhile drops it: the socket closes with the message.
+        if self.owners.deliver(*created).is_ok() {
+            self.counters.delivered += 1;
+        }
         // The job is done: no Supervisor restart should redo it.
         self.retired = true;
         // A socket file must outlive the delivered socket that is bound to it.
@@ -378,28 +381,18 @@ impl SocketFactory {
     fn report(&mut self, failure: Failure) {
         self.counters.failed += 1;
         let failed = SocketFailed::new(failure, self.id);
-        match &self.failure {
-            Some(recipient) if recipient.connected() => {
-                log::debug!("{failed}");
-                recipient.do_send(failed);
-            }
-            _ => log::warn!("{failed} (no failure recipient)"),
+        log::debug!("{failed}");
+        if let Err(failed) = self.owners.report(failed) {
+            log::warn!("{failed} (no failure recipient)");
         }
     }
 
     fn owner_gone(&self) -> bool {
-        let success = self.success.as_ref().map(Recipient::connected);
-        let failure = self.failure.as_ref().map(Recipient::connected);
-        match (success, failure) {
-            (None, None) => false,
-            (s, f) => !s.unwrap_or(false) && !f.unwrap_or(false),
-        }
+        self.owners.gone()
     }
 
     fn should_accept(&self) -> bool {
-        self.listener.is_some()
-            && !self.paused
-            && self.success.as_ref().is_some_and(Recipient::connected)
+        self.listener.is_some() && !self.paused && self.owners.can_deliver()
     }
 
     /// Starts or stops the accept loop to match the state: listening, not paused, someone to
@@ -456,14 +449,13 @@ impl SocketFactory {
                     _ => peer.as_socket().map(SocketAddress::Inet),
                 };
                 let created = self.created(socket, peer, domain, socket_type, Some(permit));
-                match &self.success {
-                    Some(success) if success.connected() => {
-                        success.do_send(created);
+                match self.owners.deliver(created) {
+                    Ok(()) => {
                         self.counters.delivered += 1;
                         true
                     }
                     // The socket drops here: nobody can take it.
-                    _ => {
+                    Err(_undelivered) => {
                         self.sync_accepting(ctx);
                         self.stop_if_owner_gone(ctx);
                         false
@@ -597,7 +589,6 @@ impl Supervised for SocketFactory {
         log::info!("factory {}: restarting", self.id);
         self.release();
         self.paused = false;
-        self.watching = false;
         self.counters.since = std::time::SystemTime::now();
     }
 }
@@ -630,16 +621,7 @@ impl Handler<SetEvents> for SocketFactory {
     type Result = ();
 
     fn handle(&mut self, events: SetEvents, ctx: &mut Context<Self>) {
-        match events.success {
-            EventChange::Keep => {}
-            EventChange::Set(recipient) => self.success = Some(recipient),
-            EventChange::Disable => self.success = None,
-        }
-        match events.failure {
-            EventChange::Keep => {}
-            EventChange::Set(recipient) => self.failure = Some(recipient),
-            EventChange::Disable => self.failure = None,
-        }
+        self.owners.change(events.success, events.failure);
         self.sync_accepting(ctx);
         self.flush_held(ctx);
     }
@@ -675,6 +657,14 @@ impl Handler<GetId> for SocketFactory {
 
     fn handle(&mut self, _: GetId, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.id)
+    }
+}
+
+impl Handler<OwnerGone> for SocketFactory {
+    type Result = ();
+
+    fn handle(&mut self, _: OwnerGone, ctx: &mut Context<Self>) {
+        self.stop_if_owner_gone(ctx);
     }
 }
 

@@ -102,6 +102,7 @@ mod messages;
 mod netdb;
 mod open;
 mod options;
+mod owner;
 mod poe;
 mod resolve;
 mod stats;

@@ -295,3 +295,38 @@ async fn getsockname_answers_and_id_matches_messages() {
     let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
     assert_eq!(events.next_created(LIMIT).await.expect("created").id, id);
 }
+
+/// The owner sweep is per thread: a second System on the same thread must get a live one,
+/// not the first System's, which died with its runtime.
+#[test]
+fn owner_gone_is_noticed_in_a_second_system_on_the_same_thread() {
+    for round in 0..2 {
+        let system = System::new();
+        system.block_on(async {
+            // A server whose owner stays: the sweep still has work when this System ends.
+            let staying = Events::start();
+            let _kept = start_and_locate(
+                staying
+                    .builder()
+                    .bind_address("127.0.0.1")
+                    .owner_check_interval(Some(Duration::from_millis(20))),
+            )
+            .await
+            .expect("kept server");
+            let events = Events::start();
+            let (server, _addr) = start_and_locate(
+                events
+                    .builder()
+                    .bind_address("127.0.0.1")
+                    .owner_check_interval(Some(Duration::from_millis(20))),
+            )
+            .await
+            .expect("server");
+            events.stop_owner();
+            assert!(
+                wait_until(LIMIT, || !server.connected()).await,
+                "round {round}: the factory noticed its owner gone"
+            );
+        });
+    }
+}
