@@ -724,21 +724,7 @@ impl SocketFactoryBuilder {
     /// An `sd-listen` endpoint takes the socket from systemd instead, as
     /// [`systemd`](Self::systemd) does.
     pub fn bind(self, local: impl ToEndpoint) -> Self {
-        let Parts {
-            address,
-            port,
-            domain,
-            socket_type,
-            systemd,
-        } = local.parts();
-        if let Some(name) = systemd {
-            return self.systemd(name.as_deref());
-        }
-        let mut builder = self.bind_address(address);
-        if let Some(port) = port {
-            builder = builder.bind_port(port);
-        }
-        builder.apply(domain, socket_type)
+        self.place(local.parts(), Self::bind_address, Self::bind_port)
     }
 
     /// The remote address and port in one value; makes the factory a client. POE:
@@ -755,19 +741,30 @@ impl SocketFactoryBuilder {
     /// An `sd-listen` endpoint names no remote: it takes the socket from systemd, as
     /// [`bind`](Self::bind) does.
     pub fn connect(self, remote: impl ToEndpoint) -> Self {
+        self.place(remote.parts(), Self::remote_address, Self::remote_port)
+    }
+
+    /// Sets an address and port with the given setters (bind or remote), and the domain and
+    /// type the input fixes; an `sd-listen` endpoint turns into [`systemd`](Self::systemd).
+    fn place(
+        self,
+        parts: Parts,
+        set_address: fn(Self, Address) -> Self,
+        set_port: fn(Self, Port) -> Self,
+    ) -> Self {
         let Parts {
             address,
             port,
             domain,
             socket_type,
             systemd,
-        } = remote.parts();
+        } = parts;
         if let Some(name) = systemd {
             return self.systemd(name.as_deref());
         }
-        let mut builder = self.remote_address(address);
+        let mut builder = set_address(self, address);
         if let Some(port) = port {
-            builder = builder.remote_port(port);
+            builder = set_port(builder, port);
         }
         builder.apply(domain, socket_type)
     }
