@@ -109,7 +109,7 @@ fn systemd_socket_activation_serves_the_inherited_listener() {
         .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
         .arg(exe)
         .args(["systemd_child", "--exact", "--ignored", "--nocapture"])
-        .env("ASF_TEST_CHILD", "systemd_child")
+        .env(util::child::CHILD_VAR, "systemd_child")
         .env("LISTEN_FDS", "1")
         .env("LISTEN_FDNAMES", "web")
         .stdout(std::process::Stdio::piped())

@@ -2,14 +2,15 @@
 //! process's descriptors (other tests in the same process would disturb the count) or change
 //! process-wide state (namespaces, mounts).
 //!
-//! The child test is `#[ignore]`d (so a plain `cargo test` lists it as ignored rather than
-//! running it in the shared process) and does its work only when [`is_child`] says so.
+//! The child test is usually `#[ignore]`d (so a plain `cargo test` lists it as ignored rather
+//! than running it in the shared process) and does its work only when [`is_child`] says so.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CHILD_VAR: &str = "ACTIX_SOCKET_FACTORY_CHILD_TEST";
+/// The variable that tells a child process which test it runs.
+pub const CHILD_VAR: &str = "ACTIX_SOCKET_FACTORY_CHILD_TEST";
 
 /// A line a child prints, alone, to say it could not run here (and why).
 pub const SKIP_MARK: &str = "CHILD-SKIPPED:";
@@ -26,15 +27,16 @@ pub fn skip(reason: &str) {
 
 /// Runs `test` of this binary in a child process, waiting at most `limit`.
 ///
-/// Passes when the child passes; when the child said [`skip`], prints its reason and passes
-/// (a missing privilege is no failure of the crate). Fails with the child's output otherwise.
-pub fn run(test: &str, limit: Duration) {
+/// Passes when the child passes, returning its standard output; when the child said [`skip`],
+/// prints its reason and passes (a missing privilege is no failure of the crate). Fails with the
+/// child's output otherwise, and when the name matched no test (so a typo cannot pass).
+pub fn run(test: &str, limit: Duration) -> String {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut child = Command::new(exe)
         .args([
             test,
             "--exact",
-            "--ignored",
+            "--include-ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -73,10 +75,13 @@ pub fn run(test: &str, limit: Duration) {
     let err = err.join().unwrap_or_default();
     if let Some(reason) = out.lines().find_map(|line| line.strip_prefix(SKIP_MARK)) {
         println!("skipped {test}:{reason}");
-        return;
+        return out;
     }
     match status {
-        Some(status) if status.success() && out.contains("1 passed") => print!("{out}"),
+        Some(status) if status.success() && out.contains("1 passed") => {
+            print!("{out}");
+            out
+        }
         Some(status) => panic!("child {test} failed ({status}):\n{out}\n{err}"),
         None => panic!("child {test} still running after {limit:?}:\n{out}\n{err}"),
     }

@@ -60,54 +60,15 @@ pub fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
-/// The environment variable that tells a child test process which scenario it runs.
-const CHILD_VAR: &str = "ASF_TEST_CHILD";
-
 /// True in the child process started by [`run_child`] for `name`.
 pub fn in_child(name: &str) -> bool {
-    std::env::var(CHILD_VAR).as_deref() == Ok(name)
+    child::is_child(name)
 }
 
-/// Runs the ignored test `name` of this test binary in a child process (for tests that lower
-/// RLIMIT_NOFILE or need thousands of sockets), bounded by `limit`; returns its stdout and
-/// panics with its output if it failed or overran.
+/// Runs the test `name` of this test binary in a child process (for tests that lower
+/// RLIMIT_NOFILE or need thousands of sockets), bounded by `limit`; returns its stdout.
 pub fn run_child(name: &str, limit: Duration) -> String {
-    use std::io::Read;
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = std::process::Command::new(exe)
-        .args([
-            name,
-            "--exact",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_VAR, name)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn child test");
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait child") {
-            break status;
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child {name} overran {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child.stdout.take().map(|mut s| s.read_to_string(&mut out));
-    child.stderr.take().map(|mut s| s.read_to_string(&mut err));
-    assert!(
-        status.success(),
-        "child {name} failed: {status}\n{out}\n{err}"
-    );
-    out
+    child::run(name, limit)
 }
 
 /// Raises the soft descriptor limit to the hard one; returns the new soft limit.
