@@ -254,33 +254,47 @@ impl SocketFactory {
 
     fn connect(
         &mut self,
-        plan: Plan,
+        mut plan: Plan,
         deadline: Option<tokio::time::Instant>,
         ctx: &mut Context<Self>,
     ) {
-        let candidates = plan.remote.clone();
-        let (planned_domain, socket_type) = (plan.domain, plan.socket_type);
-        let attempt = connect::connect(
+        let candidates = std::mem::take(&mut plan.remote);
+        let kind = (plan.domain, plan.socket_type);
+        let started = connect::Race::start(
             candidates,
             move |addr: &SockAddr| open::open(&plan, addr.domain()),
             self.spec.happy_eyeballs_delay,
             deadline,
         );
-        ctx.spawn(
-            attempt
-                .into_actor(self)
-                .map(move |connected, act, ctx| match connected {
-                    Ok((Opened { socket, file }, peer)) => {
-                        act.file = file.map(Box::new);
-                        // A client given both families delivers the winner's.
-                        let domain = Domain::of(&peer).unwrap_or(planned_domain);
-                        let peer = SocketAddress::from_sockaddr(&peer);
-                        log::debug!("factory {}: connected to {peer}", act.id);
-                        act.finish(socket, Some(peer), (domain, socket_type), ctx);
-                    }
-                    Err(failure) => act.fail(failure, ctx),
-                }),
-        );
+        match started {
+            connect::Started::Over(connected) => self.connected(connected, kind, ctx),
+            connect::Started::Racing(race) => {
+                ctx.spawn(
+                    race.into_actor(self)
+                        .map(move |connected, act, ctx| act.connected(connected, kind, ctx)),
+                );
+            }
+        }
+    }
+
+    /// The end of a client's race: deliver the socket, or report the failure.
+    fn connected(
+        &mut self,
+        connected: connect::Connected,
+        (planned_domain, socket_type): (Domain, SocketType),
+        ctx: &mut Context<Self>,
+    ) {
+        match connected {
+            Ok((Opened { socket, file }, peer)) => {
+                self.file = file.map(Box::new);
+                // A client given both families delivers the winner's.
+                let domain = Domain::of(&peer).unwrap_or(planned_domain);
+                let peer = SocketAddress::from_sockaddr(&peer);
+                log::debug!("factory {}: connected to {peer}", self.id);
+                self.finish(socket, Some(peer), (domain, socket_type), ctx);
+            }
+            Err(failure) => self.fail(failure, ctx),
+        }
     }
 
     /// Wraps a new socket in its message, with the peer's credentials for UNIX streams.
