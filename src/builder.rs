@@ -18,6 +18,7 @@ use crate::error::ConfigError;
 use crate::factory::SocketFactory;
 use crate::messages::{SocketCreated, SocketFailed};
 use crate::options::Options;
+use crate::owner::{Route, Routes};
 
 /// The socket's address family: POE's `SocketDomain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -306,8 +307,7 @@ impl Default for Spec {
 #[derive(Debug, Clone, Default)]
 pub struct SocketFactoryBuilder {
     pub(crate) spec: Spec,
-    pub(crate) success: Option<Recipient<SocketCreated>>,
-    pub(crate) failure: Option<Recipient<SocketFailed>>,
+    pub(crate) routes: Routes,
 }
 
 impl SocketFactoryBuilder {
@@ -439,25 +439,31 @@ impl SocketFactoryBuilder {
 
     /// Where each new socket goes. POE: `SuccessEvent`.
     pub fn on_success(mut self, recipient: Recipient<SocketCreated>) -> Self {
-        self.success = Some(recipient);
+        self.routes.success = Route::To(recipient);
         self
     }
 
     /// Where failures go. POE: `FailureEvent`.
     pub fn on_failure(mut self, recipient: Recipient<SocketFailed>) -> Self {
-        self.failure = Some(recipient);
+        self.routes.failure = Route::To(recipient);
         self
     }
 
     /// Both recipients from one actor that handles both messages.
-    pub fn owner<A>(self, owner: &Addr<A>) -> Self
+    ///
+    /// The factory keeps one address for both, which is lighter than two recipients.
+    pub fn owner<A>(mut self, owner: &Addr<A>) -> Self
     where
         A: Actor + Handler<SocketCreated> + Handler<SocketFailed>,
         A::Context:
             actix::dev::ToEnvelope<A, SocketCreated> + actix::dev::ToEnvelope<A, SocketFailed>,
     {
-        self.on_success(owner.clone().recipient())
-            .on_failure(owner.clone().recipient())
+        self.routes = Routes {
+            owner: Some(Box::new(owner.clone())),
+            success: Route::Owner,
+            failure: Route::Owner,
+        };
+        self
     }
 
     /// Caps the sockets sent to the owner and not yet handled by it (default

@@ -111,7 +111,7 @@ impl SocketFactory {
         SocketFactory {
             id: FactoryId::next(),
             spec: builder.spec,
-            owners: Owners::new(builder.success, builder.failure),
+            owners: Owners::new(builder.routes),
             paused: false,
             permits: Arc::new(Semaphore::new(max)),
             listener: None,

@@ -7,62 +7,178 @@
 //! timer entry and a wake-up per period.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use actix::{Message, Recipient, WeakAddr};
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, Handler, Message, Recipient, WeakAddr};
 
 use crate::factory::SocketFactory;
 use crate::messages::{EventChange, SocketCreated, SocketFailed};
 
+/// An actor that takes both of a factory's messages. One address serves both routes: two
+/// `Recipient`s made from it would each carry their own boxed sender, and every idle factory
+/// would pay for the second.
+pub(crate) trait OwnerActor: Send {
+    fn connected(&self) -> bool;
+    fn created(&self, created: SocketCreated);
+    fn failed(&self, failed: SocketFailed);
+    fn clone_box(&self) -> Box<dyn OwnerActor>;
+}
+
+impl<A> OwnerActor for Addr<A>
+where
+    A: Actor + Handler<SocketCreated> + Handler<SocketFailed>,
+    A::Context: ToEnvelope<A, SocketCreated> + ToEnvelope<A, SocketFailed>,
+{
+    fn connected(&self) -> bool {
+        Addr::connected(self)
+    }
+
+    fn created(&self, created: SocketCreated) {
+        self.do_send(created);
+    }
+
+    fn failed(&self, failed: SocketFailed) {
+        self.do_send(failed);
+    }
+
+    fn clone_box(&self) -> Box<dyn OwnerActor> {
+        Box::new(self.clone())
+    }
+}
+
+/// A message a factory sends, and how it reaches an [`OwnerActor`].
+pub(crate) trait Event: Message + Send + Sized
+where
+    Self::Result: Send,
+{
+    fn send_to(self, owner: &dyn OwnerActor);
+}
+
+impl Event for SocketCreated {
+    fn send_to(self, owner: &dyn OwnerActor) {
+        owner.created(self);
+    }
+}
+
+impl Event for SocketFailed {
+    fn send_to(self, owner: &dyn OwnerActor) {
+        owner.failed(self);
+    }
+}
+
+/// Where one kind of message goes.
+pub(crate) enum Route<M: Message + Send>
+where
+    M::Result: Send,
+{
+    /// Nowhere (not set, or disabled).
+    Off,
+    /// To the owner actor.
+    Owner,
+    /// To this recipient.
+    To(Recipient<M>),
+}
+
+impl<M: Message + Send> Clone for Route<M>
+where
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        match self {
+            Route::Off => Route::Off,
+            Route::Owner => Route::Owner,
+            Route::To(recipient) => Route::To(recipient.clone()),
+        }
+    }
+}
+
+/// Where a factory's messages go, as the builder describes it.
+pub(crate) struct Routes {
+    pub(crate) owner: Option<Box<dyn OwnerActor>>,
+    pub(crate) success: Route<SocketCreated>,
+    pub(crate) failure: Route<SocketFailed>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            owner: None,
+            success: Route::Off,
+            failure: Route::Off,
+        }
+    }
+}
+
+impl Clone for Routes {
+    fn clone(&self) -> Self {
+        Routes {
+            owner: self.owner.as_ref().map(|owner| owner.clone_box()),
+            success: self.success.clone(),
+            failure: self.failure.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Routes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routes")
+            .field("owner", &self.owner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a factory's messages go; shared with the sweeper, which only reads it.
-#[derive(Debug, Default)]
 pub(crate) struct Owners {
-    success: RefCell<Option<Recipient<SocketCreated>>>,
-    failure: RefCell<Option<Recipient<SocketFailed>>>,
+    owner: Option<Box<dyn OwnerActor>>,
+    success: RefCell<Route<SocketCreated>>,
+    failure: RefCell<Route<SocketFailed>>,
+}
+
+impl fmt::Debug for Owners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Owners")
+            .field("owner", &self.owner.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Owners {
-    pub(crate) fn new(
-        success: Option<Recipient<SocketCreated>>,
-        failure: Option<Recipient<SocketFailed>>,
-    ) -> Rc<Owners> {
+    pub(crate) fn new(routes: Routes) -> Rc<Owners> {
         Rc::new(Owners {
-            success: RefCell::new(success),
-            failure: RefCell::new(failure),
+            owner: routes.owner,
+            success: RefCell::new(routes.success),
+            failure: RefCell::new(routes.failure),
         })
     }
 
-    /// Sends to the success recipient; gives the message back when there is none, or it can no
+    /// Sends to the success route; gives the message back when it goes nowhere, or can no
     /// longer be reached.
     pub(crate) fn deliver(&self, created: SocketCreated) -> Result<(), SocketCreated> {
-        send(&self.success, created)
+        self.send(&self.success, created)
     }
 
-    /// Sends to the failure recipient; gives the message back when there is none to take it.
+    /// Sends to the failure route; gives the message back when there is none to take it.
     pub(crate) fn report(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
-        send(&self.failure, failed)
+        self.send(&self.failure, failed)
     }
 
-    /// Whether a success recipient is set (reachable or not).
+    /// Whether a success route is set (reachable or not).
     pub(crate) fn has_success(&self) -> bool {
-        self.success.borrow().is_some()
+        !matches!(*self.success.borrow(), Route::Off)
     }
 
-    /// Whether a success recipient is set and reachable: the condition to accept.
+    /// Whether a success route is set and reachable: the condition to accept.
     pub(crate) fn can_deliver(&self) -> bool {
-        self.success
-            .borrow()
-            .as_ref()
-            .is_some_and(Recipient::connected)
+        self.reachable(&self.success) == Some(true)
     }
 
-    /// The owner is gone when none of the recipients it set can be reached. With none set there
-    /// is nobody to lose.
+    /// The owner is gone when none of the routes it set can be reached. With none set there is
+    /// nobody to lose.
     pub(crate) fn gone(&self) -> bool {
-        let success = self.success.borrow().as_ref().map(Recipient::connected);
-        let failure = self.failure.borrow().as_ref().map(Recipient::connected);
-        match (success, failure) {
+        match (self.reachable(&self.success), self.reachable(&self.failure)) {
             (None, None) => false,
             (s, f) => !s.unwrap_or(false) && !f.unwrap_or(false),
         }
@@ -76,31 +192,44 @@ impl Owners {
         apply(&self.success, success);
         apply(&self.failure, failure);
     }
-}
 
-fn send<M>(slot: &RefCell<Option<Recipient<M>>>, message: M) -> Result<(), M>
-where
-    M: Message + Send,
-    M::Result: Send,
-{
-    match slot.borrow().as_ref() {
-        Some(recipient) if recipient.connected() => {
-            recipient.do_send(message);
-            Ok(())
+    /// Whether a route reaches a live actor; `None` when it goes nowhere.
+    fn reachable<M: Event>(&self, route: &RefCell<Route<M>>) -> Option<bool>
+    where
+        M::Result: Send,
+    {
+        match &*route.borrow() {
+            Route::Off => None,
+            Route::Owner => Some(self.owner.as_ref().is_some_and(|owner| owner.connected())),
+            Route::To(recipient) => Some(recipient.connected()),
         }
-        _ => Err(message),
+    }
+
+    fn send<M: Event>(&self, route: &RefCell<Route<M>>, message: M) -> Result<(), M>
+    where
+        M::Result: Send,
+    {
+        match &*route.borrow() {
+            Route::To(recipient) if recipient.connected() => recipient.do_send(message),
+            Route::Owner => match &self.owner {
+                Some(owner) if owner.connected() => message.send_to(owner.as_ref()),
+                _ => return Err(message),
+            },
+            _ => return Err(message),
+        }
+        Ok(())
     }
 }
 
-fn apply<M>(slot: &RefCell<Option<Recipient<M>>>, change: EventChange<M>)
+fn apply<M>(route: &RefCell<Route<M>>, change: EventChange<M>)
 where
     M: Message + Send,
     M::Result: Send,
 {
     match change {
         EventChange::Keep => {}
-        EventChange::Set(recipient) => *slot.borrow_mut() = Some(recipient),
-        EventChange::Disable => *slot.borrow_mut() = None,
+        EventChange::Set(recipient) => *route.borrow_mut() = Route::To(recipient),
+        EventChange::Disable => *route.borrow_mut() = Route::Off,
     }
 }
 
