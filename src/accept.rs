@@ -8,7 +8,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -117,76 +116,59 @@ impl Backoff {
     }
 }
 
-/// A stream of [`AcceptEvent`]s from one listening socket.
+/// A stream of [`AcceptEvent`]s from one listening socket, which it owns.
 pub(crate) struct Acceptor {
-    listener: Rc<AsyncFd<Socket>>,
+    listener: AsyncFd<Socket>,
+    /// One permit per delivered socket not yet dropped by the owner.
     permits: Arc<Semaphore>,
-    permit: Option<OwnedSemaphorePermit>,
+    /// Set only while waiting for a permit (the owner is at its cap).
     waiting: Option<Acquire>,
     backoff: Backoff,
 }
 
 impl Acceptor {
-    pub(crate) fn new(listener: Rc<AsyncFd<Socket>>, permits: Arc<Semaphore>) -> Self {
+    /// Accepts from `listener`, with at most `max_outstanding` deliveries not yet dropped.
+    pub(crate) fn new(listener: AsyncFd<Socket>, max_outstanding: usize) -> Self {
         Acceptor {
             listener,
-            permits,
-            permit: None,
+            permits: Arc::new(Semaphore::new(max_outstanding)),
             waiting: None,
             backoff: Backoff::default(),
         }
     }
 
-    /// A permit for the next delivery, waiting while the owner has too many outstanding.
-    fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
-        if self.permit.is_some() {
-            return Poll::Ready(Some(()));
-        }
-        if self.waiting.is_none() {
-            match Arc::clone(&self.permits).try_acquire_owned() {
-                Ok(permit) => {
-                    self.permit = Some(permit);
-                    return Poll::Ready(Some(()));
-                }
-                Err(tokio::sync::TryAcquireError::Closed) => return Poll::Ready(None),
-                Err(tokio::sync::TryAcquireError::NoPermits) => {
-                    log::debug!("outstanding deliveries at the cap: accept waits for the owner");
-                    self.waiting = Some(Box::pin(Arc::clone(&self.permits).acquire_owned()));
-                }
-            }
-        }
-        let waiting = self.waiting.as_mut().map(|w| w.as_mut().poll(cx));
-        match waiting {
-            Some(Poll::Ready(Ok(permit))) => {
-                self.waiting = None;
-                self.permit = Some(permit);
-                Poll::Ready(Some(()))
-            }
-            Some(Poll::Ready(Err(_))) => Poll::Ready(None),
-            _ => Poll::Pending,
-        }
+    /// The listening socket.
+    pub(crate) fn listener(&self) -> &Socket {
+        self.listener.get_ref()
     }
 
-    /// The next event; `None` once the permits are closed (the factory is stopping).
+    /// Delivered sockets the owner still holds.
+    pub(crate) fn outstanding(&self, max_outstanding: usize) -> usize {
+        max_outstanding.saturating_sub(self.permits.available_permits())
+    }
+
+    /// The next event; `None` once the permits are closed.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
+        let Acceptor {
+            listener,
+            permits,
+            waiting,
+            backoff,
+        } = self;
         loop {
-            ready!(self.backoff.poll_wait(cx));
-            let listener = Rc::clone(&self.listener);
+            ready!(backoff.poll_wait(cx));
             let mut guard = match ready!(listener.poll_read_ready(cx)) {
                 Ok(guard) => guard,
                 Err(error) => return Poll::Ready(Some(AcceptEvent::Fatal(error))),
             };
             // The permit is taken only once a client waits, so an idle loop holds none and
             // `outstanding` counts deliveries only. A guard dropped here keeps the readiness.
-            if ready!(self.poll_permit(cx)).is_none() {
+            let Some(permit) = ready!(poll_permit(permits, waiting, cx)) else {
                 return Poll::Ready(None);
-            }
+            };
             let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
                 Ok(Ok((socket, peer))) => {
-                    self.backoff.clear();
-                    let permit = self.permit.take();
-                    // poll_permit filled it above; a missing one would only mean no cap.
-                    let Some(permit) = permit else { continue };
+                    backoff.clear();
                     return Poll::Ready(Some(AcceptEvent::Accepted {
                         socket,
                         peer,
@@ -195,16 +177,13 @@ impl Acceptor {
                 }
                 Ok(Err(error)) => error,
                 // WouldBlock: readiness is cleared; the next poll_read_ready waits for a client.
-                // The permit goes back so an idle loop holds none.
-                Err(_would_block) => {
-                    self.permit = None;
-                    continue;
-                }
+                // The permit goes back with it, so an idle loop holds none.
+                Err(_would_block) => continue,
             };
             match classify(&error) {
                 ErrorClass::Retry => continue,
                 ErrorClass::BackOff => {
-                    if self.backoff.hit() {
+                    if backoff.hit() {
                         return Poll::Ready(Some(AcceptEvent::Exhausted(error)));
                     }
                 }
@@ -212,6 +191,27 @@ impl Acceptor {
             }
         }
     }
+}
+
+/// A permit for the next delivery, waiting while the owner has too many outstanding.
+fn poll_permit(
+    permits: &Arc<Semaphore>,
+    waiting: &mut Option<Acquire>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<OwnedSemaphorePermit>> {
+    if waiting.is_none() {
+        match Arc::clone(permits).try_acquire_owned() {
+            Ok(permit) => return Poll::Ready(Some(permit)),
+            Err(tokio::sync::TryAcquireError::Closed) => return Poll::Ready(None),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                log::debug!("outstanding deliveries at the cap: accept waits for the owner");
+            }
+        }
+    }
+    let acquire = waiting.get_or_insert_with(|| Box::pin(Arc::clone(permits).acquire_owned()));
+    let acquired = ready!(acquire.as_mut().poll(cx));
+    *waiting = None;
+    Poll::Ready(acquired.ok())
 }
 
 #[cfg(test)]

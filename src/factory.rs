@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use socket2::{SockAddr, Socket};
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -67,13 +66,12 @@ pub struct SocketFactory {
     spec: Spec,
     owners: Rc<Owners>,
     paused: bool,
-    permits: Arc<Semaphore>,
-    listener: Option<Rc<AsyncFd<Socket>>>,
+    /// The listening socket and its accept state (servers only).
+    acceptor: Option<Acceptor>,
     /// Boxed: only UNIX path factories have one, and every idle server would pay for it inline.
     file: Option<Box<SocketFile>>,
-    accepting: Option<SpawnHandle>,
-    /// Bumped whenever the accept loop is stopped, so a loop can tell it was replaced.
-    accept_generation: u64,
+    /// Whether the accept loop is spawned (it ends when the acceptor goes).
+    looping: bool,
     /// A finished one-shot socket waiting for a success recipient (boxed: servers never hold one).
     held: Option<Box<SocketCreated>>,
     /// The local address of the one-shot socket, kept for `GetSockName` after delivery.
@@ -95,7 +93,7 @@ impl std::fmt::Debug for SocketFactory {
         f.debug_struct("SocketFactory")
             .field("id", &self.id)
             .field("paused", &self.paused)
-            .field("listening", &self.listener.is_some())
+            .field("listening", &self.acceptor.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -107,17 +105,14 @@ impl SocketFactory {
     }
 
     pub(crate) fn from_builder(builder: SocketFactoryBuilder) -> SocketFactory {
-        let max = builder.spec.max_outstanding.min(Semaphore::MAX_PERMITS);
         SocketFactory {
             id: FactoryId::next(),
             spec: builder.spec,
             owners: Owners::new(builder.routes),
             paused: false,
-            permits: Arc::new(Semaphore::new(max)),
-            listener: None,
+            acceptor: None,
             file: None,
-            accepting: None,
-            accept_generation: 0,
+            looping: false,
             held: None,
             local: None,
             exhausted: false,
@@ -243,12 +238,16 @@ impl SocketFactory {
                 SocketAddress::from_sockaddr(&local)
             );
         }
-        self.listener = Some(Rc::new(listener));
+        let max = self.spec.max_outstanding.min(Semaphore::MAX_PERMITS);
+        self.acceptor = Some(Acceptor::new(listener, max));
         self.kind = kind;
         self.file = file.map(Box::new);
         self.failed_starts = 0;
         self.watch_owner(ctx);
-        self.sync_accepting(ctx);
+        if !self.looping {
+            self.looping = true;
+            ctx.spawn(AcceptLoop);
+        }
         Ok(())
     }
 
@@ -405,35 +404,13 @@ impl SocketFactory {
         self.owners.gone()
     }
 
+    /// Whether the accept loop should take clients now: listening, not paused, someone to
+    /// deliver to.
     fn should_accept(&self) -> bool {
-        self.listener.is_some() && !self.paused && self.owners.can_deliver()
+        self.acceptor.is_some() && wants_clients(self.paused, &self.owners)
     }
 
-    /// Starts or stops the accept loop to match the state: listening, not paused, someone to
-    /// deliver to. Pause, `SetEvents` and start all go through here.
-    fn sync_accepting(&mut self, ctx: &mut Context<Self>) {
-        match (self.should_accept(), self.accepting) {
-            (true, None) => {
-                let Some(listener) = &self.listener else {
-                    return;
-                };
-                let acceptor = Acceptor::new(Rc::clone(listener), Arc::clone(&self.permits));
-                let generation = self.accept_generation;
-                self.accepting = Some(ctx.spawn(AcceptLoop {
-                    acceptor,
-                    generation,
-                }));
-            }
-            (false, Some(handle)) => {
-                ctx.cancel_future(handle);
-                self.accepting = None;
-                self.accept_generation += 1;
-            }
-            _ => {}
-        }
-    }
-
-    /// Handles one event of the accept loop; false ends the loop.
+    /// Handles one event of the accept loop; false: take no more clients in this turn.
     fn on_accept(&mut self, event: AcceptEvent, ctx: &mut Context<Self>) -> bool {
         match event {
             AcceptEvent::Accepted {
@@ -470,7 +447,6 @@ impl SocketFactory {
                     }
                     // The socket drops here: nobody can take it.
                     Err(_undelivered) => {
-                        self.sync_accepting(ctx);
                         self.stop_if_owner_gone(ctx);
                         false
                     }
@@ -487,7 +463,6 @@ impl SocketFactory {
                 true
             }
             AcceptEvent::Fatal(error) => {
-                self.accepting = None;
                 self.fail(Failure::new(Operation::Accept, error), ctx);
                 false
             }
@@ -503,11 +478,18 @@ impl SocketFactory {
     }
 }
 
-/// The accept loop as an actor future: events go straight to [`SocketFactory::on_accept`].
-struct AcceptLoop {
-    acceptor: Acceptor,
-    generation: u64,
+/// Not paused, and someone to deliver to.
+fn wants_clients(paused: bool, owners: &Owners) -> bool {
+    !paused && owners.can_deliver()
 }
+
+/// The accept loop as an actor future: events go straight to [`SocketFactory::on_accept`].
+///
+/// It holds nothing (so spawning it allocates nothing): the acceptor lives in the factory and
+/// every poll reads the factory's state. Pausing therefore needs no cancelling and resuming no
+/// respawning: actix polls a context's futures after every message it handles, so the loop sees
+/// each change at once, and while it should not accept it simply registers no interest.
+struct AcceptLoop;
 
 impl ActorFuture<SocketFactory> for AcceptLoop {
     type Output = ();
@@ -518,18 +500,24 @@ impl ActorFuture<SocketFactory> for AcceptLoop {
         ctx: &mut Context<SocketFactory>,
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
-        let this = self.get_mut();
         for _ in 0..ACCEPT_BUDGET {
-            if act.accept_generation != this.generation {
+            let Some(acceptor) = act.acceptor.as_mut() else {
+                act.looping = false;
                 return Poll::Ready(());
+            };
+            if !wants_clients(act.paused, &act.owners) {
+                return Poll::Pending;
             }
-            match this.acceptor.poll_event(task) {
+            match acceptor.poll_event(task) {
                 Poll::Ready(Some(event)) => {
                     if !act.on_accept(event, ctx) {
-                        return Poll::Ready(());
+                        return Poll::Pending;
                     }
                 }
-                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Ready(None) => {
+                    act.looping = false;
+                    return Poll::Ready(());
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -589,9 +577,9 @@ impl SocketFactory {
         // The file first, while our socket still holds its inode: where the file system reuses
         // inode numbers, a closed socket's number could already name a newer file at the path.
         self.file = None;
-        self.accepting = None;
-        self.accept_generation += 1;
-        self.listener = None;
+        // A restart drops the context's futures, the accept loop with them.
+        self.looping = false;
+        self.acceptor = None;
         self.held = None;
         self.local = None;
         self.exhausted = false;
@@ -610,24 +598,22 @@ impl Supervised for SocketFactory {
 impl Handler<PauseAccept> for SocketFactory {
     type Result = ();
 
-    fn handle(&mut self, _: PauseAccept, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: PauseAccept, _: &mut Context<Self>) {
         if !self.paused {
             log::debug!("factory {}: accept paused", self.id);
         }
         self.paused = true;
-        self.sync_accepting(ctx);
     }
 }
 
 impl Handler<ResumeAccept> for SocketFactory {
     type Result = ();
 
-    fn handle(&mut self, _: ResumeAccept, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: ResumeAccept, _: &mut Context<Self>) {
         if self.paused {
             log::debug!("factory {}: accept resumed", self.id);
         }
         self.paused = false;
-        self.sync_accepting(ctx);
     }
 }
 
@@ -636,7 +622,6 @@ impl Handler<SetEvents> for SocketFactory {
 
     fn handle(&mut self, events: SetEvents, ctx: &mut Context<Self>) {
         self.owners.change(events.success, events.failure);
-        self.sync_accepting(ctx);
         self.flush_held(ctx);
     }
 }
@@ -645,8 +630,8 @@ impl Handler<GetSockName> for SocketFactory {
     type Result = io::Result<SocketAddress>;
 
     fn handle(&mut self, _: GetSockName, _: &mut Context<Self>) -> io::Result<SocketAddress> {
-        let socket = match (&self.listener, &self.held) {
-            (Some(listener), _) => listener.get_ref(),
+        let socket = match (&self.acceptor, &self.held) {
+            (Some(acceptor), _) => acceptor.listener(),
             (None, Some(held)) => &held.socket,
             (None, None) => {
                 // A delivered one-shot socket: the factory still knows where it was bound
@@ -697,16 +682,19 @@ impl Handler<GetStats> for SocketFactory {
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let max_outstanding = self.spec.max_outstanding.min(Semaphore::MAX_PERMITS);
-        let outstanding = max_outstanding.saturating_sub(self.permits.available_permits());
+        let outstanding = self
+            .acceptor
+            .as_ref()
+            .map_or(0, |acceptor| acceptor.outstanding(max_outstanding));
         MessageResult(FactoryStats {
             accepted: self.counters.accepted,
             delivered: self.counters.delivered,
             failed: self.counters.failed,
             outstanding,
             max_outstanding,
-            listening: self.listener.is_some(),
+            listening: self.acceptor.is_some(),
             paused: self.paused,
-            accepting: self.accepting.is_some() && outstanding < max_outstanding,
+            accepting: self.should_accept() && outstanding < max_outstanding,
             backoff_episodes: self.counters.backoff_episodes,
             in_backoff: self.exhausted,
             since: self.counters.since,
