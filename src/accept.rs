@@ -83,44 +83,60 @@ pub(crate) fn classify(error: &io::Error) -> ErrorClass {
 
 type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>>>>;
 
-/// The state of a resource-exhaustion episode.
+/// The state of resource-exhaustion episodes: nothing (one pointer) between them.
 #[derive(Default)]
-struct Backoff {
+struct Backoff(Option<Box<Episode>>);
+
+/// One resource-exhaustion episode.
+struct Episode {
     sleep: Option<Pin<Box<Sleep>>>,
-    delay: Option<Duration>,
+    delay: Duration,
 }
 
 impl Backoff {
     /// Starts or extends the episode; true when it is a new one (to be reported).
     fn hit(&mut self) -> bool {
-        let delay = match self.delay {
-            None => BACKOFF_START,
-            Some(delay) => (delay * 2).min(BACKOFF_MAX),
-        };
-        let fresh = self.delay.is_none();
-        self.delay = Some(delay);
-        self.sleep = Some(Box::pin(tokio::time::sleep(delay)));
+        let fresh = self.0.is_none();
+        let episode = self.0.get_or_insert_with(|| {
+            Box::new(Episode {
+                sleep: None,
+                delay: BACKOFF_START / 2,
+            })
+        });
+        episode.delay = (episode.delay * 2).min(BACKOFF_MAX);
+        episode.sleep = Some(Box::pin(tokio::time::sleep(episode.delay)));
         fresh
     }
 
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(sleep) = self.sleep.as_mut() {
-            ready!(sleep.as_mut().poll(cx));
-            self.sleep = None;
+        if let Some(episode) = self.0.as_mut() {
+            if let Some(sleep) = episode.sleep.as_mut() {
+                ready!(sleep.as_mut().poll(cx));
+                episode.sleep = None;
+            }
         }
         Poll::Ready(())
     }
 
+    /// Ends the episode: an accept went through.
     fn clear(&mut self) {
-        self.delay = None;
+        self.0 = None;
+    }
+
+    /// The current pause, during an episode.
+    #[cfg(test)]
+    fn delay(&self) -> Option<Duration> {
+        self.0.as_ref().map(|episode| episode.delay)
     }
 }
 
 /// A stream of [`AcceptEvent`]s from one listening socket, which it owns.
 pub(crate) struct Acceptor {
     listener: AsyncFd<Socket>,
-    /// One permit per delivered socket not yet dropped by the owner.
-    permits: Arc<Semaphore>,
+    /// One permit per delivered socket not yet dropped by the owner. Made at the first client:
+    /// a listener that never accepts (many in a large process) does without.
+    permits: Option<Arc<Semaphore>>,
+    max_outstanding: usize,
     /// Set only while waiting for a permit (the owner is at its cap).
     waiting: Option<Acquire>,
     backoff: Backoff,
@@ -131,7 +147,8 @@ impl Acceptor {
     pub(crate) fn new(listener: AsyncFd<Socket>, max_outstanding: usize) -> Self {
         Acceptor {
             listener,
-            permits: Arc::new(Semaphore::new(max_outstanding)),
+            permits: None,
+            max_outstanding,
             waiting: None,
             backoff: Backoff::default(),
         }
@@ -143,8 +160,16 @@ impl Acceptor {
     }
 
     /// Delivered sockets the owner still holds.
-    pub(crate) fn outstanding(&self, max_outstanding: usize) -> usize {
-        max_outstanding.saturating_sub(self.permits.available_permits())
+    pub(crate) fn outstanding(&self) -> usize {
+        self.permits.as_ref().map_or(0, |permits| {
+            self.max_outstanding
+                .saturating_sub(permits.available_permits())
+        })
+    }
+
+    /// The cap on [`outstanding`](Self::outstanding).
+    pub(crate) fn max_outstanding(&self) -> usize {
+        self.max_outstanding
     }
 
     /// The next event; `None` once the permits are closed.
@@ -152,6 +177,7 @@ impl Acceptor {
         let Acceptor {
             listener,
             permits,
+            max_outstanding,
             waiting,
             backoff,
         } = self;
@@ -163,6 +189,7 @@ impl Acceptor {
             };
             // The permit is taken only once a client waits, so an idle loop holds none and
             // `outstanding` counts deliveries only. A guard dropped here keeps the readiness.
+            let permits = permits.get_or_insert_with(|| Arc::new(Semaphore::new(*max_outstanding)));
             let Some(permit) = ready!(poll_permit(permits, waiting, cx)) else {
                 return Poll::Ready(None);
             };
@@ -255,10 +282,10 @@ mod tests {
                 }
             }
             assert_eq!(reported, 1);
-            assert_eq!(backoff.delay, Some(BACKOFF_MAX));
+            assert_eq!(backoff.delay(), Some(BACKOFF_MAX));
             backoff.clear();
             assert!(backoff.hit(), "an error after recovery opens a new episode");
-            assert_eq!(backoff.delay, Some(BACKOFF_START));
+            assert_eq!(backoff.delay(), Some(BACKOFF_START));
         });
     }
 }

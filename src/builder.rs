@@ -245,6 +245,27 @@ pub(crate) struct Spec {
     pub(crate) source: Source,
 }
 
+/// What a factory needs of its description once its socket is made.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    pub(crate) max_outstanding: usize,
+    pub(crate) owner_check: Option<Duration>,
+    pub(crate) happy_eyeballs_delay: Duration,
+    /// For accepted sockets.
+    pub(crate) options: Options,
+}
+
+impl Spec {
+    pub(crate) fn service(&self) -> Service {
+        Service {
+            max_outstanding: self.max_outstanding,
+            owner_check: self.owner_check,
+            happy_eyeballs_delay: self.happy_eyeballs_delay,
+            options: self.options.clone(),
+        }
+    }
+}
+
 /// Default cap on sockets sent to the owner and not yet handled by it.
 pub const DEFAULT_MAX_OUTSTANDING: usize = 1024;
 
@@ -555,7 +576,8 @@ impl SocketFactoryBuilder {
     /// Checks the description and makes the factory actor, not yet started.
     ///
     /// Use it to learn the factory's [`id`](SocketFactory::id) before it runs, or to start it
-    /// under a `Supervisor`.
+    /// under a `Supervisor`. Such a factory keeps its description, to make its socket again at
+    /// each restart, and sets up when its actor starts.
     ///
     /// # Errors
     /// A [`ConfigError`] for mistakes visible without the OS: a missing remote port, an address of
@@ -570,13 +592,18 @@ impl SocketFactoryBuilder {
     /// It always returns an address, as POE's `new()` always returns an object: when the socket
     /// cannot be made, a [`SocketFailed`] arrives instead (with [`Operation::Config`](crate::Operation::Config)
     /// for a bad description).
+    ///
+    /// The socket is made before this returns (a server is listening, a client's `connect(2)`
+    /// is under way) unless a host or service name must be looked up first, which happens
+    /// afterwards, off the thread. The description is not kept: see [`build`](Self::build) for a
+    /// factory that can be made again.
     pub fn start(self) -> Addr<SocketFactory> {
-        SocketFactory::from_builder(self).start()
+        SocketFactory::create(move |ctx| SocketFactory::set_up(self, ctx))
     }
 
     /// Starts the factory on another Arbiter, so its accept loop runs on that Arbiter's thread;
     /// the sockets it delivers are not tied to it and serve on any Arbiter.
     pub fn start_in_arbiter(self, arbiter: &actix::ArbiterHandle) -> Addr<SocketFactory> {
-        SocketFactory::start_in_arbiter(arbiter, move |_| SocketFactory::from_builder(self))
+        SocketFactory::start_in_arbiter(arbiter, move |ctx| SocketFactory::set_up(self, ctx))
     }
 }

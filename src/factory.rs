@@ -19,8 +19,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::accept::{AcceptEvent, Acceptor};
 use crate::addr::SocketAddress;
-use crate::adopt::{self, Adopted, Source};
-use crate::builder::{Domain, SocketFactoryBuilder, SocketType, Spec};
+use crate::adopt::{self, Source};
+use crate::builder::{Domain, Service, SocketFactoryBuilder, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
 use crate::messages::{
@@ -28,7 +28,8 @@ use crate::messages::{
     SocketFailed, StopFactory,
 };
 use crate::open::{self, Opened};
-use crate::owner::{self, OwnerGone, Owners};
+use crate::options::Options;
+use crate::owner::{self, OwnerGone, Owners, Routes};
 use crate::resolve::{self, Plan, Role};
 use crate::stats::{Counters, FactoryStats, GetStats};
 use crate::sys;
@@ -63,7 +64,11 @@ const ACCEPT_BUDGET: usize = 32;
 /// under a Supervisor; dropping its addresses ends it.
 pub struct SocketFactory {
     id: FactoryId,
-    spec: Spec,
+    /// The description, kept only by factories a Supervisor may make again (those from
+    /// `build()`); `start()` sets up from it at once and lets it go.
+    spec: Option<Box<Spec>>,
+    /// Options for accepted sockets.
+    options: Options,
     owners: Rc<Owners>,
     paused: bool,
     /// The listening socket and its accept state (servers only).
@@ -104,11 +109,31 @@ impl SocketFactory {
         SocketFactoryBuilder::new()
     }
 
+    /// A factory that sets up when its actor starts, keeping its description so that a
+    /// Supervisor can make it again (see [`SocketFactoryBuilder::build`]).
     pub(crate) fn from_builder(builder: SocketFactoryBuilder) -> SocketFactory {
+        let mut factory = SocketFactory::new(builder.routes);
+        factory.spec = Some(Box::new(builder.spec));
+        factory
+    }
+
+    /// Makes the factory and its socket at once, inside `start()`: the description is used on
+    /// the caller's stack and dropped (a name lookup keeps its own copy until it is done), so an
+    /// idle factory carries none of it, and a client's `connect(2)` is under way before its
+    /// actor is first polled.
+    pub(crate) fn set_up(builder: SocketFactoryBuilder, ctx: &mut Context<Self>) -> SocketFactory {
+        let SocketFactoryBuilder { mut spec, routes } = builder;
+        let mut factory = SocketFactory::new(routes);
+        factory.setup(&mut spec, ctx);
+        factory
+    }
+
+    fn new(routes: Routes) -> SocketFactory {
         SocketFactory {
             id: FactoryId::next(),
-            spec: builder.spec,
-            owners: Owners::new(builder.routes),
+            spec: None,
+            options: Options::default(),
+            owners: Owners::new(routes),
             paused: false,
             acceptor: None,
             file: None,
@@ -129,33 +154,36 @@ impl SocketFactory {
         self.id
     }
 
-    fn setup(&mut self, ctx: &mut Context<Self>) {
-        match &self.spec.source {
-            Source::Describe => self.setup_described(ctx),
-            Source::Adopt(original) => {
-                let adopted = adopt::prepare(original);
-                self.run_adopted(adopted, ctx);
-            }
+    /// Sets up from the kept description (a factory from `build()`, at each start).
+    fn setup_kept(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut spec) = self.spec.take() else {
+            return;
+        };
+        self.setup(&mut spec, ctx);
+        self.spec = Some(spec);
+    }
+
+    fn setup(&mut self, spec: &mut Spec, ctx: &mut Context<Self>) {
+        let adopted = match &spec.source {
+            Source::Describe => return self.setup_described(spec, ctx),
+            Source::Adopt(original) => adopt::prepare(original),
             Source::Systemd(name) => match adopt::take_systemd(name.as_deref()) {
                 Ok(socket) => {
                     // From now on (restarts included) this is an adopted socket.
                     let original = Arc::new(socket);
-                    self.spec.source = Source::Adopt(Arc::clone(&original));
                     let adopted = adopt::prepare(&original);
-                    self.run_adopted(adopted, ctx);
+                    spec.source = Source::Adopt(original);
+                    adopted
                 }
-                Err(error) => self.fail(Failure::new(Operation::Socket, error), ctx),
+                Err(error) => Err(Failure::new(Operation::Socket, error)),
             },
-        }
-    }
-
-    fn run_adopted(&mut self, adopted: Result<Adopted, Failure>, ctx: &mut Context<Self>) {
+        };
         let started = adopted.and_then(|adopted| {
             let kind = (adopted.domain, adopted.socket_type);
             match adopted.role {
-                Role::Listen => self.serve(adopted.socket, kind, None, ctx),
+                Role::Listen => self.serve(adopted.socket, kind, None, spec.service(), ctx),
                 _ => {
-                    self.finish(adopted.socket, None, kind, ctx);
+                    self.finish(adopted.socket, None, kind, spec.owner_check, ctx);
                     Ok(())
                 }
             }
@@ -165,16 +193,17 @@ impl SocketFactory {
         }
     }
 
-    fn setup_described(&mut self, ctx: &mut Context<Self>) {
-        let deadline = match (self.spec.role(), self.spec.connect_timeout) {
+    fn setup_described(&mut self, spec: &Spec, ctx: &mut Context<Self>) {
+        let deadline = match (spec.role(), spec.connect_timeout) {
             (Role::Connect, Some(limit)) => Some(tokio::time::Instant::now() + limit),
             _ => None,
         };
-        if let Some(ready) = resolve::plan_now(&self.spec) {
-            return self.run(ready, deadline, ctx);
+        let service = spec.service();
+        if let Some(ready) = resolve::plan_now(spec) {
+            return self.run(ready, service, deadline, ctx);
         }
         log::debug!("factory {}: looking up names", self.id);
-        let spec = self.spec.clone();
+        let spec = spec.clone();
         let lookup = async move {
             match deadline {
                 None => resolve::lookup(spec).await,
@@ -188,26 +217,32 @@ impl SocketFactory {
         ctx.wait(
             lookup
                 .into_actor(self)
-                .map(move |planned, act, ctx| act.run(planned, deadline, ctx)),
+                .map(move |planned, act, ctx| act.run(planned, service, deadline, ctx)),
         );
     }
 
     fn run(
         &mut self,
         planned: Result<Plan, Failure>,
+        service: Service,
         deadline: Option<tokio::time::Instant>,
         ctx: &mut Context<Self>,
     ) {
         let started = planned.and_then(|plan| match plan.role {
-            Role::Listen => self.listen(&plan, ctx),
+            Role::Listen => {
+                let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
+                socket.listen(plan.backlog).during(Operation::Listen)?;
+                self.serve(socket, (plan.domain, plan.socket_type), file, service, ctx)
+            }
             Role::Bound => {
                 let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
                 self.file = file.map(Box::new);
-                self.finish(socket, None, (plan.domain, plan.socket_type), ctx);
+                let kind = (plan.domain, plan.socket_type);
+                self.finish(socket, None, kind, service.owner_check, ctx);
                 Ok(())
             }
             Role::Connect => {
-                self.connect(plan, deadline, ctx);
+                self.connect(plan, service, deadline, ctx);
                 Ok(())
             }
         });
@@ -216,18 +251,13 @@ impl SocketFactory {
         }
     }
 
-    fn listen(&mut self, plan: &Plan, ctx: &mut Context<Self>) -> Result<(), Failure> {
-        let Opened { socket, file } = open::open(plan, plan.domain.to_socket2())?;
-        socket.listen(plan.backlog).during(Operation::Listen)?;
-        self.serve(socket, (plan.domain, plan.socket_type), file, ctx)
-    }
-
     /// Takes a listening socket into service, made here or adopted.
     fn serve(
         &mut self,
         socket: Socket,
         kind: (Domain, SocketType),
         file: Option<SocketFile>,
+        service: Service,
         ctx: &mut Context<Self>,
     ) -> Result<(), Failure> {
         let listener = sys::register(socket, Interest::READABLE).during(Operation::Listen)?;
@@ -238,12 +268,13 @@ impl SocketFactory {
                 SocketAddress::from_sockaddr(&local)
             );
         }
-        let max = self.spec.max_outstanding.min(Semaphore::MAX_PERMITS);
+        let max = service.max_outstanding.min(Semaphore::MAX_PERMITS);
         self.acceptor = Some(Acceptor::new(listener, max));
+        self.options = service.options;
         self.kind = kind;
         self.file = file.map(Box::new);
         self.failed_starts = 0;
-        self.watch_owner(ctx);
+        self.watch_owner(service.owner_check, ctx);
         if !self.looping {
             self.looping = true;
             ctx.spawn(AcceptLoop);
@@ -254,24 +285,25 @@ impl SocketFactory {
     fn connect(
         &mut self,
         mut plan: Plan,
+        service: Service,
         deadline: Option<tokio::time::Instant>,
         ctx: &mut Context<Self>,
     ) {
         let candidates = std::mem::take(&mut plan.remote);
         let kind = (plan.domain, plan.socket_type);
+        let owner_check = service.owner_check;
         let started = connect::Race::start(
             candidates,
             move |addr: &SockAddr| open::open(&plan, addr.domain()),
-            self.spec.happy_eyeballs_delay,
+            service.happy_eyeballs_delay,
             deadline,
         );
         match started {
-            connect::Started::Over(connected) => self.connected(connected, kind, ctx),
+            connect::Started::Over(connected) => self.connected(connected, kind, owner_check, ctx),
             connect::Started::Racing(race) => {
-                ctx.spawn(
-                    race.into_actor(self)
-                        .map(move |connected, act, ctx| act.connected(connected, kind, ctx)),
-                );
+                ctx.spawn(race.into_actor(self).map(move |connected, act, ctx| {
+                    act.connected(connected, kind, owner_check, ctx)
+                }));
             }
         }
     }
@@ -281,6 +313,7 @@ impl SocketFactory {
         &mut self,
         connected: connect::Connected,
         (planned_domain, socket_type): (Domain, SocketType),
+        owner_check: Option<Duration>,
         ctx: &mut Context<Self>,
     ) {
         match connected {
@@ -290,7 +323,7 @@ impl SocketFactory {
                 let domain = Domain::of(&peer).unwrap_or(planned_domain);
                 let peer = SocketAddress::from_sockaddr(&peer);
                 log::debug!("factory {}: connected to {peer}", self.id);
-                self.finish(socket, Some(peer), (domain, socket_type), ctx);
+                self.finish(socket, Some(peer), (domain, socket_type), owner_check, ctx);
             }
             Err(failure) => self.fail(failure, ctx),
         }
@@ -328,6 +361,7 @@ impl SocketFactory {
         socket: Socket,
         peer: Option<SocketAddress>,
         (domain, socket_type): (Domain, SocketType),
+        owner_check: Option<Duration>,
         ctx: &mut Context<Self>,
     ) {
         self.counters.accepted += 1;
@@ -344,18 +378,18 @@ impl SocketFactory {
         self.held = Some(Box::new(created));
         self.flush_held(ctx);
         if self.held.is_some() || self.file.is_some() {
-            self.watch_owner(ctx);
+            self.watch_owner(owner_check, ctx);
         }
     }
 
     /// Starts the periodic owner check, once, for a factory that will live on (a server, or a
     /// one-shot factory holding its socket or socket file). Short-lived clients never pay for
     /// the timer: the check at delivery covers them.
-    fn watch_owner(&mut self, ctx: &mut Context<Self>) {
+    fn watch_owner(&mut self, period: Option<Duration>, ctx: &mut Context<Self>) {
         if self.watching {
             return;
         }
-        if let Some(period) = self.spec.owner_check {
+        if let Some(period) = period {
             owner::watch(period, &self.owners, ctx.address().downgrade());
             self.watching = true;
         }
@@ -424,11 +458,7 @@ impl SocketFactory {
                 }
                 self.counters.accepted += 1;
                 let (domain, socket_type) = self.kind;
-                if let Err(failure) = self
-                    .spec
-                    .options
-                    .apply_accepted(&socket, domain.to_socket2())
-                {
+                if let Err(failure) = self.options.apply_accepted(&socket, domain.to_socket2()) {
                     // Delivering it would break the promise of the options asked for: drop
                     // this socket, say why, keep accepting.
                     self.report(failure);
@@ -556,11 +586,15 @@ impl Actor for SocketFactory {
             log::debug!("factory {}: retired; holding no socket", self.id);
             return;
         }
+        if self.spec.is_none() {
+            // Started with `start()`: set up already, inside it.
+            return;
+        }
         match restart_delay(self.failed_starts) {
-            None => self.setup(ctx),
+            None => self.setup_kept(ctx),
             Some(delay) => {
                 log::debug!("factory {}: setting up again in {delay:?}", self.id);
-                ctx.run_later(delay, |act, ctx| act.setup(ctx));
+                ctx.run_later(delay, |act, ctx| act.setup_kept(ctx));
             }
         }
     }
@@ -681,11 +715,9 @@ impl Handler<GetStats> for SocketFactory {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
-        let max_outstanding = self.spec.max_outstanding.min(Semaphore::MAX_PERMITS);
-        let outstanding = self
-            .acceptor
-            .as_ref()
-            .map_or(0, |acceptor| acceptor.outstanding(max_outstanding));
+        let (outstanding, max_outstanding) = self.acceptor.as_ref().map_or((0, 0), |acceptor| {
+            (acceptor.outstanding(), acceptor.max_outstanding())
+        });
         MessageResult(FactoryStats {
             accepted: self.counters.accepted,
             delivered: self.counters.delivered,

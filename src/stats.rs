@@ -20,7 +20,7 @@ pub struct FactoryStats {
     pub failed: u64,
     /// Deliveries the owner has not handled yet (see `max_outstanding`).
     pub outstanding: usize,
-    /// The cap on outstanding deliveries.
+    /// The cap on outstanding deliveries (0 while the factory holds no listening socket).
     pub max_outstanding: usize,
     /// Whether the factory holds a listening socket.
     pub listening: bool,
