@@ -20,11 +20,13 @@ use crate::messages::{EventChange, SocketCreated, SocketFailed};
 /// An actor that takes both of a factory's messages. One address serves both routes: two
 /// `Recipient`s made from it would each carry their own boxed sender, and every idle factory
 /// would pay for the second.
-pub(crate) trait OwnerActor: Send {
+pub(crate) trait OwnerActor: Send + 'static {
     fn connected(&self) -> bool;
     fn created(&self, created: SocketCreated);
     fn failed(&self, failed: SocketFailed);
     fn clone_box(&self) -> Box<dyn OwnerActor>;
+    /// The factory's routing state, with this address stored inline.
+    fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners>;
 }
 
 impl<A> OwnerActor for Addr<A>
@@ -46,6 +48,38 @@ where
 
     fn clone_box(&self) -> Box<dyn OwnerActor> {
         Box::new(self.clone())
+    }
+
+    fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
+        Rc::new(Shared {
+            table: RefCell::new(table),
+            owner: *self,
+        })
+    }
+}
+
+/// No owner actor: only recipients (or nothing) were given.
+struct NoOwner;
+
+impl OwnerActor for NoOwner {
+    fn connected(&self) -> bool {
+        false
+    }
+
+    // Never called: no route leads to a missing owner.
+    fn created(&self, _: SocketCreated) {}
+
+    fn failed(&self, _: SocketFailed) {}
+
+    fn clone_box(&self) -> Box<dyn OwnerActor> {
+        Box::new(NoOwner)
+    }
+
+    fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
+        Rc::new(Shared {
+            table: RefCell::new(table),
+            owner: NoOwner,
+        })
     }
 }
 
@@ -69,7 +103,7 @@ impl Event for SocketFailed {
     }
 }
 
-/// Where one kind of message goes.
+/// Where one kind of message goes, as the builder is told.
 pub(crate) enum Route<M: Message + Send>
 where
     M::Result: Send,
@@ -80,6 +114,20 @@ where
     Owner,
     /// To this recipient.
     To(Recipient<M>),
+}
+
+impl<M: Message + Send> Route<M>
+where
+    M::Result: Send,
+{
+    /// The compact form kept by a running factory: a recipient, or "to the owner".
+    fn split(self) -> (Option<Recipient<M>>, bool) {
+        match self {
+            Route::Off => (None, false),
+            Route::Owner => (None, true),
+            Route::To(recipient) => (Some(recipient), false),
+        }
+    }
 }
 
 impl<M: Message + Send> Clone for Route<M>
@@ -130,55 +178,77 @@ impl fmt::Debug for Routes {
     }
 }
 
-/// Where a factory's messages go; shared with the sweeper, which only reads it.
-pub(crate) struct Owners {
-    owner: Option<Box<dyn OwnerActor>>,
-    success: RefCell<Route<SocketCreated>>,
-    failure: RefCell<Route<SocketFailed>>,
+/// Where each kind of message goes: its recipient if set, else the owner actor if `*_to_owner`,
+/// else nowhere. (Two `Route`s would take a word more each, and every idle factory has one.)
+pub(crate) struct Table {
+    success: Option<Recipient<SocketCreated>>,
+    failure: Option<Recipient<SocketFailed>>,
+    success_to_owner: bool,
+    failure_to_owner: bool,
 }
+
+/// A factory's routing state with its owner's address inline: one allocation, shared with the
+/// sweeper, which only reads it.
+pub(crate) struct Shared<O: ?Sized> {
+    table: RefCell<Table>,
+    owner: O,
+}
+
+/// [`Shared`] with the owner's type erased, as factories hold it.
+pub(crate) type Owners = Shared<dyn OwnerActor>;
 
 impl fmt::Debug for Owners {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Owners")
-            .field("owner", &self.owner.is_some())
-            .finish_non_exhaustive()
+        f.debug_struct("Owners").finish_non_exhaustive()
     }
 }
 
 impl Owners {
     pub(crate) fn new(routes: Routes) -> Rc<Owners> {
-        Rc::new(Owners {
-            owner: routes.owner,
-            success: RefCell::new(routes.success),
-            failure: RefCell::new(routes.failure),
-        })
+        let (success, success_to_owner) = routes.success.split();
+        let (failure, failure_to_owner) = routes.failure.split();
+        let table = Table {
+            success,
+            failure,
+            success_to_owner,
+            failure_to_owner,
+        };
+        let owner = routes.owner.unwrap_or_else(|| Box::new(NoOwner));
+        owner.into_owners(table)
     }
 
     /// Sends to the success route; gives the message back when it goes nowhere, or can no
     /// longer be reached.
     pub(crate) fn deliver(&self, created: SocketCreated) -> Result<(), SocketCreated> {
-        self.send(&self.success, created)
+        let table = self.table.borrow();
+        send(&table.success, table.success_to_owner, &self.owner, created)
     }
 
     /// Sends to the failure route; gives the message back when there is none to take it.
     pub(crate) fn report(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
-        self.send(&self.failure, failed)
+        let table = self.table.borrow();
+        send(&table.failure, table.failure_to_owner, &self.owner, failed)
     }
 
     /// Whether a success route is set (reachable or not).
     pub(crate) fn has_success(&self) -> bool {
-        !matches!(*self.success.borrow(), Route::Off)
+        let table = self.table.borrow();
+        table.success.is_some() || table.success_to_owner
     }
 
     /// Whether a success route is set and reachable: the condition to accept.
     pub(crate) fn can_deliver(&self) -> bool {
-        self.reachable(&self.success) == Some(true)
+        let table = self.table.borrow();
+        reachable(&table.success, table.success_to_owner, &self.owner) == Some(true)
     }
 
     /// The owner is gone when none of the routes it set can be reached. With none set there is
     /// nobody to lose.
     pub(crate) fn gone(&self) -> bool {
-        match (self.reachable(&self.success), self.reachable(&self.failure)) {
+        let table = self.table.borrow();
+        let success = reachable(&table.success, table.success_to_owner, &self.owner);
+        let failure = reachable(&table.failure, table.failure_to_owner, &self.owner);
+        match (success, failure) {
             (None, None) => false,
             (s, f) => !s.unwrap_or(false) && !f.unwrap_or(false),
         }
@@ -189,48 +259,56 @@ impl Owners {
         success: EventChange<SocketCreated>,
         failure: EventChange<SocketFailed>,
     ) {
-        apply(&self.success, success);
-        apply(&self.failure, failure);
-    }
-
-    /// Whether a route reaches a live actor; `None` when it goes nowhere.
-    fn reachable<M: Event>(&self, route: &RefCell<Route<M>>) -> Option<bool>
-    where
-        M::Result: Send,
-    {
-        match &*route.borrow() {
-            Route::Off => None,
-            Route::Owner => Some(self.owner.as_ref().is_some_and(|owner| owner.connected())),
-            Route::To(recipient) => Some(recipient.connected()),
-        }
-    }
-
-    fn send<M: Event>(&self, route: &RefCell<Route<M>>, message: M) -> Result<(), M>
-    where
-        M::Result: Send,
-    {
-        match &*route.borrow() {
-            Route::To(recipient) if recipient.connected() => recipient.do_send(message),
-            Route::Owner => match &self.owner {
-                Some(owner) if owner.connected() => message.send_to(owner.as_ref()),
-                _ => return Err(message),
-            },
-            _ => return Err(message),
-        }
-        Ok(())
+        let table = &mut *self.table.borrow_mut();
+        apply(&mut table.success, &mut table.success_to_owner, success);
+        apply(&mut table.failure, &mut table.failure_to_owner, failure);
     }
 }
 
-fn apply<M>(route: &RefCell<Route<M>>, change: EventChange<M>)
+/// Whether a route reaches a live actor; `None` when it goes nowhere.
+fn reachable<M: Event>(
+    recipient: &Option<Recipient<M>>,
+    to_owner: bool,
+    owner: &dyn OwnerActor,
+) -> Option<bool>
+where
+    M::Result: Send,
+{
+    match recipient {
+        Some(recipient) => Some(recipient.connected()),
+        None if to_owner => Some(owner.connected()),
+        None => None,
+    }
+}
+
+fn send<M: Event>(
+    recipient: &Option<Recipient<M>>,
+    to_owner: bool,
+    owner: &dyn OwnerActor,
+    message: M,
+) -> Result<(), M>
+where
+    M::Result: Send,
+{
+    match recipient {
+        Some(recipient) if recipient.connected() => recipient.do_send(message),
+        None if to_owner && owner.connected() => message.send_to(owner),
+        _ => return Err(message),
+    }
+    Ok(())
+}
+
+fn apply<M>(recipient: &mut Option<Recipient<M>>, to_owner: &mut bool, change: EventChange<M>)
 where
     M: Message + Send,
     M::Result: Send,
 {
     match change {
-        EventChange::Keep => {}
-        EventChange::Set(recipient) => *route.borrow_mut() = Route::To(recipient),
-        EventChange::Disable => *route.borrow_mut() = Route::Off,
+        EventChange::Keep => return,
+        EventChange::Set(set) => *recipient = Some(set),
+        EventChange::Disable => *recipient = None,
     }
+    *to_owner = false;
 }
 
 /// Tells a factory that the sweeper found its owner gone.
