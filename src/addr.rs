@@ -88,6 +88,12 @@ impl From<PathBuf> for Address {
     }
 }
 
+impl From<&PathBuf> for Address {
+    fn from(path: &PathBuf) -> Self {
+        Address::Path(path.clone())
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -388,3 +388,90 @@ impl Drop for Registered {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::builder::{Domain, SocketType};
+    use crate::error::{Failure, Operation};
+    use crate::messages::FactoryId;
+    use crate::testing::{wait_until, Events};
+
+    const LIMIT: Duration = Duration::from_secs(5);
+
+    fn created() -> SocketCreated {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("a socket");
+        SocketCreated {
+            socket,
+            peer: None,
+            id: FactoryId::next(),
+            credentials: None,
+            domain: Domain::Inet,
+            socket_type: SocketType::Datagram,
+            _permit: None,
+        }
+    }
+
+    fn failed() -> SocketFailed {
+        let error = io::Error::from_raw_os_error(libc::EMFILE);
+        SocketFailed::new(Failure::new(Operation::Accept, error), FactoryId::next())
+    }
+
+    #[actix::test]
+    async fn one_owner_address_serves_both_routes_until_each_is_changed() {
+        let mut first = Events::start();
+        let mut second = Events::start();
+        let owners = Owners::new(Routes {
+            owner: Some(Box::new(first.owner().clone())),
+            success: Route::Owner,
+            failure: Route::Owner,
+        });
+        assert!(owners.has_success() && owners.can_deliver() && !owners.gone());
+        owners.deliver(created()).expect("sent to the owner");
+        first.next_created(LIMIT).await.expect("at the owner");
+
+        // Success moves to another actor; failures still go to the owner.
+        let recipient = second.owner().clone().recipient();
+        owners.change(EventChange::Set(recipient), EventChange::Keep);
+        owners
+            .deliver(created())
+            .expect("sent to the new recipient");
+        second
+            .next_created(LIMIT)
+            .await
+            .expect("at the new recipient");
+        owners.report(failed()).expect("sent to the owner");
+        first
+            .next_failed(LIMIT)
+            .await
+            .expect("failure at the owner");
+
+        // With failures disabled, only the success recipient counts: the owner actor may go.
+        owners.change(EventChange::Keep, EventChange::Disable);
+        assert!(owners.report(failed()).is_err(), "nowhere to report");
+        first.stop_owner();
+        let first_addr = first.owner().clone();
+        assert!(
+            wait_until(LIMIT, || !first_addr.connected()).await,
+            "the owner stopped"
+        );
+        assert!(!owners.gone(), "the success recipient is alive");
+        second.stop_owner();
+        assert!(wait_until(LIMIT, || owners.gone()).await, "both gone");
+        assert!(
+            owners.deliver(created()).is_err(),
+            "undeliverable: given back"
+        );
+    }
+
+    #[actix::test]
+    async fn no_routes_means_nobody_to_lose() {
+        let owners = Owners::new(Routes::default());
+        assert!(!owners.has_success() && !owners.can_deliver() && !owners.gone());
+        assert!(owners.deliver(created()).is_err());
+        assert!(owners.report(failed()).is_err());
+    }
+}

@@ -79,6 +79,10 @@ async fn stats_follow_the_factory() {
     let fresh = server.send(GetStats).await.expect("stats");
     assert!(fresh.listening && fresh.accepting && !fresh.paused);
     assert_eq!((fresh.accepted, fresh.delivered, fresh.failed), (0, 0, 0));
+    assert_eq!(
+        (fresh.outstanding, fresh.max_outstanding),
+        (0, actix_socket_factory::DEFAULT_MAX_OUTSTANDING)
+    );
     let _a = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let held = events.next_created(LIMIT).await.expect("delivered");
     let busy = server.send(GetStats).await.expect("stats");
@@ -90,6 +94,6 @@ async fn stats_follow_the_factory() {
         .expect("pause");
     let paused = server.send(GetStats).await.expect("stats");
     assert!(paused.paused && !paused.accepting);
-    assert_eq!(paused.outstanding, 0);
+    assert_eq!(paused.outstanding, 0, "the owner dropped it");
     assert!(paused.since <= std::time::SystemTime::now());
 }

@@ -632,3 +632,29 @@ async fn server_life(events: &mut Events, path: &Path) {
     assert!(wait_until(LIMIT, || !server.connected()).await);
     assert!(!path.exists(), "file removed before the actor is gone");
 }
+
+/// `start()` makes the socket before it returns (no name to look up here); `build()` leaves it
+/// to the actor's start, where a Supervisor can redo it.
+#[actix::test]
+async fn start_binds_before_it_returns() {
+    let mut events = Events::start();
+    let (_dir, path) = temp_socket_path("early.sock");
+    let server = events.builder().bind_address(&path).start();
+    assert!(is_socket(&path), "bound and listening when start() returns");
+    server.send(StopFactory).await.expect("stopped");
+    assert!(wait_until(LIMIT, || !path.exists()).await, "file removed");
+
+    let built = events
+        .builder()
+        .bind_address(&path)
+        .build()
+        .expect("a valid description");
+    assert!(!path.exists(), "build() makes no socket");
+    let server = built.start();
+    let local = server.send(GetSockName).await.expect("answer");
+    assert_eq!(local.expect("listening"), SocketAddress::Unix(path.clone()));
+    let _client = tokio::net::UnixStream::connect(&path)
+        .await
+        .expect("connect");
+    events.next_created(LIMIT).await.expect("delivered");
+}
