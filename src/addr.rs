@@ -23,6 +23,11 @@ use socket2::SockAddr;
 /// assert_eq!(Address::from("::1"), Address::Ip("::1".parse().unwrap()));
 /// assert_eq!(Address::from("localhost"), Address::Host("localhost".into()));
 /// assert_eq!(Address::from(Path::new("/tmp/s")), Address::Path("/tmp/s".into()));
+///
+/// // Owned and borrowed forms alike, as configuration code tends to hold them.
+/// let (host, path) = (String::from("localhost"), std::path::PathBuf::from("/tmp/s"));
+/// assert_eq!(Address::from(&host), Address::from(host.clone()));
+/// assert_eq!(Address::from(&path), Address::from(path.clone()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
@@ -76,6 +81,12 @@ impl From<String> for Address {
     }
 }
 
+impl From<&String> for Address {
+    fn from(text: &String) -> Self {
+        Address::from(text.as_str())
+    }
+}
+
 impl From<&Path> for Address {
     fn from(path: &Path) -> Self {
         Address::Path(path.to_owned())
@@ -116,6 +127,7 @@ impl fmt::Display for Address {
 /// assert_eq!(Port::from(8080), Port::Number(8080));
 /// assert_eq!(Port::from("8080"), Port::Number(8080));
 /// assert_eq!(Port::from("http"), Port::Service("http".into()));
+/// assert_eq!(Port::from(&String::from("443")), Port::Number(443));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Port {
@@ -150,6 +162,12 @@ impl From<&str> for Port {
 
 impl From<String> for Port {
     fn from(text: String) -> Self {
+        Port::from(text.as_str())
+    }
+}
+
+impl From<&String> for Port {
+    fn from(text: &String) -> Self {
         Port::from(text.as_str())
     }
 }
