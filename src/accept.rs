@@ -19,10 +19,34 @@ use tokio::time::Sleep;
 
 use crate::sys;
 
-/// First pause after a resource-exhaustion error; doubled at each further error of the episode.
-pub(crate) const BACKOFF_START: Duration = Duration::from_millis(5);
-/// Longest pause between two attempts during an episode (Go's net/http uses the same 5 ms to 1 s).
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long a server waits between accept attempts while out of descriptors or memory: `first`
+/// after the first error of an episode, doubled at each further one up to `max`. Whole
+/// milliseconds, kept small because every listening factory holds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pacing {
+    first_ms: u32,
+    max_ms: u32,
+}
+
+impl Pacing {
+    /// At least 1 ms (a zero pause would spin on EMFILE), and `max` at least `first`.
+    pub(crate) fn new(first: Duration, max: Duration) -> Pacing {
+        let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let first_ms = millis(first).max(1);
+        Pacing {
+            first_ms,
+            max_ms: millis(max).max(first_ms),
+        }
+    }
+
+    fn first(self) -> Duration {
+        Duration::from_millis(self.first_ms.into())
+    }
+
+    fn max(self) -> Duration {
+        Duration::from_millis(self.max_ms.into())
+    }
+}
 
 /// What the accept loop produces.
 #[derive(Debug)]
@@ -83,9 +107,11 @@ pub(crate) fn classify(error: &io::Error) -> ErrorClass {
 
 type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>>>>;
 
-/// The state of resource-exhaustion episodes: nothing (one pointer) between them.
-#[derive(Default)]
-struct Backoff(Option<Box<Episode>>);
+/// Resource-exhaustion episodes: the pacing, and nothing more (one pointer) between them.
+struct Backoff {
+    pacing: Pacing,
+    episode: Option<Box<Episode>>,
+}
 
 /// One resource-exhaustion episode.
 struct Episode {
@@ -94,22 +120,37 @@ struct Episode {
 }
 
 impl Backoff {
+    fn new(pacing: Pacing) -> Backoff {
+        Backoff {
+            pacing,
+            episode: None,
+        }
+    }
+
     /// Starts or extends the episode; true when it is a new one (to be reported).
     fn hit(&mut self) -> bool {
-        let fresh = self.0.is_none();
-        let episode = self.0.get_or_insert_with(|| {
+        let pacing = self.pacing;
+        let fresh = self.episode.is_none();
+        let episode = self.episode.get_or_insert_with(|| {
             Box::new(Episode {
                 sleep: None,
-                delay: BACKOFF_START / 2,
+                delay: Duration::ZERO,
             })
         });
-        episode.delay = (episode.delay * 2).min(BACKOFF_MAX);
-        episode.sleep = Some(Box::pin(tokio::time::sleep(episode.delay)));
+        episode.delay = match fresh {
+            true => pacing.first(),
+            false => episode.delay.saturating_mul(2).min(pacing.max()),
+        };
+        let until = tokio::time::Instant::now() + episode.delay;
+        match &mut episode.sleep {
+            Some(sleep) => sleep.as_mut().reset(until),
+            None => episode.sleep = Some(Box::pin(tokio::time::sleep_until(until))),
+        }
         fresh
     }
 
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(episode) = self.0.as_mut() {
+        if let Some(episode) = self.episode.as_mut() {
             if let Some(sleep) = episode.sleep.as_mut() {
                 ready!(sleep.as_mut().poll(cx));
                 episode.sleep = None;
@@ -120,13 +161,13 @@ impl Backoff {
 
     /// Ends the episode: an accept went through.
     fn clear(&mut self) {
-        self.0 = None;
+        self.episode = None;
     }
 
     /// The current pause, during an episode.
     #[cfg(test)]
     fn delay(&self) -> Option<Duration> {
-        self.0.as_ref().map(|episode| episode.delay)
+        self.episode.as_ref().map(|episode| episode.delay)
     }
 }
 
@@ -143,14 +184,15 @@ pub(crate) struct Acceptor {
 }
 
 impl Acceptor {
-    /// Accepts from `listener`, with at most `max_outstanding` deliveries not yet dropped.
-    pub(crate) fn new(listener: AsyncFd<Socket>, max_outstanding: usize) -> Self {
+    /// Accepts from `listener`, with at most `max_outstanding` deliveries not yet dropped,
+    /// pausing as `pacing` says while descriptors or memory run out.
+    pub(crate) fn new(listener: AsyncFd<Socket>, max_outstanding: usize, pacing: Pacing) -> Self {
         Acceptor {
             listener,
             permits: None,
             max_outstanding,
             waiting: None,
-            backoff: Backoff::default(),
+            backoff: Backoff::new(pacing),
         }
     }
 
@@ -244,6 +286,7 @@ fn poll_permit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::DEFAULT_ACCEPT_BACKOFF;
 
     fn os(errno: i32) -> io::Error {
         io::Error::from_raw_os_error(errno)
@@ -266,6 +309,16 @@ mod tests {
         }
     }
 
+    fn pauses(pacing: Pacing, hits: usize) -> Vec<Duration> {
+        let mut backoff = Backoff::new(pacing);
+        (0..hits)
+            .map(|_| {
+                backoff.hit();
+                backoff.delay().expect("in an episode")
+            })
+            .collect()
+    }
+
     #[test]
     fn backoff_grows_to_its_cap_and_reports_once() {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -273,7 +326,9 @@ mod tests {
             .build()
             .expect("a current-thread runtime");
         runtime.block_on(async {
-            let mut backoff = Backoff::default();
+            let ms = Duration::from_millis;
+            let default = Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1);
+            let mut backoff = Backoff::new(default);
             assert!(backoff.hit(), "the first error opens an episode");
             let mut reported = 1;
             for _ in 0..20 {
@@ -282,10 +337,19 @@ mod tests {
                 }
             }
             assert_eq!(reported, 1);
-            assert_eq!(backoff.delay(), Some(BACKOFF_MAX));
+            assert_eq!(backoff.delay(), Some(ms(1000)));
             backoff.clear();
             assert!(backoff.hit(), "an error after recovery opens a new episode");
-            assert_eq!(backoff.delay(), Some(BACKOFF_START));
+            assert_eq!(backoff.delay(), Some(ms(5)));
+
+            let custom = Pacing::new(ms(20), ms(50));
+            assert_eq!(pauses(custom, 4), [ms(20), ms(40), ms(50), ms(50)]);
+            // Never zero (that would spin), never a cap below the first pause.
+            assert_eq!(
+                pauses(Pacing::new(Duration::ZERO, Duration::ZERO), 2),
+                [ms(1), ms(1)]
+            );
+            assert_eq!(pauses(Pacing::new(ms(30), ms(10)), 2), [ms(30), ms(30)]);
         });
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Handler, Recipient};
 
+use crate::accept::Pacing;
 use crate::addr::{Address, Port};
 use crate::adopt::Source;
 use crate::error::ConfigError;
@@ -241,6 +242,7 @@ pub(crate) struct Spec {
     pub(crate) max_outstanding: usize,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) owner_check: Option<Duration>,
+    pub(crate) accept_backoff: Pacing,
     pub(crate) unix: UnixOptions,
     pub(crate) source: Source,
 }
@@ -251,6 +253,7 @@ pub(crate) struct Service {
     pub(crate) max_outstanding: usize,
     pub(crate) owner_check: Option<Duration>,
     pub(crate) happy_eyeballs_delay: Duration,
+    pub(crate) accept_backoff: Pacing,
     /// For accepted sockets.
     pub(crate) options: Options,
 }
@@ -261,6 +264,7 @@ impl Spec {
             max_outstanding: self.max_outstanding,
             owner_check: self.owner_check,
             happy_eyeballs_delay: self.happy_eyeballs_delay,
+            accept_backoff: self.accept_backoff,
             options: self.options.clone(),
         }
     }
@@ -275,6 +279,11 @@ pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
 /// Default period of the check that the owner is still there.
 pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
+
+/// Default pauses of a server out of descriptors or memory: the first, and the cap it doubles
+/// up to (as Go's `net/http` does).
+pub const DEFAULT_ACCEPT_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(5), Duration::from_secs(1));
 
 impl Default for Spec {
     fn default() -> Self {
@@ -295,6 +304,7 @@ impl Default for Spec {
             max_outstanding: DEFAULT_MAX_OUTSTANDING,
             connect_timeout: None,
             owner_check: Some(DEFAULT_OWNER_CHECK),
+            accept_backoff: Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1),
             unix: UnixOptions::default(),
             source: Source::Describe,
         }
@@ -484,6 +494,20 @@ impl SocketFactoryBuilder {
             success: Route::Owner,
             failure: Route::Owner,
         };
+        self
+    }
+
+    /// How long a server waits before calling `accept` again when it fails for lack of
+    /// resources (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): `first` after the first error of an
+    /// episode, doubling at each further one up to `max` (default [`DEFAULT_ACCEPT_BACKOFF`]:
+    /// 5 ms to 1 s).
+    ///
+    /// The listener is kept and the queued clients wait in the kernel; each episode gives one
+    /// [`SocketFailed`] ("accept") and one `error!` line, whatever its length. Pauses are whole
+    /// milliseconds, at least 1 ms (retrying at once would spin on `EMFILE`); a `max` below
+    /// `first` is taken as `first`.
+    pub fn accept_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.spec.accept_backoff = Pacing::new(first, max);
         self
     }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_socket_factory::testing::{listen_on_loopback, start_and_locate, Event};
+use actix_socket_factory::testing::{start_and_locate, Event};
 use actix_socket_factory::{
     GetSockName, GetStats, Operation, PauseAccept, ResumeAccept, SocketCreated, SocketFactory,
     SocketFailed, StopFactory,
@@ -52,33 +52,9 @@ fn exhaustion_child() {
     let system = System::new();
     system.block_on(async {
         let mut events = Events::start();
-        let (server, addr) = listen_on_loopback(&events).await.expect("server");
-        // The clients connect while accept is paused, then the limit drops to room for about
-        // half of them: the owner holds what it gets, so accept runs into EMFILE.
-        server.send(PauseAccept).await.expect("paused");
-        let clients: Vec<_> = (0..EXHAUSTION_CLIENTS)
-            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
-            .collect();
+        let builder = events.builder();
+        let (server, clients, mut held) = exhaust(&mut events, builder).await;
         let connected = clients.len();
-        set_fd_limit(Some((open_fds() + EXHAUSTION_CLIENTS / 2) as u64));
-        server.send(ResumeAccept).await.expect("resumed");
-
-        let mut held = Vec::new();
-        let failed = loop {
-            match events.next(LIMIT).await.expect("clients, then EMFILE") {
-                Event::Created(created) => held.push(created),
-                Event::Failed(failed) => break failed,
-            }
-        };
-        // Sockets delivered before the failure may still sit in the collector's queue.
-        while let Some(created) = events.try_created() {
-            held.push(created);
-        }
-        assert_eq!(failed.operation, Operation::Accept);
-        assert!(
-            matches!(failed.errno, Some(libc::EMFILE | libc::ENFILE)),
-            "{failed}"
-        );
 
         // The episode: nothing is freed for a second; the factory must stay quiet.
         let (cpu0, wall0) = (cpu_time(), Instant::now());
@@ -110,6 +86,87 @@ fn exhaustion_child() {
         println!("episode_wall_ms={}", wall.as_millis());
         println!("delivered={delivered}");
         drop(clients);
+    });
+}
+
+/// A server from `builder`, listening on loopback, run into EMFILE: [`EXHAUSTION_CLIENTS`]
+/// clients connect while accept is paused, then the descriptor limit drops to room for about
+/// half of them and accept resumes; the owner holds what it gets. Returns at the episode's
+/// `SocketFailed`, with the clients and the sockets delivered before it.
+async fn exhaust(
+    events: &mut Events,
+    builder: actix_socket_factory::SocketFactoryBuilder,
+) -> (
+    Addr<SocketFactory>,
+    Vec<std::net::TcpStream>,
+    Vec<SocketCreated>,
+) {
+    let (server, addr) = start_and_locate(builder.bind_address("127.0.0.1").bind_port(0))
+        .await
+        .expect("server");
+    server.send(PauseAccept).await.expect("paused");
+    let clients: Vec<_> = (0..EXHAUSTION_CLIENTS)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    set_fd_limit(Some((open_fds() + EXHAUSTION_CLIENTS / 2) as u64));
+    server.send(ResumeAccept).await.expect("resumed");
+
+    let mut held = Vec::new();
+    let failed = loop {
+        match events.next(LIMIT).await.expect("clients, then EMFILE") {
+            Event::Created(created) => held.push(created),
+            Event::Failed(failed) => break failed,
+        }
+    };
+    // Sockets delivered before the failure may still sit in the collector's queue.
+    while let Some(created) = events.try_created() {
+        held.push(created);
+    }
+    assert_eq!(failed.operation, Operation::Accept);
+    assert!(
+        matches!(failed.errno, Some(libc::EMFILE | libc::ENFILE)),
+        "{failed}"
+    );
+    (server, clients, held)
+}
+
+#[test]
+fn configured_backoff_paces_the_retries() {
+    let out = run_child("paced_backoff_child", Duration::from_secs(60));
+    assert!(out.contains("paced ok"), "{out}");
+}
+
+#[test]
+#[ignore = "runs in a child process: configured_backoff_paces_the_retries"]
+fn paced_backoff_child() {
+    if !in_child("paced_backoff_child") {
+        return;
+    }
+    const PAUSE: Duration = Duration::from_millis(400);
+    System::new().block_on(async {
+        let mut events = Events::start();
+        let builder = events.builder().accept_backoff(PAUSE, PAUSE);
+        let (server, clients, held) = exhaust(&mut events, builder).await;
+        // Room at once: the next attempt still waits out the pause that began at the error.
+        let freed = Instant::now();
+        drop(held);
+        events
+            .next_created(LIMIT)
+            .await
+            .expect("a queued client after the pause");
+        let waited = freed.elapsed();
+        // The pause began before the failure reached the owner, so allow a little for that.
+        assert!(
+            waited >= PAUSE - Duration::from_millis(100),
+            "retried after {waited:?}"
+        );
+        let stats = server.send(GetStats).await.expect("stats");
+        assert_eq!(stats.backoff_episodes, 1, "{stats:?}");
+        drop(clients);
+        println!(
+            "paced ok: first delivery {} ms after the room",
+            waited.as_millis()
+        );
     });
 }
 
