@@ -375,8 +375,11 @@ impl SocketFactory {
                 .map(|addr| Box::new(SocketAddress::from_sockaddr(&addr)));
         }
         let created = self.created(socket, peer, domain, socket_type, None);
-        self.held = Some(Box::new(created));
-        self.flush_held(ctx);
+        if self.owners.has_success() {
+            self.hand_over(created, ctx);
+        } else {
+            self.held = Some(Box::new(created));
+        }
         if self.held.is_some() || self.file.is_some() {
             self.watch_owner(owner_check, ctx);
         }
@@ -395,15 +398,20 @@ impl SocketFactory {
         }
     }
 
+    /// Delivers the held one-shot socket, once a success recipient is set again.
     fn flush_held(&mut self, ctx: &mut Context<Self>) {
         if !self.owners.has_success() {
             return;
         }
-        let Some(created) = self.held.take() else {
-            return;
-        };
+        if let Some(created) = self.held.take() {
+            self.hand_over(*created, ctx);
+        }
+    }
+
+    /// Delivers the one-shot socket: the factory's job is done.
+    fn hand_over(&mut self, created: SocketCreated, ctx: &mut Context<Self>) {
         // An owner that went away meanwhile drops it: the socket closes with the message.
-        if self.owners.deliver(*created).is_ok() {
+        if self.owners.deliver(created).is_ok() {
             self.counters.delivered += 1;
         }
         // The job is done: no Supervisor restart should redo it.
