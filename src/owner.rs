@@ -51,11 +51,16 @@ where
     }
 
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
-        Rc::new(Shared {
-            table: RefCell::new(table),
-            owner: *self,
-        })
+        share(*self, table)
     }
+}
+
+/// The routing state with `owner` inline, its type erased.
+fn share<O: OwnerActor>(owner: O, table: Table) -> Rc<Owners> {
+    Rc::new(Shared {
+        table: RefCell::new(table),
+        owner,
+    })
 }
 
 /// No owner actor: only recipients (or nothing) were given.
@@ -76,10 +81,7 @@ impl OwnerActor for NoOwner {
     }
 
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
-        Rc::new(Shared {
-            table: RefCell::new(table),
-            owner: NoOwner,
-        })
+        share(*self, table)
     }
 }
 
