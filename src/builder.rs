@@ -245,6 +245,9 @@ pub(crate) struct Spec {
     pub(crate) accept_backoff: Pacing,
     pub(crate) unix: UnixOptions,
     pub(crate) source: Source,
+    /// An endpoint string given to `bind` or `connect` that did not parse: reported as a
+    /// `ConfigError` by `build()` and `start()`.
+    pub(crate) endpoint_error: Option<crate::endpoint::EndpointError>,
 }
 
 /// What a factory needs of its description once its socket is made.
@@ -307,6 +310,7 @@ impl Default for Spec {
             accept_backoff: Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1),
             unix: UnixOptions::default(),
             source: Source::Describe,
+            endpoint_error: None,
         }
     }
 }

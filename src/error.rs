@@ -120,6 +120,10 @@ pub enum ConfigError {
         /// Why it does not fit.
         reason: String,
     },
+    /// An endpoint string given to [`bind`](crate::SocketFactoryBuilder::bind) or
+    /// [`connect`](crate::SocketFactoryBuilder::connect) that does not parse: what is wrong and
+    /// where.
+    InvalidEndpoint(crate::EndpointError),
 }
 
 impl fmt::Display for ConfigError {
@@ -164,11 +168,19 @@ impl fmt::Display for ConfigError {
             ConfigError::UnfitOption { option, reason } => {
                 write!(f, "socket option {option}: {reason}")
             }
+            ConfigError::InvalidEndpoint(error) => fmt::Display::fmt(error, f),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::InvalidEndpoint(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl ConfigError {
     /// The OS error number that stands for this mistake in a `SocketFailed`.

@@ -97,6 +97,7 @@ mod connect;
 mod endpoint;
 mod error;
 mod factory;
+mod features;
 mod group;
 mod messages;
 mod netdb;
@@ -119,6 +120,8 @@ pub use builder::{
 pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
+#[cfg(feature = "clap")]
+pub use features::EndpointValueParser;
 pub use group::FactoryGroup;
 pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
