@@ -135,6 +135,7 @@ mod options;
 mod owner;
 mod poe;
 mod resolve;
+mod shutdown;
 mod stats;
 mod sys;
 mod unix;
@@ -157,6 +158,7 @@ pub use messages::{
     SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
 pub use poe::reuse_from_poe;
+pub use shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use socket2;
 pub use stats::{FactoryStats, GetStats};
 
