@@ -127,7 +127,9 @@ fn main() -> std::io::Result<()> {
     let port = port();
     let system = System::new();
     let factory_arbiter = Arbiter::new();
-    system.block_on(async {
+    // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
+    // address for as long as the server should run.
+    let _server = system.block_on(async {
         let server = Server.start();
         let factory = SocketFactory::builder()
             .bind_address("127.0.0.1")
@@ -142,7 +144,7 @@ fn main() -> std::io::Result<()> {
             println!("rot13 server listening on {local}");
             println!("talk to it with: nc 127.0.0.1 {port}");
         }
-        Ok::<(), std::io::Error>(())
+        Ok::<_, std::io::Error>(server)
     })?;
     system.run()
 }

@@ -82,7 +82,9 @@ fn main() -> std::io::Result<()> {
     env_logger::init();
     let port = port();
     let system = System::new();
-    system.block_on(async {
+    // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
+    // address for as long as the server should run.
+    let _server = system.block_on(async {
         let server = Server.start();
         let factory = SocketFactory::builder()
             .socket_type(SocketType::Datagram) // SocketType => SOCK_DGRAM
@@ -91,7 +93,8 @@ fn main() -> std::io::Result<()> {
             .owner(&server)
             .start();
         // SIGTERM, SIGINT, SIGQUIT: stop (the socket closes with the owner), exit 0.
-        stop_on_signal([factory])
+        stop_on_signal([factory])?;
+        Ok::<_, std::io::Error>(server)
     })?;
     system.run()
 }

@@ -67,7 +67,9 @@ fn main() -> std::io::Result<()> {
     env_logger::init();
     let path = path();
     let system = System::new();
-    system.block_on(async {
+    // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
+    // address for as long as the server should run.
+    let _server = system.block_on(async {
         let server = Server.start();
         let factory = SocketFactory::builder()
             .bind_address(path.as_path()) // a path implies AF_UNIX
@@ -82,7 +84,7 @@ fn main() -> std::io::Result<()> {
             println!("echo server listening on {local}");
             println!("talk to it with: nc -U {local}");
         }
-        Ok::<(), std::io::Error>(())
+        Ok::<_, std::io::Error>(server)
     })?;
     system.run()
 }

@@ -197,6 +197,7 @@ impl Acceptor {
     }
 
     /// The listening socket.
+    #[allow(dead_code)] // for the socket handover
     pub(crate) fn listener(&self) -> &Socket {
         self.listener.get_ref()
     }
@@ -232,7 +233,7 @@ impl Acceptor {
             // The permit is taken only once a client waits, so an idle loop holds none and
             // `outstanding` counts deliveries only. A guard dropped here keeps the readiness.
             let permits = permits.get_or_insert_with(|| Arc::new(Semaphore::new(*max_outstanding)));
-            let Some(permit) = ready!(poll_permit(permits, waiting, cx)) else {
+            let Some(permit) = ready!(poll_permit(permits, waiting, listener.get_ref(), cx)) else {
                 return Poll::Ready(None);
             };
             let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
@@ -266,6 +267,7 @@ impl Acceptor {
 fn poll_permit(
     permits: &Arc<Semaphore>,
     waiting: &mut Option<Acquire>,
+    listener: &Socket,
     cx: &mut Context<'_>,
 ) -> Poll<Option<OwnedSemaphorePermit>> {
     if waiting.is_none() {
@@ -273,7 +275,16 @@ fn poll_permit(
             Ok(permit) => return Poll::Ready(Some(permit)),
             Err(tokio::sync::TryAcquireError::Closed) => return Poll::Ready(None),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
-                log::debug!("outstanding deliveries at the cap: accept waits for the owner");
+                if log::log_enabled!(log::Level::Debug) {
+                    let local = listener.local_addr().map_or_else(
+                        |_| "?".to_owned(),
+                        |addr| crate::addr::SocketAddress::from_sockaddr(&addr).to_string(),
+                    );
+                    log::debug!(
+                        "server on {local}: outstanding deliveries at the cap; accept waits \
+                         for the owner"
+                    );
+                }
             }
         }
     }

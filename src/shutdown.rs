@@ -95,10 +95,11 @@ pub async fn shutdown_signal() -> io::Result<ShutdownSignal> {
 ///
 /// fn main() -> std::io::Result<()> {
 ///     let system = System::new();
-///     system.block_on(async {
+///     let _owner = system.block_on(async {
 ///         let events = Events::start(); // your owner actor
 ///         let server = events.builder().bind("/tmp/app.sock").start();
-///         stop_on_signal([server])
+///         stop_on_signal([server])?;
+///         Ok::<_, std::io::Error>(events) // factories hold their owner weakly: keep it
 ///     })?;
 ///     system.run() // Ok(()) after SIGTERM, with /tmp/app.sock removed
 /// }
@@ -116,12 +117,16 @@ pub fn stop_on_signal(factories: impl IntoIterator<Item = Addr<SocketFactory>>) 
             factories.len(),
             if factories.len() == 1 { "y" } else { "ies" }
         );
+        let mut names = Vec::with_capacity(factories.len());
         for factory in &factories {
             // An error means the factory has stopped already.
-            if let Ok(Ok(local)) = factory.send(crate::messages::GetSockName).await {
-                log::debug!("{caught}: stopping the socket factory on {local}");
-            }
+            let name = match factory.send(crate::messages::GetSockName).await {
+                Ok(Ok(local)) => local.to_string(),
+                _ => "an address not yet known".to_owned(),
+            };
+            log::debug!("{caught}: stopping the socket factory on {name}");
             let _ = factory.send(StopFactory).await;
+            names.push(name);
         }
         // StopFactory ends the factory's actor; its socket and socket file go with the actor's
         // state, a moment later. Wait for that (bounded), so nothing is left when the process
@@ -130,8 +135,10 @@ pub fn stop_on_signal(factories: impl IntoIterator<Item = Addr<SocketFactory>>) 
         while factories.iter().any(Addr::connected) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        if let Some(factory) = factories.iter().find(|f| f.connected()) {
-            log::warn!("a socket factory ({factory:?}) did not stop within {STOP_LIMIT:?}");
+        for (factory, name) in factories.iter().zip(&names) {
+            if factory.connected() {
+                log::warn!("the socket factory on {name} did not stop within {STOP_LIMIT:?}");
+            }
         }
         System::current().stop();
     });

@@ -388,8 +388,8 @@ pub const fn factory_id(id: u64) -> FactoryId {
 }
 
 /// A [`SocketCreated`] around one end of a connected TCP pair on 127.0.0.1, as a server factory
-/// with id `id` would deliver it (non-blocking, close-on-exec, `peer` the other end's address),
-/// and the other end for the test (a blocking std stream).
+/// with id `id` would deliver it (non-blocking, close-on-exec, `peer` the other end's address,
+/// `local` its own), and the other end for the test (a blocking std stream).
 ///
 /// # Errors
 /// The OS's error from making the pair.
@@ -435,9 +435,14 @@ fn created(
     id: FactoryId,
 ) -> SocketCreated {
     // One place that builds the message outside a factory: no delivery permit is held.
+    let local = socket
+        .local_addr()
+        .ok()
+        .map(|addr| SocketAddress::from_sockaddr(&addr));
     SocketCreated {
         socket,
         peer,
+        local,
         id,
         credentials,
         domain,

@@ -158,7 +158,8 @@ fn made_failures_read_like_real_ones() {
     assert_eq!(failed.error.kind(), std::io::ErrorKind::ConnectionRefused);
     assert_eq!(failed.id.get(), 3);
     let text = failed.to_string();
-    assert!(text.starts_with("factory 3 connect error 111: "), "{text}");
+    assert!(text.starts_with("factory 3: connect: "), "{text}");
+    assert!(text.ends_with("(os error 111)"), "{text}");
 }
 
 #[actix::test]
