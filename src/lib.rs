@@ -26,6 +26,9 @@
 //!   [`SetEvents`], [`GetSockName`], [`GetId`], [`GetStats`], [`StopFactory`]) and out
 //!   ([`SocketCreated`], [`SocketFailed`]); [`FactoryStats`] answers `GetStats`.
 //! - **Many cores**: [`FactoryGroup`], one factory per Arbiter on one port.
+//! - **Stopping like a service**: [`stop_on_signal`] stops factories and the System at SIGTERM,
+//!   SIGINT or SIGQUIT (exit status 0, UNIX socket files removed); [`shutdown_signal`] waits
+//!   for one.
 //! - **Errors**: [`ConfigError`] (a bad description, before any socket), [`Operation`] (the step
 //!   a [`SocketFailed`] names), [`EndpointError`] (a bad endpoint string).
 //! - **Tests**: [`testing`]: a collecting owner with bounded waits, and real messages for

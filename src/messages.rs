@@ -414,6 +414,8 @@ impl SetEvents {
 /// (names still being looked up) or after a setup failure, or the OS's error.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "io::Result<SocketAddress>")]
+#[doc(alias = "local_addr")]
+#[doc(alias = "getsockname")]
 pub struct GetSockName;
 
 /// Ask for the factory's id: POE's `ID()`.
