@@ -28,7 +28,7 @@
 //! use actix::prelude::*;
 //! use actix_socket_factory::testing::{self, wait_until_async};
 //! use actix_socket_factory::{Operation, SocketCreated, SocketFailed};
-//! use std::io::Read;
+//! use std::io::{Read, Write};
 //! use std::time::Duration;
 //!
 //! /// The actor under test: greets each client, counts failures.
@@ -61,7 +61,6 @@
 //!         self.failures
 //!     }
 //! }
-//! # use std::io::Write;
 //!
 //! #[actix::main]
 //! async fn main() {

@@ -52,6 +52,10 @@ fn endpoint_text() -> impl Strategy<Value = String> {
         ],
     )
         .prop_map(|(scheme, rest)| format!("{scheme}{rest}"))
+        // `unix://` is `unix:` with its optional `//` and no path: not well-formed.
+        .prop_filter("a path after the optional //", |text| {
+            text.split_once(':').is_some_and(|(_, rest)| rest != "//")
+        })
         // Byte length, not char count, is what sun_path limits.
         .prop_filter("fits sun_path", |text| text.len() < 100);
     let systemd = prop_oneof![

@@ -1,6 +1,7 @@
-//! The server examples stop like services: run as child processes, each is sent SIGTERM,
-//! SIGINT or SIGQUIT and must exit with status 0, its UNIX socket file removed, its log (via
-//! env_logger, `RUST_LOG=debug`) naming the signal.
+//! The examples, run as child processes. The server examples stop like services: each is sent
+//! SIGTERM, SIGINT or SIGQUIT and must exit with status 0, its UNIX socket file removed, its log
+//! (via env_logger, `RUST_LOG=debug`) naming the signal. The reconnecting client must connect
+//! through its Supervisor once its server comes up, and again after the connection ends.
 //!
 //! The examples are separate binaries: `cargo test` builds them into `target/<profile>/examples`,
 //! next to this test's `deps` directory. This test asks cargo for each one (with the features
@@ -97,6 +98,22 @@ impl Running {
         panic!("no line with {what:?} on stdout");
     }
 
+    /// Waits (bounded) for the example to end by itself.
+    fn wait(mut self) -> ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the example did not end within {LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends `signal` and waits (bounded) for the exit; returns the status and stderr.
     fn stop_with(mut self, signal: i32) -> (ExitStatus, String) {
         let pid = i32::try_from(self.child.id()).expect("a pid");
@@ -191,4 +208,25 @@ fn udp_echo_exits_0_on_sigquit() {
         stderr.contains("SIGQUIT"),
         "the log names the signal:\n{stderr}"
     );
+}
+
+#[test]
+fn reconnecting_client_retries_under_its_supervisor_and_connects_again() {
+    let mut running = Running::start(Command::new(example("reconnecting_client")));
+    let first = running.line_with("connected after");
+    let refused: usize = first
+        .split("connected after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count in {first:?}"));
+    // The server comes up 500 ms in; the supervisor's delays (0, 100, 200 ms, ...) fit at least
+    // two refused attempts before it, and their growth keeps them few.
+    assert!((2..=6).contains(&refused), "{first}");
+    assert!(running.line_with("server says").contains("hello #1"));
+    let second = running.line_with("connected after");
+    assert!(second.contains("after 0 refused"), "{second}");
+    assert!(running.line_with("server says").contains("hello #2"));
+    let status = running.wait();
+    assert_eq!(status.code(), Some(0), "{status}");
 }
