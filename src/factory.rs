@@ -23,9 +23,10 @@ use crate::adopt::{self, Source};
 use crate::builder::{Domain, Service, SocketFactoryBuilder, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
+use crate::handover::{self, SharedSocket};
 use crate::messages::{
-    FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents, SocketCreated,
-    SocketFailed, StopFactory,
+    FactoryId, GetId, GetSockName, PauseAccept, Relinquish, ResumeAccept, SetEvents, ShareListener,
+    SocketCreated, SocketFailed, StopFactory,
 };
 use crate::open::{self, Opened};
 use crate::options::Options;
@@ -739,6 +740,46 @@ impl Handler<GetStats> for SocketFactory {
             in_backoff: self.exhausted,
             since: self.counters.since,
         })
+    }
+}
+
+// ---- Handover (issue 18): share the listener with a new process, then give it up ----
+
+impl Handler<ShareListener> for SocketFactory {
+    type Result = io::Result<SharedSocket>;
+
+    fn handle(&mut self, share: ShareListener, _: &mut Context<Self>) -> Self::Result {
+        let Some(acceptor) = &self.acceptor else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the factory does not listen: nothing to share",
+            ));
+        };
+        let listener = acceptor.listener();
+        let name = match share.name {
+            Some(name) => name,
+            None => handover::address_name(listener)?,
+        };
+        log::debug!("factory {}: sharing its listener as {name:?}", self.id);
+        SharedSocket::new(name, listener.try_clone()?)
+    }
+}
+
+impl Handler<Relinquish> for SocketFactory {
+    type Result = ();
+
+    fn handle(&mut self, _: Relinquish, ctx: &mut Context<Self>) {
+        log::info!("factory {}: listener handed over; stopping", self.id);
+        // The successor serves on the file: forget it, never remove it.
+        if let Some(file) = self.file.take() {
+            file.disown();
+        }
+        self.paused = true;
+        self.acceptor = None;
+        // A kept adopted socket would hold the listener open here; no restart will use it.
+        self.spec = None;
+        self.retired = true;
+        ctx.stop();
     }
 }
 
