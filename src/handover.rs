@@ -35,8 +35,9 @@
 //!   `Ready()` over a pipe with a timeout, then stops. **nginx** (`SIGUSR2`) likewise execs the new
 //!   binary with the listening descriptors inherited and listed in `NGINX=3;4;`.
 //! - **shellflip** (Rust, tokio, Cloudflare) also spawns the new process itself and waits for a
-//!   byte on an inherited pipe; which sockets to pass is left to the application's own
-//!   serialisation over a second pipe.
+//!   byte on an inherited pipe, but passes no sockets of its own: systemd's stay inherited
+//!   (`LISTEN_PID=auto`, rewritten by the child), others are rebound (`SO_REUSEPORT`) or passed
+//!   by the application over a second pipe it serialises state into.
 //! - **Envoy**'s hot restart starts the new process separately (a wrapper script); it connects to
 //!   the old one over a UNIX socket, asks for each listener by address and receives it with
 //!   `SCM_RIGHTS`, sharing statistics through shared memory.
