@@ -663,6 +663,18 @@ fn handover_successor_child() {
         return;
     }
     assert!(handover::is_successor());
+    // A process the successor starts inherits the variables, but they are not its own.
+    let grandchild = Command::new(std::env::current_exe().expect("test binary"))
+        .args([GRANDCHILD, "--exact", "--ignored", "--nocapture"])
+        .env(util::child::CHILD_VAR, GRANDCHILD)
+        .output()
+        .expect("run the grandchild");
+    let out = String::from_utf8_lossy(&grandchild.stdout);
+    assert!(
+        grandchild.status.success() && out.contains("1 passed"),
+        "grandchild: {out}\n{}",
+        String::from_utf8_lossy(&grandchild.stderr)
+    );
     let name = std::env::var("HANDOVER_TEST_NAME").expect("the name to take");
     assert_eq!(
         handover::inherited_names(),
@@ -689,5 +701,131 @@ fn handover_successor_child() {
         let mut stream = created.into_std_tcp().expect("tcp");
         stream.set_nonblocking(false).unwrap();
         writeln!(stream, "served by {}", std::process::id()).expect("answer");
+    });
+}
+
+#[test]
+fn failed_successors_are_reaped_and_leak_nothing() {
+    use actix_socket_factory::handover::{HandoverError, SharedSocket, Successor};
+    if !run_in_child("failed_successors_are_reaped_and_leak_nothing") {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let shared = SharedSocket::by_address(listener).expect("named");
+    let system = actix::System::new();
+    system.block_on(async move {
+        let successor = |program: &str, args: &[&str]| {
+            let mut command = Command::new(program);
+            command.args(args);
+            Successor::new(command)
+                .socket(shared.try_clone().expect("dup"))
+                .ready_timeout(Duration::from_millis(300))
+        };
+        // Warm up whatever the runtime opens lazily (timers, the pipe's registration).
+        let _ = successor("true", &[]).spawn().expect("spawn").ready().await;
+        let baseline = util::open_fds();
+
+        // A missing program: an error at once, or (should the child's exec report have been
+        // placed over by an inherited descriptor) an exit before ready.
+        if let Ok(missing) = successor("/nonexistent/successor", &[]).spawn() {
+            assert!(missing.ready().await.is_err());
+        }
+
+        let quitter = successor("true", &[]).spawn().expect("spawn");
+        let pid = quitter.id();
+        match quitter.ready().await {
+            Err(HandoverError::Exited { pid: p, status }) => {
+                assert_eq!(p, pid);
+                assert!(status.success());
+            }
+            other => panic!("expected an exit, got {other:?}"),
+        }
+        assert!(exited(pid));
+
+        let sleeper = successor("sleep", &["30"]).spawn().expect("spawn");
+        let pid = sleeper.id();
+        let error = sleeper.ready().await.expect_err("never ready");
+        assert!(matches!(error, HandoverError::TimedOut { .. }), "{error}");
+        assert_eq!(error.pid(), pid);
+        assert!(exited(pid), "killed at the deadline");
+
+        // A wait given up (its future dropped) kills the successor too.
+        let abandoned = successor("sleep", &["30"]).spawn().expect("spawn");
+        let pid = abandoned.id();
+        let _ = tokio::time::timeout(Duration::from_millis(50), abandoned.ready()).await;
+        assert!(exited(pid), "killed when the wait was dropped");
+
+        // A successor that inherited the socket and died leaves it working here.
+        let client = TcpStream::connect(addr).expect("the listener still listens");
+        drop(client);
+        eventually("descriptors back to baseline", || {
+            util::open_fds() == baseline
+        });
+    });
+}
+
+#[actix::test]
+async fn a_group_shares_one_socket_per_member_under_one_name() {
+    use actix::prelude::*;
+    use actix_socket_factory::testing::Events;
+    use actix_socket_factory::FactoryGroup;
+    let events = Events::start();
+    let arbiters = [Arbiter::new(), Arbiter::new()];
+    let handles: Vec<_> = arbiters.iter().map(|a| a.handle()).collect();
+    let group = FactoryGroup::start(events.builder().bind_address("127.0.0.1"), &handles)
+        .await
+        .expect("group");
+    let local = group.local_addr().as_inet().expect("inet");
+    let named = group.share(Some("web")).await.expect("shared");
+    assert_eq!(named.len(), 2);
+    assert!(named.iter().all(|s| s.name() == "web"));
+    let by_address = group.share(None).await.expect("shared");
+    assert!(by_address
+        .iter()
+        .all(|s| s.name() == format!("tcp://{local}")));
+    // One socket per member (each its own queue), all on the group's address.
+    let inodes: BTreeSet<u64> = named
+        .iter()
+        .map(|s| {
+            use std::os::fd::AsRawFd;
+            std::fs::metadata(format!("/proc/self/fd/{}", s.socket().as_raw_fd()))
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .expect("fd")
+        })
+        .collect();
+    assert_eq!(inodes.len(), 2);
+    group.relinquish().await;
+    for member in group.members() {
+        assert!(util::wait_until(util::LIMIT, || !member.connected()).await);
+    }
+    // The duplicates still listen: a successor would take over the queues.
+    for shared in &named {
+        assert!(shared.socket().is_listener().expect("SO_ACCEPTCONN"));
+    }
+}
+
+/// Started by the successor in `successor_takes_its_sockets_by_name_and_reports_the_rest`.
+const GRANDCHILD: &str = "handover_grandchild";
+
+#[test]
+#[ignore = "runs as a process started by the successor in handover_successor_child"]
+fn handover_grandchild() {
+    use actix::prelude::*;
+    use actix_socket_factory::handover;
+    use actix_socket_factory::testing::Events;
+    if !util::in_child(GRANDCHILD) {
+        return;
+    }
+    assert!(std::env::var(handover::HANDOVER_VAR).is_ok(), "inherited");
+    assert!(!handover::is_successor(), "but not meant for this process");
+    assert!(handover::inherited_names().is_empty());
+    assert!(!handover::ready().expect("nothing to tell"));
+    let system = System::new();
+    system.block_on(async {
+        let mut events = Events::start();
+        let _factory = events.builder().systemd(None).start();
+        let failed = events.next_failed(util::LIMIT).await.expect("a failure");
+        assert_eq!(failed.operation, actix_socket_factory::Operation::Socket);
     });
 }
