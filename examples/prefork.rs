@@ -209,7 +209,7 @@ async fn master(options: Options) {
         options.workers
     );
     master.do_send(Begin(shared));
-    let master = master.downgrade();
+    // This task holds the master (factories hold their owner weakly) until a signal.
     actix::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
@@ -222,9 +222,7 @@ async fn master(options: Options) {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        if let Some(master) = master.upgrade() {
-            master.do_send(Shutdown);
-        }
+        master.do_send(Shutdown);
     });
 }
 
@@ -289,8 +287,9 @@ async fn worker() {
         System::current().stop();
         return;
     }
-    // A worker outlives no master.
+    // A worker outlives no master. This task also holds the worker (and so its factory).
     actix::spawn(async move {
+        let _worker = worker;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;

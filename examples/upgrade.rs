@@ -37,9 +37,7 @@ use std::time::Duration;
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use actix_socket_factory::handover::{self, Successor};
-use actix_socket_factory::{
-    GetSockName, Relinquish, ShareListener, SocketCreated, SocketFactory, SocketFailed,
-};
+use actix_socket_factory::{Relinquish, ShareListener, SocketCreated, SocketFactory, SocketFailed};
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -286,11 +284,16 @@ fn main() -> std::io::Result<()> {
         } else {
             builder.bind_address("127.0.0.1").bind_port(options.port)
         };
-        let factory = builder.start();
-        let Ok(Ok(local)) = factory.send(GetSockName).await else {
-            return; // the SocketFailed handler said why and stops the system
+        let factory = match builder.spawn().await {
+            Ok(spawned) => spawned,
+            Err(failed) => {
+                eprintln!("pid {me}: {failed}");
+                System::current().stop();
+                return;
+            }
         };
-        server.do_send(SetFactory(factory));
+        let local = factory.local.clone().expect("a listener has an address");
+        server.do_send(SetFactory(factory.addr));
         for name in handover::close_unclaimed() {
             println!("pid {me}: closed a socket this version does not know: {name}");
         }
@@ -300,18 +303,14 @@ fn main() -> std::io::Result<()> {
             Err(error) => println!("pid {me}: could not tell the old process: {error}"),
         }
         println!("pid {me}: upgrade with: kill -HUP {me}");
-        // SIGHUP: upgrade.
-        let server = server.downgrade();
+        // SIGHUP: upgrade. This task holds the server (factories hold their owner weakly).
         actix::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
             let Ok(mut hangups) = signal(SignalKind::hangup()) else {
                 return;
             };
             while hangups.recv().await.is_some() {
-                match server.upgrade() {
-                    Some(server) => server.do_send(Upgrade),
-                    None => break,
-                }
+                server.do_send(Upgrade);
             }
         });
     });

@@ -14,7 +14,7 @@
 //! 2. The successor takes the sockets it knows by name with the builder's existing
 //!    [`systemd(Some(name))`](crate::SocketFactoryBuilder::systemd), closes or reports the rest
 //!    ([`unclaimed`], [`close_unclaimed`]) and, once it serves, calls [`ready`].
-//! 3. The old process waits for that with a deadline ([`Spawned::ready`]). On success it stops
+//! 3. The old process waits for that with a deadline ([`Starting::ready`]). On success it stops
 //!    accepting and closes its listeners (the `Relinquish` message), leaving every queued
 //!    connection to the successor, serves the connections it has until the application closes
 //!    them, and exits when it chooses. If the successor exits, closes the pipe or misses the
@@ -121,7 +121,7 @@ use crate::sys;
 /// process id and the descriptor (after the sockets) the successor writes its readiness to.
 pub const HANDOVER_VAR: &str = "ACTIX_SOCKET_FACTORY_HANDOVER";
 
-/// How long [`Spawned::ready`] waits by default for the successor to call [`ready`].
+/// How long [`Starting::ready`] waits by default for the successor to call [`ready`].
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The byte a successor writes when it is ready.
@@ -285,7 +285,7 @@ impl Successor {
         self
     }
 
-    /// How long [`Spawned::ready`] waits for the successor ([`DEFAULT_READY_TIMEOUT`]).
+    /// How long [`Starting::ready`] waits for the successor ([`DEFAULT_READY_TIMEOUT`]).
     pub fn ready_timeout(mut self, timeout: Duration) -> Successor {
         self.ready_timeout = timeout;
         self
@@ -296,7 +296,7 @@ impl Successor {
     ///
     /// # Errors
     /// When the process cannot be started (the program is missing, descriptors are exhausted).
-    pub fn spawn(self) -> io::Result<Spawned> {
+    pub fn spawn(self) -> io::Result<Starting> {
         let Successor {
             mut command,
             sockets,
@@ -323,7 +323,7 @@ impl Successor {
             child.id(),
             names.join(":")
         );
-        Ok(Spawned {
+        Ok(Starting {
             child: Some(child),
             ready: Some(ready_read),
             timeout: ready_timeout,
@@ -342,16 +342,16 @@ fn this_program_path() -> io::Result<std::path::PathBuf> {
     }
 }
 
-/// A started successor, not yet ready. Dropping it before [`ready`](Spawned::ready) resolves
+/// A started successor, not yet ready. Dropping it before [`ready`](Starting::ready) resolves
 /// kills the successor (it would otherwise serve alongside with nobody waiting for it).
 #[derive(Debug)]
-pub struct Spawned {
+pub struct Starting {
     child: Option<Child>,
     ready: Option<OwnedFd>,
     timeout: Duration,
 }
 
-impl Spawned {
+impl Starting {
     /// The successor's process id.
     pub fn id(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
@@ -433,7 +433,7 @@ impl Spawned {
     }
 }
 
-impl Drop for Spawned {
+impl Drop for Starting {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             log::warn!(

@@ -27,9 +27,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 // ---- The example processes ----
 
-/// An example's binary: `cargo test` builds the examples into target/<profile>/examples, beside
-/// the deps directory this test binary runs from. A lone `cargo test --test handover` does not;
-/// then it is built here.
+/// An example's binary, in target/<profile>/examples beside the deps directory this test binary
+/// runs from. `cargo test` builds the examples, but `cargo test --test handover` does not: the
+/// binary is built (or found fresh) with the cargo running this test, so a stale one is never
+/// tested. Only without cargo (the test binary run by hand) is an existing binary used as is.
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile = exe
@@ -37,18 +38,30 @@ fn example(name: &str) -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps");
     let path = profile.join("examples").join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", name])
+    let built = BUILT.lock().unwrap().contains(name);
+    if let (false, Ok(cargo)) = (built, std::env::var("CARGO")) {
+        let mut command = Command::new(cargo);
+        command
+            .args(["build", "--quiet", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example");
+            .env("CARGO_TARGET_DIR", profile.parent().expect("target dir"));
+        if profile.file_name().is_some_and(|p| p == "release") {
+            command.arg("--release");
+        }
+        let status = command.status().expect("run cargo build --example");
         assert!(status.success(), "cargo build --example {name} failed");
+        BUILT.lock().unwrap().insert(name.to_owned());
     }
-    assert!(path.exists(), "{} is missing", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build --examples",
+        path.display()
+    );
     path
 }
+
+/// Examples built by this process already.
+static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// The lines every process of one example printed (successors share the first one's stdout).
 #[derive(Default)]
