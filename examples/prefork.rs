@@ -178,6 +178,10 @@ impl Handler<Shutdown> for Master {
 }
 
 async fn master(options: Options) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Caught before anyone learns our pid.
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler");
     let master = Master {
         shared: None,
         workers: Vec::new(),
@@ -211,13 +215,6 @@ async fn master(options: Options) {
     master.do_send(Begin(shared));
     // This task holds the master (factories hold their owner weakly) until a signal.
     actix::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}

@@ -264,6 +264,9 @@ fn main() -> std::io::Result<()> {
     let me = std::process::id();
     let system = System::new();
     system.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // SIGHUP's default is to end the process: catch it before anyone learns our pid.
+        let mut hangups = signal(SignalKind::hangup()).expect("a SIGHUP handler");
         let server = Server::create(|_| Server {
             factory: None,
             sessions: 0,
@@ -305,10 +308,6 @@ fn main() -> std::io::Result<()> {
         println!("pid {me}: upgrade with: kill -HUP {me}");
         // SIGHUP: upgrade. This task holds the server (factories hold their owner weakly).
         actix::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-                return;
-            };
             while hangups.recv().await.is_some() {
                 server.do_send(Upgrade);
             }

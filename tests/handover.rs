@@ -403,6 +403,11 @@ fn upgrade_twice_under_load_refuses_nothing() {
     assert_eq!(held_by_second, held.len(), "only the successor accepts now");
     let (_, third) = upgrade(&lines, at, second);
     load.wait_answers(third, 300);
+    // A successor started from an inherited socket is at the same baseline as the first.
+    eventually(
+        "the second process holds its clients and nothing else",
+        || fds(second) == baseline - 1 + held.len(),
+    );
     for (mut client, _) in held {
         assert_eq!(client.ask("held after"), second, "the old process answers");
     }
