@@ -637,6 +637,14 @@ async fn successor_takes_its_sockets_by_name_and_reports_the_rest() {
     let known = SharedSocket::by_address(known).expect("named by its address");
     assert_eq!(known.name(), format!("tcp://{addr}"));
     let unknown = SharedSocket::new("old:feature", unknown).expect("a name");
+    // A datagram socket and a UNIX stream listener travel the same way.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let udp_addr = udp.local_addr().unwrap();
+    let udp = SharedSocket::new("udp:metrics", udp).expect("a name");
+    let (_dir, path) = util::temp_socket_path("handed.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    let unix = SharedSocket::by_address(std::os::fd::OwnedFd::from(unix)).expect("named");
+    assert_eq!(unix.name(), format!("unix:{}", path.display()));
 
     let exe = std::env::current_exe().expect("test binary");
     let mut command = Command::new(exe);
@@ -644,13 +652,14 @@ async fn successor_takes_its_sockets_by_name_and_reports_the_rest() {
         .args([SUCCESSOR_CHILD, "--exact", "--ignored", "--nocapture"])
         .env(util::child::CHILD_VAR, SUCCESSOR_CHILD)
         .env("HANDOVER_TEST_NAME", known.name())
+        .env("HANDOVER_TEST_UDP", udp_addr.to_string())
+        .env("HANDOVER_TEST_UNIX", unix.name())
         // Planted by an earlier activation: the handover must override or remove them.
         .env("LISTEN_PID", "1")
         .env("LISTEN_FDS", "7")
         .stdout(Stdio::piped());
     let spawned = Successor::new(command)
-        .socket(known)
-        .socket(unknown)
+        .sockets([known, unknown, udp, unix])
         .ready_timeout(Duration::from_secs(20))
         .spawn()
         .expect("spawn");
@@ -665,6 +674,7 @@ async fn successor_takes_its_sockets_by_name_and_reports_the_rest() {
     let mut answer = String::new();
     client.read_to_string(&mut answer).expect("read");
     let output = child.wait_with_output().expect("the successor exits");
+    assert!(path.exists(), "nobody removed the UNIX socket file");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert_eq!(answer, format!("served by {pid}\n"), "{stdout}");
@@ -694,9 +704,16 @@ fn handover_successor_child() {
         String::from_utf8_lossy(&grandchild.stderr)
     );
     let name = std::env::var("HANDOVER_TEST_NAME").expect("the name to take");
+    let unix_name = std::env::var("HANDOVER_TEST_UNIX").expect("the UNIX name");
+    let udp_addr = std::env::var("HANDOVER_TEST_UDP").expect("the UDP address");
     assert_eq!(
         handover::inherited_names(),
-        vec![name.clone(), "old:feature".into()]
+        vec![
+            name.clone(),
+            "old:feature".into(),
+            "udp:metrics".into(),
+            unix_name.clone()
+        ]
     );
     assert!(handover::is_inherited(&name));
     let system = System::new();
@@ -710,6 +727,28 @@ fn handover_successor_child() {
             .expect("the inherited listener");
         assert_eq!(format!("tcp://{local}"), name);
         assert!(!handover::is_inherited(&name), "taken");
+        // The datagram socket is delivered at once, as any adopted one.
+        let mut datagrams = Events::start();
+        let _udp = datagrams.builder().systemd(Some("udp:metrics")).start();
+        let udp = datagrams
+            .next_created(util::LIMIT)
+            .await
+            .expect("the UDP socket");
+        assert_eq!(udp.socket_type, actix_socket_factory::SocketType::Datagram);
+        let udp_local = udp.socket.local_addr().unwrap().as_socket().unwrap();
+        assert_eq!(udp_local.to_string(), udp_addr);
+        // The UNIX listener serves the same path.
+        let unix_events = Events::start();
+        let unix = unix_events.builder().systemd(Some(&unix_name)).start();
+        let unix_local = unix
+            .send(actix_socket_factory::GetSockName)
+            .await
+            .expect("answer")
+            .expect("the inherited UNIX listener");
+        assert_eq!(
+            format!("unix:{}", unix_local.as_path().unwrap().display()),
+            unix_name
+        );
         assert_eq!(handover::unclaimed(), vec!["old:feature".to_owned()]);
         assert_eq!(handover::close_unclaimed(), vec!["old:feature".to_owned()]);
         assert!(handover::unclaimed().is_empty());
