@@ -749,7 +749,9 @@ impl SocketFactory {
     }
 }
 
-/// Not paused, not gated, and someone to deliver to.
+/// Not paused, not gated, and a success route that has not been found gone. Whether its actor
+/// is alive is learnt at delivery (one upgrade of a weak address per socket, not one per poll
+/// as well).
 fn wants_clients(factory: &SocketFactory) -> bool {
     !factory.paused && !factory.gated && factory.owners.can_deliver()
 }
