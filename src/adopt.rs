@@ -92,20 +92,25 @@ static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 /// checks `LISTEN_PID` so a variable meant for a parent process is not obeyed by a child.
 pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
-    let pid = std::env::var("LISTEN_PID")
-        .map_err(|_| not_found("LISTEN_PID is not set: not started by socket activation".into()))?;
-    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
-        return Err(not_found(format!(
-            "LISTEN_PID={pid} is not this process ({})",
-            std::process::id()
-        )));
+    // A predecessor's handover (crate::handover) sets no LISTEN_PID: its own variable vouches.
+    let handed = crate::handover::handed_over();
+    if !handed {
+        let pid = std::env::var("LISTEN_PID").map_err(|_| {
+            not_found("LISTEN_PID is not set: not started by socket activation".into())
+        })?;
+        if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+            return Err(not_found(format!(
+                "LISTEN_PID={pid} is not this process ({})",
+                std::process::id()
+            )));
+        }
     }
     let count: RawFd = std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|n| n.trim().parse().ok())
         .ok_or_else(|| not_found("LISTEN_FDS is missing or not a number".into()))?;
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
-    let names: Vec<&str> = names.split(':').collect();
+    let names = crate::handover::split_names(&names, handed);
     let mut taken = TAKEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -114,7 +119,7 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
         .filter(|(fd, _)| !taken.contains(fd))
         .find(|(_, index)| match name {
             None => true,
-            Some(wanted) => names.get(*index) == Some(&wanted),
+            Some(wanted) => names.get(*index).map(String::as_str) == Some(wanted),
         });
     let Some((fd, _)) = found else {
         return Err(not_found(match name {
@@ -125,4 +130,25 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let socket = sys::inherited_socket(fd)?;
     taken.push(fd);
     Ok(socket)
+}
+
+/// Whether the inherited descriptor `fd` was taken by a factory (crate::handover lists the rest).
+pub(crate) fn is_taken(fd: RawFd) -> bool {
+    TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(&fd)
+}
+
+/// Records `fd` as taken unless it already is; true when this call took it (crate::handover
+/// closes unclaimed sockets this way, so no factory takes one afterwards).
+pub(crate) fn mark_taken(fd: RawFd) -> bool {
+    let mut taken = TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if taken.contains(&fd) {
+        return false;
+    }
+    taken.push(fd);
+    true
 }

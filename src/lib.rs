@@ -15,7 +15,8 @@
 //! names are looked up on tokio's blocking pool, and every failure is a message, never a panic.
 //!
 //! # Organization
-//! Everything below is reachable from the crate root; [`testing`] is the one public module.
+//! Everything below is reachable from the crate root, and from the two public modules
+//! [`handover`] and [`testing`].
 //!
 //! - **Describe and start**: [`SocketFactory::builder`] gives a [`SocketFactoryBuilder`], whose
 //!   methods carry POE's parameter names in their docs ([`Domain`], [`SocketType`],
@@ -26,6 +27,9 @@
 //!   [`SetEvents`], [`GetSockName`], [`GetId`], [`GetStats`], [`StopFactory`]) and out
 //!   ([`SocketCreated`], [`SocketFailed`]); [`FactoryStats`] answers `GetStats`.
 //! - **Many cores**: [`FactoryGroup`], one factory per Arbiter on one port.
+//! - **Zero-downtime upgrades**: [`handover`] passes listening sockets to a new process
+//!   (graceful restart, binary upgrade, pre-forked workers), with the [`ShareListener`] and
+//!   [`Relinquish`] messages on the actor's side.
 //! - **Stopping like a service**: [`stop_on_signal`] stops factories and the System at SIGTERM,
 //!   SIGINT or SIGQUIT (exit status 0, UNIX socket files removed); [`shutdown_signal`] waits
 //!   for one.
@@ -131,6 +135,7 @@ mod error;
 mod factory;
 mod features;
 mod group;
+pub mod handover;
 mod messages;
 mod netdb;
 mod open;
@@ -161,6 +166,7 @@ pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
     SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
+pub use messages::{Relinquish, ShareListener};
 pub use poe::reuse_from_poe;
 pub use shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use socket2;

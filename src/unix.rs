@@ -95,6 +95,15 @@ impl SocketFile {
     }
 }
 
+impl SocketFile {
+    /// Forgets the file without removing it: another process (a handover's successor) serves on
+    /// it now. Only the record goes (on Linux, its `O_PATH` pin is closed).
+    pub(crate) fn disown(mut self) {
+        log::debug!("socket file {} left to its new owner", self.path.display());
+        self.path = PathBuf::new();
+    }
+}
+
 impl Drop for SocketFile {
     /// Removes the file if it is still ours; anything else now at the path is left alone.
     ///
@@ -102,6 +111,9 @@ impl Drop for SocketFile {
     /// its target: a symlink put at the path is not ours, and neither it nor what it points to
     /// is touched.
     fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return; // disowned: the file belongs to a successor now
+        }
         match fs::symlink_metadata(&self.path) {
             Ok(meta) if self.is_ours(&meta) => match fs::remove_file(&self.path) {
                 Ok(()) => log::debug!("removed socket file {}", self.path.display()),
