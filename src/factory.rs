@@ -91,6 +91,9 @@ pub struct SocketFactory {
     retired: bool,
     /// Whether this Arbiter's owner sweep looks at us (it outlives restarts: the owners stay).
     watching: bool,
+    /// PROXY protocol (issue 17): settings and counters of a server that reads headers.
+    #[cfg(feature = "proxy-protocol")]
+    proxy: Option<Rc<crate::proxy::Gate>>,
 }
 
 impl std::fmt::Debug for SocketFactory {
@@ -146,6 +149,8 @@ impl SocketFactory {
             failed_starts: 0,
             retired: false,
             watching: false,
+            #[cfg(feature = "proxy-protocol")]
+            proxy: None,
         }
     }
 
@@ -268,6 +273,10 @@ impl SocketFactory {
                 SocketAddress::from_sockaddr(&local)
             );
         }
+        #[cfg(feature = "proxy-protocol")]
+        {
+            self.proxy = service.proxy.clone().map(crate::proxy::Gate::new);
+        }
         let max = service.max_outstanding.min(Semaphore::MAX_PERMITS);
         self.acceptor = Some(Acceptor::new(listener, max, service.accept_backoff));
         self.options = service.options;
@@ -352,6 +361,8 @@ impl SocketFactory {
             domain,
             socket_type,
             _permit: permit,
+            #[cfg(feature = "proxy-protocol")]
+            proxy_header: None,
         }
     }
 
@@ -477,6 +488,26 @@ impl SocketFactory {
                     Domain::Unix => None,
                     _ => peer.as_socket().map(SocketAddress::Inet),
                 };
+                // PROXY protocol (issue 17): the header is read beside the accept loop; the
+                // permit goes with it, so reads in flight count against max_outstanding.
+                #[cfg(feature = "proxy-protocol")]
+                if let Some(gate) = &self.proxy {
+                    use crate::proxy::Screened;
+                    match gate.screen(socket, peer) {
+                        Screened::Deliver(admitted) => {
+                            return self.deliver_admitted(admitted, permit, ctx)
+                        }
+                        Screened::Dropped => return true,
+                        Screened::Read(read) => {
+                            ctx.spawn(read.into_actor(self).map(move |admitted, act, ctx| {
+                                if let Some(admitted) = admitted {
+                                    act.deliver_admitted(admitted, permit, ctx);
+                                }
+                            }));
+                            return true;
+                        }
+                    }
+                }
                 let created = self.created(socket, peer, domain, socket_type, Some(permit));
                 match self.owners.deliver(created) {
                     Ok(()) => {
@@ -502,6 +533,35 @@ impl SocketFactory {
             }
             AcceptEvent::Fatal(error) => {
                 self.fail(Failure::new(Operation::Accept, error), ctx);
+                false
+            }
+        }
+    }
+
+    /// PROXY protocol (issue 17): delivers a connection whose header was read (or skipped).
+    #[cfg(feature = "proxy-protocol")]
+    fn deliver_admitted(
+        &mut self,
+        admitted: crate::proxy::Admitted,
+        permit: OwnedSemaphorePermit,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let (domain, socket_type) = self.kind;
+        let mut created = self.created(
+            admitted.socket,
+            admitted.peer,
+            domain,
+            socket_type,
+            Some(permit),
+        );
+        created.proxy_header = admitted.header;
+        match self.owners.deliver(created) {
+            Ok(()) => {
+                self.counters.delivered += 1;
+                true
+            }
+            Err(_undelivered) => {
+                self.stop_if_owner_gone(ctx);
                 false
             }
         }
@@ -738,6 +798,12 @@ impl Handler<GetStats> for SocketFactory {
             backoff_episodes: self.counters.backoff_episodes,
             in_backoff: self.exhausted,
             since: self.counters.since,
+            #[cfg(feature = "proxy-protocol")]
+            proxy: self
+                .proxy
+                .as_ref()
+                .map(|gate| gate.stats())
+                .unwrap_or_default(),
         })
     }
 }
