@@ -818,7 +818,10 @@ mod tests {
         // tokio's header and trailer (about 104 B), a factory of up to 200 B keeps an idle
         // server's task at 640 B. The benchmark's memory figure depends on it.
         let factory = std::mem::size_of::<SocketFactory>();
-        assert!(factory <= 200, "SocketFactory is {factory} B");
+        // PROXY protocol (issue 17): the feature's gate pointer adds 8 B; the benchmark's
+        // figure is taken without the feature.
+        let budget = if cfg!(feature = "proxy-protocol") { 208 } else { 200 };
+        assert!(factory <= budget, "SocketFactory is {factory} B");
     }
 
     #[test]
