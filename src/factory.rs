@@ -820,7 +820,11 @@ mod tests {
         let factory = std::mem::size_of::<SocketFactory>();
         // PROXY protocol (issue 17): the feature's gate pointer adds 8 B; the benchmark's
         // figure is taken without the feature.
-        let budget = if cfg!(feature = "proxy-protocol") { 208 } else { 200 };
+        let budget = if cfg!(feature = "proxy-protocol") {
+            208
+        } else {
+            200
+        };
         assert!(factory <= budget, "SocketFactory is {factory} B");
     }
 

@@ -17,7 +17,11 @@
 //! (one byte at a time) is waited for while a bad one is dropped at once. `proxy-header` makes
 //! the same distinction and has typed TLVs but is younger and less used; `proxy-protocol` works
 //! on a `bytes::Buf` it consumes, depends on the old `snafu` 0.6 and does not say "incomplete".
-//! `ppp` neither checks TLVs nor caps v2 sizes, so both are done here.
+//!
+//! What `ppp` leaves to us, done here: it neither checks TLVs nor caps v2 sizes; and its
+//! "incomplete" is right for v2 but not for every v1 prefix (one that ends in a separator,
+//! `"PROXY TCP4 1.2.3.4 5.6.7.8 80 "`, is called invalid), so a v1 line is framed here (up to
+//! its CRLF, at most 107 bytes) and handed to `ppp` only whole.
 //!
 //! This is a mechanism: it knows sockets and time, never the actor or its messages.
 
@@ -633,15 +637,23 @@ pub(crate) fn parse(data: &[u8], config: &ProxyProtocol) -> Parsed {
         if !config.versions.accepts(ProxyVersion::V1) {
             return Parsed::Invalid(Rejection::Version(ProxyVersion::V1));
         }
-        return match v1::Header::try_from(data) {
+        // The header ends at the first CR, which must be followed by LF. ppp's own "partial"
+        // judgement misses prefixes that end in a separator ("... 56324 "), so the frame is
+        // found here and ppp parses only a whole line, where every error is final.
+        let Some(cr) = data.iter().position(|&b| b == b'\r') else {
+            return match data.len() < V1_MAX_LEN {
+                true => Parsed::Incomplete,
+                false => Parsed::Invalid(Rejection::TooLarge(data.len())),
+            };
+        };
+        if cr + 2 > V1_MAX_LEN {
+            return Parsed::Invalid(Rejection::TooLarge(cr + 2));
+        }
+        if cr + 1 == data.len() {
+            return Parsed::Incomplete;
+        }
+        return match v1::Header::try_from(&data[..cr + 2]) {
             Ok(header) => from_v1(&header),
-            // ppp says "incomplete" only for less than 107 bytes; the check keeps us bounded
-            // whatever it says.
-            Err(error) if error.is_incomplete() && data.len() < V1_MAX_LEN => Parsed::Incomplete,
-            Err(v1::BinaryParseError::Parse(v1::ParseError::HeaderTooLong)) => {
-                Parsed::Invalid(Rejection::TooLarge(data.len().min(V1_MAX_LEN + 1)))
-            }
-            Err(error) if error.is_incomplete() => Parsed::Invalid(Rejection::TooLarge(data.len())),
             Err(error) => Parsed::Invalid(Rejection::Malformed(error.to_string())),
         };
     }
@@ -944,4 +956,540 @@ fn consume(socket: &Socket, len: usize, buf: &mut [u8]) -> Result<(), Rejection>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    const V1_TCP4: &[u8] = b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n";
+
+    /// A v2 header built by hand (not by the parser's crate), with `body` after the fixed part.
+    fn v2(command: u8, family_protocol: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = V2_SIGNATURE.to_vec();
+        out.push(0x20 | command);
+        out.push(family_protocol);
+        out.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind];
+        out.extend_from_slice(&u16::try_from(value.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+
+    fn v4_body(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&src);
+        out.extend_from_slice(&dst);
+        out.extend_from_slice(&sport.to_be_bytes());
+        out.extend_from_slice(&dport.to_be_bytes());
+        out
+    }
+
+    fn header(data: &[u8], config: &ProxyProtocol) -> ProxyHeader {
+        match parse(data, config) {
+            Parsed::Header(header) => header,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(data)),
+        }
+    }
+
+    fn addr(text: &str) -> SocketAddress {
+        SocketAddress::Inet(text.parse().unwrap())
+    }
+
+    #[test]
+    fn v1_headers_give_addresses_and_their_exact_length() {
+        let config = ProxyProtocol::required();
+        let mut data = V1_TCP4.to_vec();
+        data.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        let h = header(&data, &config);
+        assert_eq!(h.version(), ProxyVersion::V1);
+        assert_eq!(h.command(), ProxyCommand::Proxy);
+        assert_eq!(h.transport(), ProxyTransport::Stream);
+        assert_eq!(h.source(), Some(&addr("192.0.2.1:56324")));
+        assert_eq!(h.destination(), Some(&addr("198.51.100.2:443")));
+        assert_eq!(h.header_len(), V1_TCP4.len());
+        assert_eq!(h.tlvs().count(), 0);
+
+        let h = header(b"PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n", &config);
+        assert_eq!(h.source(), Some(&addr("[2001:db8::1]:1")));
+
+        // UNKNOWN: the connection's own addresses are to be used.
+        let h = header(b"PROXY UNKNOWN ffff:f...f:ffff 1.2.3.4 1 2\r\nxyz", &config);
+        assert_eq!(h.transport(), ProxyTransport::Unspecified);
+        assert_eq!(h.source(), None);
+        assert_eq!(h.client(), None);
+    }
+
+    #[test]
+    fn v2_headers_give_addresses_tlvs_and_their_exact_length() {
+        let config = ProxyProtocol::required();
+        let mut body = v4_body([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80);
+        body.extend(tlv(Tlv::ALPN, b"h2"));
+        body.extend(tlv(Tlv::AUTHORITY, b"example.com"));
+        body.extend(tlv(Tlv::UNIQUE_ID, b"id-42"));
+        body.extend(tlv(Tlv::NOOP, &[0; 3]));
+        let raw = v2(1, 0x11, &body);
+        let mut data = raw.clone();
+        data.extend_from_slice(b"client bytes");
+        let h = header(&data, &config);
+        assert_eq!(h.version(), ProxyVersion::V2);
+        assert_eq!(h.transport(), ProxyTransport::Stream);
+        assert_eq!(h.source(), Some(&addr("10.0.0.1:40000")));
+        assert_eq!(h.destination(), Some(&addr("10.0.0.2:80")));
+        assert_eq!(h.alpn(), Some(&b"h2"[..]));
+        assert_eq!(h.authority(), Some("example.com"));
+        assert_eq!(h.unique_id(), Some(&b"id-42"[..]));
+        assert_eq!(h.tlvs().count(), 4);
+        assert_eq!(h.header_len(), raw.len());
+
+        let mut v6 = Vec::new();
+        v6.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        v6.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        v6.extend_from_slice(&[0, 1, 0, 2]);
+        let h = header(&v2(1, 0x22, &v6), &config);
+        assert_eq!(h.transport(), ProxyTransport::Datagram);
+        assert_eq!(h.source(), Some(&addr("[2001:db8::1]:1")));
+
+        let mut unix_body = vec![0u8; 216];
+        unix_body[..9].copy_from_slice(b"/run/a.sk");
+        let h = header(&v2(1, 0x31, &unix_body), &config);
+        assert_eq!(h.source(), Some(&SocketAddress::Unix("/run/a.sk".into())));
+        assert_eq!(h.destination(), Some(&SocketAddress::Unnamed));
+    }
+
+    #[test]
+    fn local_and_unspec_headers_keep_the_connections_own_peer() {
+        let config = ProxyProtocol::required();
+        // LOCAL with addresses: the addresses are discarded (section 2.2).
+        let mut h = header(
+            &v2(0, 0x11, &v4_body([1, 1, 1, 1], [2, 2, 2, 2], 1, 2)),
+            &config,
+        );
+        assert!(h.is_local());
+        assert_eq!(h.source(), None);
+        h.balancer = Some(addr("127.0.0.1:9"));
+        assert_eq!(h.client(), Some(addr("127.0.0.1:9")));
+        // LOCAL, AF_UNSPEC, no body: HAProxy's health checks.
+        let h = header(&v2(0, 0x00, &[]), &config);
+        assert!(h.is_local());
+        assert_eq!(h.header_len(), 16);
+        // PROXY with AF_UNSPEC: no addresses either.
+        let h = header(&v2(1, 0x00, &[]), &config);
+        assert_eq!((h.command(), h.source()), (ProxyCommand::Proxy, None));
+    }
+
+    #[test]
+    fn every_strict_prefix_of_a_header_is_incomplete() {
+        let config = ProxyProtocol::required();
+        let mut body = v4_body([10, 0, 0, 1], [10, 0, 0, 2], 1, 2);
+        body.extend(tlv(Tlv::UNIQUE_ID, b"abc"));
+        for raw in [V1_TCP4.to_vec(), v2(1, 0x11, &body)] {
+            for end in 0..raw.len() {
+                assert!(
+                    matches!(parse(&raw[..end], &config), Parsed::Incomplete),
+                    "{:?}",
+                    &raw[..end]
+                );
+            }
+            assert!(matches!(parse(&raw, &config), Parsed::Header(_)));
+        }
+    }
+
+    fn is_malformed(data: &[u8], config: &ProxyProtocol) -> bool {
+        matches!(
+            parse(data, config),
+            Parsed::Invalid(Rejection::Malformed(_) | Rejection::TooLarge(_))
+        )
+    }
+
+    #[test]
+    fn malformed_headers_are_invalid_at_once() {
+        let config = ProxyProtocol::required();
+        for bad in [
+            &b"PROXY TCP4 1.2.3.4 5.6.7.8 80\r\n"[..],
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 80 443 9\r\n",
+            b"PROXY tcp4 1.2.3.4 5.6.7.8 80 443\r\n",
+            b"PROXY TCP4 ::1 ::1 80 443\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 80 99999\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 80 443\rX",
+            b"PROXY TCP5 1.2.3.4 5.6.7.8 80 443\r\n",
+            b"PROXY \xff\xfe\r\n",
+        ] {
+            assert!(
+                is_malformed(bad, &config),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let body = v4_body([1, 1, 1, 1], [2, 2, 2, 2], 1, 2);
+        let mut bad_version = v2(1, 0x11, &body);
+        bad_version[12] = 0x31;
+        let mut bad_command = v2(1, 0x11, &body);
+        bad_command[12] = 0x2f;
+        let bad_family = v2(1, 0x41, &body);
+        let too_short_for_family = v2(1, 0x11, &body[..8]);
+        let mut bad_tlv = body.clone();
+        bad_tlv.extend([Tlv::ALPN, 0, 9, b'h']);
+        let mut leftover = body.clone();
+        leftover.extend([Tlv::ALPN, 0]);
+        for bad in [
+            bad_version,
+            bad_command,
+            bad_family,
+            too_short_for_family,
+            v2(1, 0x11, &bad_tlv),
+            v2(1, 0x11, &leftover),
+        ] {
+            assert!(is_malformed(&bad, &config), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_headers_are_refused_before_they_arrive() {
+        let config = ProxyProtocol::required().max_header_len(512);
+        // A v2 header announcing 60,000 bytes: refused from its first 16.
+        let mut fixed = v2(1, 0x11, &[]);
+        fixed[14..16].copy_from_slice(&60_000u16.to_be_bytes());
+        assert!(matches!(
+            parse(&fixed, &config),
+            Parsed::Invalid(Rejection::TooLarge(60_016))
+        ));
+        // A v1 header with no end in sight.
+        let mut long = b"PROXY UNKNOWN ".to_vec();
+        long.resize(200, b'a');
+        assert!(matches!(
+            parse(&long, &config),
+            Parsed::Invalid(Rejection::TooLarge(_))
+        ));
+        // The cap is at least what a v2 UNIX header needs, and at most the format's limit.
+        assert_eq!(
+            ProxyProtocol::required().max_header_len(0).max_header_len,
+            232
+        );
+        assert_eq!(
+            ProxyProtocol::required()
+                .max_header_len(usize::MAX)
+                .max_header_len,
+            V2_MAX_LEN
+        );
+    }
+
+    #[test]
+    fn other_first_bytes_are_no_header_and_versions_are_filtered() {
+        let config = ProxyProtocol::required();
+        for data in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"\x16\x03\x01",
+            b"PROXX",
+            b"\r\n\r\n\x01",
+        ] {
+            assert!(matches!(parse(data, &config), Parsed::NotProxy), "{data:?}");
+        }
+        let v1_only = ProxyProtocol::required().versions(ProxyVersions::V1);
+        let v2_only = ProxyProtocol::required().versions(ProxyVersions::V2);
+        let v2_header = v2(0, 0, &[]);
+        assert!(matches!(
+            parse(&v2_header, &v1_only),
+            Parsed::Invalid(Rejection::Version(ProxyVersion::V2))
+        ));
+        assert!(matches!(
+            parse(V1_TCP4, &v2_only),
+            Parsed::Invalid(Rejection::Version(ProxyVersion::V1))
+        ));
+        // The signature must be whole before the version is judged.
+        assert!(matches!(parse(b"PROX", &v2_only), Parsed::Incomplete));
+    }
+
+    #[test]
+    fn networks_match_their_addresses() {
+        let net: IpNetwork = "192.0.2.77/24".parse().unwrap();
+        assert_eq!(net.to_string(), "192.0.2.0/24");
+        assert!(net.contains("192.0.2.1".parse().unwrap()));
+        assert!(net.contains("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(!net.contains("192.0.3.1".parse().unwrap()));
+        assert!(!net.contains("2001:db8::1".parse().unwrap()));
+        let v6: IpNetwork = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::5".parse().unwrap()));
+        let all: IpNetwork = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+        let one = IpNetwork::from(Ipv4Addr::new(10, 0, 0, 1));
+        assert!(one.contains("10.0.0.1".parse().unwrap()));
+        assert!(!one.contains("10.0.0.2".parse().unwrap()));
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "host/8",
+            "[::1]/8",
+            "10.0.0.0/-1",
+        ] {
+            assert!(bad.parse::<IpNetwork>().is_err(), "{bad}");
+        }
+        let config = ProxyProtocol::required().allow_from([net]);
+        assert!(config.trusts(Some(&addr("192.0.2.9:1"))));
+        assert!(!config.trusts(Some(&addr("198.51.100.1:1"))));
+        assert!(config.trusts(None), "UNIX clients have no address to judge");
+        assert!(ProxyProtocol::required().trusts(Some(&addr("198.51.100.1:1"))));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any bytes at all: no panic, and no waiting for more once the cap is reached.
+        #[test]
+        fn any_bytes_are_judged_without_panic(data in prop::collection::vec(any::<u8>(), 0..600)) {
+            let config = ProxyProtocol::required().max_header_len(300);
+            match parse(&data, &config) {
+                Parsed::Header(h) => prop_assert!(h.header_len() <= data.len()),
+                Parsed::Incomplete => prop_assert!(data.len() < 300),
+                Parsed::NotProxy | Parsed::Invalid(_) => {}
+            }
+        }
+
+        /// Bytes after a valid signature: the same, the hard case for a parser.
+        #[test]
+        fn any_bytes_after_a_signature(
+            v2sig in any::<bool>(),
+            tail in prop::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let config = ProxyProtocol::required().max_header_len(300);
+            let mut data = if v2sig { V2_SIGNATURE.to_vec() } else { V1_PREFIX.to_vec() };
+            data.extend(tail);
+            match parse(&data, &config) {
+                Parsed::Header(h) => prop_assert!(h.header_len() <= data.len()),
+                Parsed::Incomplete => prop_assert!(data.len() < 300),
+                Parsed::NotProxy => prop_assert!(false, "a signature is a header"),
+                Parsed::Invalid(_) => {}
+            }
+        }
+
+        /// Random v1 and v2 headers with random client bytes after them: the addresses come
+        /// back, the length is the header's own, every prefix is incomplete.
+        #[test]
+        fn generated_headers_round_trip(
+            src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(),
+            sport in any::<u16>(), dport in any::<u16>(),
+            id in prop::collection::vec(any::<u8>(), 0..128),
+            binary in any::<bool>(),
+            after in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let config = ProxyProtocol::required();
+            let raw = if binary {
+                let mut body = v4_body(src, dst, sport, dport);
+                body.extend(tlv(Tlv::UNIQUE_ID, &id));
+                v2(1, 0x11, &body)
+            } else {
+                format!(
+                    "PROXY TCP4 {} {} {sport} {dport}\r\n",
+                    Ipv4Addr::from(src),
+                    Ipv4Addr::from(dst)
+                )
+                .into_bytes()
+            };
+            let mut data = raw.clone();
+            data.extend(&after);
+            let h = header(&data, &config);
+            prop_assert_eq!(h.header_len(), raw.len());
+            prop_assert_eq!(
+                h.source(),
+                Some(&SocketAddress::Inet(SocketAddr::new(Ipv4Addr::from(src).into(), sport)))
+            );
+            prop_assert_eq!(
+                h.destination(),
+                Some(&SocketAddress::Inet(SocketAddr::new(Ipv4Addr::from(dst).into(), dport)))
+            );
+            if binary {
+                prop_assert_eq!(h.unique_id(), Some(&id[..]));
+            }
+            for end in 0..raw.len() {
+                prop_assert!(matches!(parse(&raw[..end], &config), Parsed::Incomplete));
+            }
+        }
+    }
+
+    // --- Reading from real sockets -------------------------------------------------------
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A connected pair on loopback: (the client's std stream, the accepted non-blocking socket
+    /// and its peer).
+    fn pair() -> (std::net::TcpStream, Socket, SocketAddress) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        (client, Socket::from(accepted), SocketAddress::Inet(peer))
+    }
+
+    async fn admit(gate: &Rc<Gate>, socket: Socket, peer: SocketAddress) -> Option<Admitted> {
+        match gate.screen(socket, Some(peer)) {
+            Screened::Deliver(admitted) => Some(admitted),
+            Screened::Dropped => None,
+            Screened::Read(read) => read.await,
+        }
+    }
+
+    fn rest(socket: &Socket) -> Vec<u8> {
+        socket.set_nonblocking(false).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut out = vec![0; 64];
+        let n = (&*socket).read(&mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn only_the_headers_bytes_are_read() {
+        runtime().block_on(async {
+            let gate = Gate::new(ProxyProtocol::required());
+            let (mut client, socket, peer) = pair();
+            let mut data = V1_TCP4.to_vec();
+            data.extend_from_slice(b"first bytes");
+            client.write_all(&data).unwrap();
+            let admitted = admit(&gate, socket, peer.clone()).await.expect("admitted");
+            assert_eq!(admitted.peer, Some(addr("192.0.2.1:56324")));
+            let header = admitted.header.expect("a header");
+            assert_eq!(header.balancer(), Some(&peer));
+            assert_eq!(rest(&admitted.socket), b"first bytes");
+            assert_eq!(gate.stats().headers, 1);
+        });
+    }
+
+    #[test]
+    fn a_slow_header_one_byte_at_a_time_is_waited_for() {
+        runtime().block_on(async {
+            let gate = Gate::new(ProxyProtocol::required());
+            let (mut client, socket, peer) = pair();
+            client.set_nodelay(true).unwrap();
+            let mut body = v4_body([10, 9, 8, 7], [10, 0, 0, 1], 5555, 80);
+            body.extend(tlv(Tlv::AUTHORITY, b"slow.example"));
+            let mut data = v2(1, 0x11, &body);
+            data.extend_from_slice(b"after");
+            let writer = std::thread::spawn(move || {
+                for byte in data {
+                    client.write_all(&[byte]).unwrap();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                client
+            });
+            let admitted = admit(&gate, socket, peer).await.expect("admitted");
+            let _client = writer.join().unwrap();
+            assert_eq!(admitted.peer, Some(addr("10.9.8.7:5555")));
+            assert_eq!(
+                admitted.header.as_ref().and_then(|h| h.authority()),
+                Some("slow.example")
+            );
+            // The header ended before "after" was sent: some or all of it is there now.
+            let rest = rest(&admitted.socket);
+            assert!(b"after".starts_with(&rest) && !rest.is_empty(), "{rest:?}");
+        });
+    }
+
+    #[test]
+    fn a_silent_client_is_dropped_at_the_deadline() {
+        runtime().block_on(async {
+            let limit = Duration::from_millis(200);
+            let gate = Gate::new(ProxyProtocol::required().header_timeout(limit));
+            let (_client, socket, peer) = pair();
+            let started = tokio::time::Instant::now();
+            assert!(admit(&gate, socket, peer).await.is_none());
+            let took = started.elapsed();
+            assert!(took >= limit && took < limit * 10, "{took:?}");
+            let stats = gate.stats();
+            assert_eq!((stats.timed_out, stats.dropped), (1, 1));
+        });
+    }
+
+    #[test]
+    fn optional_mode_delivers_clients_without_a_header() {
+        runtime().block_on(async {
+            let gate =
+                Gate::new(ProxyProtocol::optional().header_timeout(Duration::from_millis(100)));
+            // First bytes that cannot start a header: delivered at once, bytes intact.
+            let (mut client, socket, peer) = pair();
+            client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            let admitted = admit(&gate, socket, peer.clone()).await.expect("admitted");
+            assert_eq!((admitted.peer, admitted.header), (Some(peer), None));
+            assert_eq!(rest(&admitted.socket), b"GET / HTTP/1.1\r\n");
+            // Silent (the server speaks first): delivered at the deadline.
+            let (_client, socket, peer) = pair();
+            let admitted = admit(&gate, socket, peer.clone()).await.expect("admitted");
+            assert_eq!(admitted.peer, Some(peer));
+            // A malformed header is still dropped.
+            let (mut client, socket, peer) = pair();
+            client.write_all(b"PROXY TCP4 nonsense\r\n").unwrap();
+            assert!(admit(&gate, socket, peer).await.is_none());
+            let stats = gate.stats();
+            assert_eq!((stats.direct, stats.malformed, stats.dropped), (2, 1, 1));
+        });
+    }
+
+    #[test]
+    fn a_client_that_closes_mid_header_is_dropped_at_once() {
+        runtime().block_on(async {
+            let gate = Gate::new(ProxyProtocol::required().header_timeout(Duration::from_secs(30)));
+            let (mut client, socket, peer) = pair();
+            client.write_all(&V1_TCP4[..10]).unwrap();
+            drop(client);
+            let started = tokio::time::Instant::now();
+            assert!(admit(&gate, socket, peer).await.is_none());
+            assert!(started.elapsed() < Duration::from_secs(5));
+            let stats = gate.stats();
+            assert_eq!((stats.dropped, stats.timed_out, stats.malformed), (1, 0, 0));
+        });
+    }
+
+    #[test]
+    fn untrusted_peers_are_direct_or_refused() {
+        runtime().block_on(async {
+            let elsewhere: IpNetwork = "192.0.2.0/24".parse().unwrap();
+            let direct = Gate::new(ProxyProtocol::required().allow_from([elsewhere]));
+            let (mut client, socket, peer) = pair();
+            client.write_all(V1_TCP4).unwrap();
+            let admitted = admit(&direct, socket, peer.clone()).await.expect("direct");
+            // Not trusted: its "header" is just its data, and its peer its own.
+            assert_eq!((admitted.peer, admitted.header), (Some(peer), None));
+            assert_eq!(rest(&admitted.socket), V1_TCP4);
+
+            let refuse = Gate::new(
+                ProxyProtocol::required()
+                    .allow_from([elsewhere])
+                    .untrusted(Untrusted::Refuse),
+            );
+            let (_client, socket, peer) = pair();
+            assert!(admit(&refuse, socket, peer).await.is_none());
+            assert_eq!(refuse.stats().refused, 1);
+        });
+    }
+
+    #[test]
+    fn delivered_sockets_stay_nonblocking_and_unregistered() {
+        runtime().block_on(async {
+            let gate = Gate::new(ProxyProtocol::required());
+            let (mut client, socket, peer) = pair();
+            client.write_all(&v2(0, 0, &[])).unwrap();
+            let admitted = admit(&gate, socket, peer).await.expect("admitted");
+            assert!(admitted.header.as_ref().is_some_and(|h| h.is_local()));
+            assert!(admitted.socket.nonblocking().unwrap());
+            // Registering it again works only if the read let go of it.
+            let again = sys::register(admitted.socket, Interest::READABLE);
+            assert!(again.is_ok());
+        });
+    }
 }
