@@ -148,10 +148,46 @@ impl Spec {
                 }
             }
         }
+        if self.owner_check == Some(std::time::Duration::ZERO) {
+            return Err(ConfigError::InvalidDuration {
+                setting: "owner_check_interval",
+                reason: "a zero period; use None to turn the check off",
+            });
+        }
         self.options.validate(domain, self.socket_type)?;
         #[cfg(feature = "proxy-protocol")]
         self.check_proxy()?;
         Ok(())
+    }
+
+    /// What the factory is for, in a few words for its log lines: `127.0.0.1:0`,
+    /// `localhost:80`, `/run/app.sock`, `adopted socket`.
+    pub(crate) fn describe(&self) -> String {
+        use crate::adopt::Source;
+        match &self.source {
+            Source::Adopt(_) => return "adopted socket".to_owned(),
+            Source::Systemd(Some(name)) => return format!("systemd socket {name:?}"),
+            Source::Systemd(None) => return "systemd socket".to_owned(),
+            Source::Describe => {}
+        }
+        let (address, port) = match self.role() {
+            Role::Connect => (&self.remote_address, &self.remote_port),
+            _ => (&self.bind_address, &self.bind_port),
+        };
+        let address = address
+            .as_ref()
+            .map_or_else(|| "*".to_owned(), ToString::to_string);
+        match port {
+            Some(port) if self.effective_domain() != Domain::Unix => {
+                if address.contains(':') {
+                    format!("[{address}]:{port}")
+                } else {
+                    format!("{address}:{port}")
+                }
+            }
+            None if self.effective_domain() != Domain::Unix => format!("{address}:0"),
+            _ => address,
+        }
     }
 
     fn needs_lookup(&self) -> bool {
@@ -423,9 +459,7 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
         (_, Some(Protocol::Number(number))) => Some(*number),
         _ => None,
     };
-    let backlog = spec
-        .listen_queue
-        .map_or(somaxconn(), |asked| asked.min(somaxconn() as u32) as i32);
+    let backlog = backlog(spec.listen_queue);
     let reuse = spec
         .reuse
         .unwrap_or(role == Role::Listen && domain != Domain::Unix);
@@ -465,6 +499,23 @@ fn unix_sockaddr(address: &Address) -> io::Result<(SockAddr, Option<PathBuf>)> {
             io::ErrorKind::InvalidInput,
             format!("{ip} is not a unix socket address"),
         )),
+    }
+}
+
+/// The `listen(2)` backlog for a `ListenQueue`: 0 or none means `SOMAXCONN` (POE's default),
+/// and a larger value is clipped to it, said once at `debug`.
+fn backlog(asked: Option<u32>) -> i32 {
+    let max = somaxconn();
+    match asked {
+        None | Some(0) => max,
+        Some(asked) if asked > max as u32 => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                log::debug!("listen queue {asked} asked, {max} applied (the system's SOMAXCONN)")
+            });
+            max
+        }
+        Some(asked) => asked as i32,
     }
 }
 
