@@ -41,6 +41,14 @@ fn v2_header(source: SocketAddr, destination: SocketAddr, tlvs: &[(u8, &[u8])]) 
     out
 }
 
+/// A read that saw the server close (EOF, or a reset after data it never read), not a timeout.
+fn closed(read: std::io::Result<usize>) -> bool {
+    match read {
+        Ok(n) => n == 0,
+        Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
 fn inet(text: &str) -> SocketAddress {
     SocketAddress::Inet(text.parse().expect("a socket address"))
 }
@@ -185,7 +193,7 @@ async fn bad_clients_are_dropped_and_counted_never_reported() {
     for mut client in clients {
         client.set_read_timeout(Some(LIMIT)).expect("timeout");
         let mut buf = [0; 1];
-        assert!(matches!(client.read(&mut buf), Ok(0) | Err(_)));
+        assert!(closed(client.read(&mut buf)));
     }
     // And the server goes on.
     let mut good = TcpStream::connect(addr).expect("connect");
@@ -582,4 +590,32 @@ async fn haproxy_health_checks_are_local() {
     );
     assert_eq!(created.peer.as_ref(), Some(balancer));
     assert_eq!(header.source(), None, "LOCAL addresses are discarded");
+}
+
+/// A header still being read when the factory stops: nothing is delivered, the connection is
+/// closed.
+#[actix::test]
+async fn reads_in_flight_end_with_the_factory() {
+    let mut events = Events::start();
+    let (server, addr) = proxy_server(&events, ProxyProtocol::required()).await;
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client.write_all(b"PROXY TCP4 10.0.0.1 ").expect("write");
+    let deadline = Instant::now() + LIMIT;
+    while server.send(GetStats).await.expect("stats").outstanding < 1 {
+        assert!(Instant::now() < deadline, "the read is in flight");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server
+        .send(actix_socket_factory::StopFactory)
+        .await
+        .expect("stopped");
+    let _ = client.write_all(b"10.0.0.2 1 2\r\n");
+    events
+        .expect_no_created(Duration::from_millis(300))
+        .await
+        .expect("nothing delivered after the stop");
+    client.set_read_timeout(Some(LIMIT)).expect("timeout");
+    let mut buf = [0; 1];
+    assert!(closed(client.read(&mut buf)), "the connection is closed");
+    assert!(events.try_failed().is_none());
 }
