@@ -767,6 +767,9 @@ impl SocketFactory {
 /// cancelled with the actor's futures, and one that ends after the listener is gone delivers
 /// nothing.
 #[cfg(feature = "proxy-protocol")]
+const PROXY_HELD_RETRY: Duration = Duration::from_millis(20);
+
+#[cfg(feature = "proxy-protocol")]
 impl SocketFactory {
     /// Screens one accepted connection; false: take no more clients in this turn.
     #[allow(clippy::too_many_arguments)]
@@ -805,6 +808,15 @@ impl SocketFactory {
         ctx: &mut Context<Self>,
     ) -> bool {
         if !matches!(self.state, State::Listening(_)) {
+            return false;
+        }
+        if !self.owners.has_success() {
+            // Success disabled by SetEvents while the header was read: keep the connection, as
+            // the listen queue keeps the clients not accepted yet, and look again shortly (the
+            // permit stays held, so at most max_outstanding wait; a stop cancels the wait).
+            ctx.run_later(PROXY_HELD_RETRY, move |act, ctx| {
+                act.admit(admitted, local, kind, permit, ctx);
+            });
             return false;
         }
         let crate::proxy::Admitted {

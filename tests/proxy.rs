@@ -619,3 +619,38 @@ async fn reads_in_flight_end_with_the_factory() {
     assert!(closed(client.read(&mut buf)), "the connection is closed");
     assert!(events.try_failed().is_none());
 }
+
+/// A header completed while the success recipient is disabled waits for it, as queued clients
+/// do: nothing is lost.
+#[actix::test]
+async fn a_header_read_while_success_is_disabled_waits_for_a_recipient() {
+    use actix_socket_factory::SetEvents;
+    let mut events = Events::start();
+    let (server, addr) = proxy_server(&events, ProxyProtocol::required()).await;
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client.write_all(b"PROXY TCP4 10.0.0.1 ").expect("write");
+    let deadline = Instant::now() + LIMIT;
+    while server.send(GetStats).await.expect("stats").outstanding < 1 {
+        assert!(Instant::now() < deadline, "the read is in flight");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server
+        .send(SetEvents::disable_success())
+        .await
+        .expect("disabled");
+    client.write_all(b"10.0.0.2 1 2\r\nkept").expect("write");
+    events
+        .expect_no_created(Duration::from_millis(200))
+        .await
+        .expect("nothing delivered while disabled");
+    server
+        .send(SetEvents::success(events.owner().clone().recipient()))
+        .await
+        .expect("enabled");
+    let created = events
+        .next_created(LIMIT)
+        .await
+        .expect("delivered once enabled");
+    assert_eq!(created.peer, Some(inet("10.0.0.1:1")));
+    assert_eq!(client_bytes(created, 4), b"kept");
+}
