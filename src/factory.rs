@@ -159,7 +159,7 @@ struct Listening {
     looping: bool,
     /// PROXY protocol (issue 17): the settings and counters of a server that reads headers.
     #[cfg(feature = "proxy-protocol")]
-    proxy: Option<Rc<crate::proxy::Gate>>,
+    proxy: Option<crate::proxy::Gatekeeper>,
 }
 
 /// A one-shot outcome waiting for its turn.
@@ -406,7 +406,7 @@ impl SocketFactory {
             exhausted: false,
             looping: true,
             #[cfg(feature = "proxy-protocol")]
-            proxy: service.proxy.map(crate::proxy::Gate::new),
+            proxy: service.proxy.map(crate::proxy::Gatekeeper::new),
         }));
         self.failed_starts = 0;
         self.answer_ready(Some(local));
@@ -722,7 +722,7 @@ impl SocketFactory {
                 let local = Some(listening.local.clone());
                 // PROXY protocol (issue 17): the header is read beside the accept loop.
                 #[cfg(feature = "proxy-protocol")]
-                if let Some(gate) = listening.proxy.clone() {
+                if let Some(gate) = listening.proxy.as_ref().map(|k| Rc::clone(k.gate())) {
                     let kind = (domain, socket_type);
                     return self.proxied(&gate, socket, peer, local, kind, permit, ctx);
                 }
@@ -769,6 +769,35 @@ impl SocketFactory {
 #[cfg(feature = "proxy-protocol")]
 const PROXY_HELD_RETRY: Duration = Duration::from_millis(20);
 
+/// A connection whose header a read task finished: back to the factory for delivery.
+#[cfg(feature = "proxy-protocol")]
+struct ProxyAdmitted {
+    admitted: crate::proxy::Admitted,
+    local: Option<SocketAddress>,
+    kind: (Domain, SocketType),
+    permit: OwnedSemaphorePermit,
+}
+
+#[cfg(feature = "proxy-protocol")]
+impl Message for ProxyAdmitted {
+    type Result = ();
+}
+
+#[cfg(feature = "proxy-protocol")]
+impl Handler<ProxyAdmitted> for SocketFactory {
+    type Result = ();
+
+    fn handle(&mut self, message: ProxyAdmitted, ctx: &mut Context<Self>) {
+        let ProxyAdmitted {
+            admitted,
+            local,
+            kind,
+            permit,
+        } = message;
+        self.admit(admitted, local, kind, permit, ctx);
+    }
+}
+
 #[cfg(feature = "proxy-protocol")]
 impl SocketFactory {
     /// Screens one accepted connection; false: take no more clients in this turn.
@@ -788,11 +817,20 @@ impl SocketFactory {
             Screened::Deliver(admitted) => self.admit(admitted, local, kind, permit, ctx),
             Screened::Dropped => true,
             Screened::Read(read) => {
-                ctx.spawn(read.into_actor(self).map(move |admitted, act, ctx| {
-                    if let Some(admitted) = admitted {
-                        act.admit(admitted, local, kind, permit, ctx);
+                // Its own task, not a context future: actix polls all of a context's futures
+                // at each wake-up, a task wakes for its own socket only. Back by message.
+                let factory = ctx.address().downgrade();
+                actix::spawn(async move {
+                    let Some(admitted) = read.await else { return };
+                    if let Some(factory) = factory.upgrade() {
+                        factory.do_send(ProxyAdmitted {
+                            admitted,
+                            local,
+                            kind,
+                            permit,
+                        });
                     }
-                }));
+                });
                 true
             }
         }
@@ -1127,7 +1165,7 @@ impl Handler<GetStats> for SocketFactory {
             #[cfg(feature = "proxy-protocol")]
             proxy: listening
                 .and_then(|listening| listening.proxy.as_ref())
-                .map(|gate| gate.stats())
+                .map(|keeper| keeper.gate().stats())
                 .unwrap_or_default(),
         })
     }

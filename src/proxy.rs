@@ -761,16 +761,22 @@ pub(crate) struct Admitted {
 }
 
 /// Reading a header: resolves to the connection to deliver, or `None` when it was dropped
-/// (closed, counted and logged already).
+/// (closed, counted and logged already) or the server closed its gate.
+///
+/// Meant to run as its own task on the Arbiter (`actix::spawn`), not inside the actor's
+/// context: actix polls every future of a context at each of its wake-ups, so a thousand reads
+/// in flight there would cost a thousand polls per accepted client. As a task, each read wakes
+/// only for its own socket and timer.
 pub(crate) type HeaderRead = Pin<Box<dyn Future<Output = Option<Admitted>>>>;
 
 /// What to do with a new connection.
 pub(crate) enum Screened {
-    /// Deliver it now, without reading (an untrusted peer treated as direct).
+    /// Deliver it now: its header was already there (the usual case: balancers write it with
+    /// their first segment), or it needs none (an untrusted peer treated as direct).
     Deliver(Admitted),
-    /// Dropped (an untrusted peer refused).
+    /// Dropped (refused, or a bad header already there): closed, counted and logged.
     Dropped,
-    /// Read its header first: run this beside the accept loop.
+    /// Its header is not all there yet: run this read as its own task.
     Read(HeaderRead),
 }
 
@@ -779,16 +785,74 @@ pub(crate) enum Screened {
 pub(crate) struct Gate {
     config: ProxyProtocol,
     stats: Cell<ProxyStats>,
+    /// Set when the server stops listening; reads in flight end at once.
+    closed: Cell<bool>,
+    closing: tokio::sync::Notify,
+}
+
+/// The listening server's hold on its [`Gate`]: dropping it (stop, restart, broken listener)
+/// ends every read in flight, closing those connections.
+#[derive(Debug)]
+pub(crate) struct Gatekeeper(Rc<Gate>);
+
+impl Gatekeeper {
+    pub(crate) fn new(config: ProxyProtocol) -> Gatekeeper {
+        Gatekeeper(Rc::new(Gate {
+            config,
+            stats: Cell::new(ProxyStats::default()),
+            closed: Cell::new(false),
+            closing: tokio::sync::Notify::new(),
+        }))
+    }
+
+    pub(crate) fn gate(&self) -> &Rc<Gate> {
+        &self.0
+    }
+}
+
+impl Drop for Gatekeeper {
+    fn drop(&mut self) {
+        self.0.closed.set(true);
+        self.0.closing.notify_waiters();
+    }
+}
+
+/// One look at a socket's first bytes.
+enum Look {
+    /// Decided: a header (read off the socket), no header (optional mode), or a rejection.
+    Done(Result<Option<ProxyHeader>, Rejection>),
+    /// More bytes are needed; `full`: the buffer was filled, look with a larger one.
+    More { full: bool },
+}
+
+/// Peeks at what `socket` holds (into `buf`), and reads the header's bytes once it is whole.
+fn look(socket: &Socket, config: &ProxyProtocol, buf: &mut [u8], seen: &mut usize) -> Look {
+    let n = match sys::peek(socket, buf) {
+        Ok(0) => return Look::Done(Err(Rejection::Closed)),
+        Ok(n) => n,
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+            return Look::More { full: false }
+        }
+        Err(error) => return Look::Done(Err(Rejection::Io(error))),
+    };
+    *seen = n;
+    Look::Done(match parse(&buf[..n], config) {
+        Parsed::Header(header) => consume(socket, header.len, buf).map(|()| Some(header)),
+        Parsed::NotProxy if config.mode == ProxyMode::Optional => Ok(None),
+        Parsed::NotProxy => Err(Rejection::NoHeader),
+        Parsed::Invalid(rejection) => Err(rejection),
+        Parsed::Incomplete if n == buf.len() && n >= config.max_header_len => {
+            Err(Rejection::TooLarge(n))
+        }
+        Parsed::Incomplete => {
+            return Look::More {
+                full: n == buf.len(),
+            }
+        }
+    })
 }
 
 impl Gate {
-    pub(crate) fn new(config: ProxyProtocol) -> Rc<Gate> {
-        Rc::new(Gate {
-            config,
-            stats: Cell::new(ProxyStats::default()),
-        })
-    }
-
     pub(crate) fn stats(&self) -> ProxyStats {
         self.stats.get()
     }
@@ -800,27 +864,68 @@ impl Gate {
     }
 
     /// Decides about an accepted connection whose own peer is `balancer`: deliver it, drop it,
-    /// or read its header first (the returned future; it needs the Arbiter's reactor).
+    /// or read its header first (the returned future, to run as a task on the Arbiter).
     pub(crate) fn screen(
         self: &Rc<Self>,
         socket: Socket,
         balancer: Option<SocketAddress>,
     ) -> Screened {
-        if self.config.trusts(balancer.as_ref()) {
-            return Screened::Read(Box::pin(read(Rc::clone(self), socket, balancer)));
+        if !self.config.trusts(balancer.as_ref()) {
+            return match self.config.untrusted {
+                Untrusted::Direct => {
+                    self.count(|s| s.direct += 1);
+                    Screened::Deliver(Admitted {
+                        socket,
+                        peer: balancer,
+                        header: None,
+                    })
+                }
+                Untrusted::Refuse => {
+                    self.reject(&balancer, Rejection::Refused);
+                    Screened::Dropped
+                }
+            };
         }
-        match self.config.untrusted {
-            Untrusted::Direct => {
+        // The header is usually there already: then no registration, timer or task at all.
+        let mut buf = [0; FIRST_PEEK];
+        let mut seen = 0;
+        match look(&socket, &self.config, &mut buf, &mut seen) {
+            Look::Done(outcome) => match self.settle(socket, balancer, outcome) {
+                Some(admitted) => Screened::Deliver(admitted),
+                None => Screened::Dropped,
+            },
+            Look::More { .. } => Screened::Read(Box::pin(read(Rc::clone(self), socket, balancer))),
+        }
+    }
+
+    /// Counts a finished look and makes the delivery, if any.
+    fn settle(
+        &self,
+        socket: Socket,
+        balancer: Option<SocketAddress>,
+        outcome: Result<Option<ProxyHeader>, Rejection>,
+    ) -> Option<Admitted> {
+        match outcome {
+            Ok(Some(mut header)) => {
+                self.count(|s| s.headers += 1);
+                header.balancer = balancer;
+                Some(Admitted {
+                    socket,
+                    peer: header.client(),
+                    header: Some(Box::new(header)),
+                })
+            }
+            Ok(None) => {
                 self.count(|s| s.direct += 1);
-                Screened::Deliver(Admitted {
+                Some(Admitted {
                     socket,
                     peer: balancer,
                     header: None,
                 })
             }
-            Untrusted::Refuse => {
-                self.reject(&balancer, Rejection::Refused);
-                Screened::Dropped
+            Err(rejection) => {
+                self.reject(&balancer, rejection);
+                None
             }
         }
     }
@@ -845,8 +950,15 @@ impl Gate {
     }
 }
 
-/// Reads the header of one connection, within the deadline.
+/// Reads the header of one connection, within the deadline, unless the gate closes first.
 async fn read(gate: Rc<Gate>, socket: Socket, balancer: Option<SocketAddress>) -> Option<Admitted> {
+    let closing = gate.closing.notified();
+    tokio::pin!(closing);
+    // Registered before the check: a close after it wakes us.
+    closing.as_mut().enable();
+    if gate.closed.get() {
+        return None;
+    }
     let config = &gate.config;
     let fd = match sys::register(socket, Interest::READABLE) {
         Ok(fd) => fd,
@@ -857,38 +969,20 @@ async fn read(gate: Rc<Gate>, socket: Socket, balancer: Option<SocketAddress>) -
     };
     let mut seen = 0;
     let deadline = tokio::time::Instant::now() + config.header_timeout;
-    let outcome = tokio::time::timeout_at(deadline, take_header(&fd, config, &mut seen))
-        .await
-        .unwrap_or(Err(Rejection::TimedOut));
-    // Deregistered: the delivered socket is tied to no runtime.
-    let socket = fd.into_inner();
-    let header = match outcome {
-        Ok(header) => header,
-        Err(Rejection::TimedOut) if seen == 0 && config.mode == ProxyMode::Optional => None,
-        Err(rejection) => {
-            gate.reject(&balancer, rejection);
-            return None;
+    let outcome = tokio::select! {
+        // The server stopped: the connection closes with the registration, uncounted.
+        () = &mut closing => return None,
+        outcome = tokio::time::timeout_at(deadline, take_header(&fd, config, &mut seen)) => {
+            outcome.unwrap_or(Err(Rejection::TimedOut))
         }
     };
-    Some(match header {
-        Some(mut header) => {
-            gate.count(|s| s.headers += 1);
-            header.balancer = balancer;
-            Admitted {
-                socket,
-                peer: header.client(),
-                header: Some(Box::new(header)),
-            }
-        }
-        None => {
-            gate.count(|s| s.direct += 1);
-            Admitted {
-                socket,
-                peer: balancer,
-                header: None,
-            }
-        }
-    })
+    // Deregistered: the delivered socket is tied to no runtime.
+    let socket = fd.into_inner();
+    let outcome = match outcome {
+        Err(Rejection::TimedOut) if seen == 0 && config.mode == ProxyMode::Optional => Ok(None),
+        outcome => outcome,
+    };
+    gate.settle(socket, balancer, outcome)
 }
 
 /// Waits until the socket holds a whole header, then reads exactly its bytes. `None`: no header
@@ -901,32 +995,15 @@ async fn take_header(
     let mut buf = vec![0; FIRST_PEEK.min(config.max_header_len)];
     loop {
         let mut guard = fd.readable().await.map_err(Rejection::Io)?;
-        let n = match guard.try_io(|socket| sys::peek(socket.get_ref(), &mut buf)) {
-            Ok(Ok(0)) => return Err(Rejection::Closed),
-            Ok(Ok(n)) => n,
-            Ok(Err(error)) => return Err(Rejection::Io(error)),
-            // Readiness cleared: wait for more.
-            Err(_would_block) => continue,
-        };
-        *seen = n;
-        match parse(&buf[..n], config) {
-            Parsed::Header(header) => {
-                consume(fd.get_ref(), header.len, &mut buf)?;
-                return Ok(Some(header));
-            }
-            Parsed::NotProxy if config.mode == ProxyMode::Optional => return Ok(None),
-            Parsed::NotProxy => return Err(Rejection::NoHeader),
-            Parsed::Invalid(rejection) => return Err(rejection),
-            Parsed::Incomplete if n == buf.len() => {
+        match look(fd.get_ref(), config, &mut buf, seen) {
+            Look::Done(outcome) => return outcome,
+            Look::More { full: true } => {
                 // The buffer is full: look at more of what is queued, up to the cap.
-                if buf.len() >= config.max_header_len {
-                    return Err(Rejection::TooLarge(n));
-                }
-                let wanted = announced_len(&buf[..n]).unwrap_or(buf.len() * 2);
+                let wanted = announced_len(&buf).unwrap_or(buf.len() * 2);
                 buf.resize(wanted.clamp(buf.len() + 1, config.max_header_len), 0);
             }
-            Parsed::Incomplete => {
-                if guard.ready().is_read_closed() {
+            Look::More { full: false } => {
+                if *seen > 0 && guard.ready().is_read_closed() {
                     return Err(Rejection::Closed);
                 }
                 // Only events after the peek wake us again (tokio compares their ticks).
@@ -1357,12 +1434,13 @@ mod tests {
     #[test]
     fn only_the_headers_bytes_are_read() {
         runtime().block_on(async {
-            let gate = Gate::new(ProxyProtocol::required());
+            let gate_keeper = Gatekeeper::new(ProxyProtocol::required());
+            let gate = gate_keeper.gate();
             let (mut client, socket, peer) = pair();
             let mut data = V1_TCP4.to_vec();
             data.extend_from_slice(b"first bytes");
             client.write_all(&data).unwrap();
-            let admitted = admit(&gate, socket, peer.clone()).await.expect("admitted");
+            let admitted = admit(gate, socket, peer.clone()).await.expect("admitted");
             assert_eq!(admitted.peer, Some(addr("192.0.2.1:56324")));
             let header = admitted.header.expect("a header");
             assert_eq!(header.balancer(), Some(&peer));
@@ -1374,7 +1452,8 @@ mod tests {
     #[test]
     fn a_slow_header_one_byte_at_a_time_is_waited_for() {
         runtime().block_on(async {
-            let gate = Gate::new(ProxyProtocol::required());
+            let gate_keeper = Gatekeeper::new(ProxyProtocol::required());
+            let gate = gate_keeper.gate();
             let (mut client, socket, peer) = pair();
             client.set_nodelay(true).unwrap();
             let mut body = v4_body([10, 9, 8, 7], [10, 0, 0, 1], 5555, 80);
@@ -1388,7 +1467,7 @@ mod tests {
                 }
                 client
             });
-            let admitted = admit(&gate, socket, peer).await.expect("admitted");
+            let admitted = admit(gate, socket, peer).await.expect("admitted");
             let _client = writer.join().unwrap();
             assert_eq!(admitted.peer, Some(addr("10.9.8.7:5555")));
             assert_eq!(
@@ -1405,10 +1484,11 @@ mod tests {
     fn a_silent_client_is_dropped_at_the_deadline() {
         runtime().block_on(async {
             let limit = Duration::from_millis(200);
-            let gate = Gate::new(ProxyProtocol::required().header_timeout(limit));
+            let gate_keeper = Gatekeeper::new(ProxyProtocol::required().header_timeout(limit));
+            let gate = gate_keeper.gate();
             let (_client, socket, peer) = pair();
             let started = tokio::time::Instant::now();
-            assert!(admit(&gate, socket, peer).await.is_none());
+            assert!(admit(gate, socket, peer).await.is_none());
             let took = started.elapsed();
             assert!(took >= limit && took < limit * 10, "{took:?}");
             let stats = gate.stats();
@@ -1419,22 +1499,24 @@ mod tests {
     #[test]
     fn optional_mode_delivers_clients_without_a_header() {
         runtime().block_on(async {
-            let gate =
-                Gate::new(ProxyProtocol::optional().header_timeout(Duration::from_millis(100)));
+            let gate_keeper = Gatekeeper::new(
+                ProxyProtocol::optional().header_timeout(Duration::from_millis(100)),
+            );
+            let gate = gate_keeper.gate();
             // First bytes that cannot start a header: delivered at once, bytes intact.
             let (mut client, socket, peer) = pair();
             client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
-            let admitted = admit(&gate, socket, peer.clone()).await.expect("admitted");
+            let admitted = admit(gate, socket, peer.clone()).await.expect("admitted");
             assert_eq!((admitted.peer, admitted.header), (Some(peer), None));
             assert_eq!(rest(&admitted.socket), b"GET / HTTP/1.1\r\n");
             // Silent (the server speaks first): delivered at the deadline.
             let (_client, socket, peer) = pair();
-            let admitted = admit(&gate, socket, peer.clone()).await.expect("admitted");
+            let admitted = admit(gate, socket, peer.clone()).await.expect("admitted");
             assert_eq!(admitted.peer, Some(peer));
             // A malformed header is still dropped.
             let (mut client, socket, peer) = pair();
             client.write_all(b"PROXY TCP4 nonsense\r\n").unwrap();
-            assert!(admit(&gate, socket, peer).await.is_none());
+            assert!(admit(gate, socket, peer).await.is_none());
             let stats = gate.stats();
             assert_eq!((stats.direct, stats.malformed, stats.dropped), (2, 1, 1));
         });
@@ -1443,12 +1525,14 @@ mod tests {
     #[test]
     fn a_client_that_closes_mid_header_is_dropped_at_once() {
         runtime().block_on(async {
-            let gate = Gate::new(ProxyProtocol::required().header_timeout(Duration::from_secs(30)));
+            let gate_keeper =
+                Gatekeeper::new(ProxyProtocol::required().header_timeout(Duration::from_secs(30)));
+            let gate = gate_keeper.gate();
             let (mut client, socket, peer) = pair();
             client.write_all(&V1_TCP4[..10]).unwrap();
             drop(client);
             let started = tokio::time::Instant::now();
-            assert!(admit(&gate, socket, peer).await.is_none());
+            assert!(admit(gate, socket, peer).await.is_none());
             assert!(started.elapsed() < Duration::from_secs(5));
             let stats = gate.stats();
             assert_eq!((stats.dropped, stats.timed_out, stats.malformed), (1, 0, 0));
@@ -1459,21 +1543,23 @@ mod tests {
     fn untrusted_peers_are_direct_or_refused() {
         runtime().block_on(async {
             let elsewhere: IpNetwork = "192.0.2.0/24".parse().unwrap();
-            let direct = Gate::new(ProxyProtocol::required().allow_from([elsewhere]));
+            let direct_keeper = Gatekeeper::new(ProxyProtocol::required().allow_from([elsewhere]));
+            let direct = direct_keeper.gate();
             let (mut client, socket, peer) = pair();
             client.write_all(V1_TCP4).unwrap();
-            let admitted = admit(&direct, socket, peer.clone()).await.expect("direct");
+            let admitted = admit(direct, socket, peer.clone()).await.expect("direct");
             // Not trusted: its "header" is just its data, and its peer its own.
             assert_eq!((admitted.peer, admitted.header), (Some(peer), None));
             assert_eq!(rest(&admitted.socket), V1_TCP4);
 
-            let refuse = Gate::new(
+            let refuse_keeper = Gatekeeper::new(
                 ProxyProtocol::required()
                     .allow_from([elsewhere])
                     .untrusted(Untrusted::Refuse),
             );
+            let refuse = refuse_keeper.gate();
             let (_client, socket, peer) = pair();
-            assert!(admit(&refuse, socket, peer).await.is_none());
+            assert!(admit(refuse, socket, peer).await.is_none());
             assert_eq!(refuse.stats().refused, 1);
         });
     }
@@ -1481,15 +1567,80 @@ mod tests {
     #[test]
     fn delivered_sockets_stay_nonblocking_and_unregistered() {
         runtime().block_on(async {
-            let gate = Gate::new(ProxyProtocol::required());
+            let gate_keeper = Gatekeeper::new(ProxyProtocol::required());
+            let gate = gate_keeper.gate();
             let (mut client, socket, peer) = pair();
             client.write_all(&v2(0, 0, &[])).unwrap();
-            let admitted = admit(&gate, socket, peer).await.expect("admitted");
+            let admitted = admit(gate, socket, peer).await.expect("admitted");
             assert!(admitted.header.as_ref().is_some_and(|h| h.is_local()));
             assert!(admitted.socket.nonblocking().unwrap());
             // Registering it again works only if the read let go of it.
             let again = sys::register(admitted.socket, Interest::READABLE);
             assert!(again.is_ok());
+        });
+    }
+
+    #[test]
+    fn headers_already_there_need_no_task() {
+        runtime().block_on(async {
+            let keeper = Gatekeeper::new(ProxyProtocol::required());
+            let (mut client, socket, peer) = pair();
+            client.write_all(V1_TCP4).unwrap();
+            // Give loopback a moment to queue the bytes: bounded, and checked by the peek.
+            let mut probe = [0; 8];
+            for _ in 0..500 {
+                if sys::peek(&socket, &mut probe).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(matches!(
+                keeper.gate().screen(socket, Some(peer)),
+                Screened::Deliver(_)
+            ));
+            let (mut client, socket, peer) = pair();
+            client.write_all(b"PROXY nonsense\r\n").unwrap();
+            for _ in 0..500 {
+                if sys::peek(&socket, &mut probe).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(matches!(
+                keeper.gate().screen(socket, Some(peer)),
+                Screened::Dropped
+            ));
+            let (_client, socket, peer) = pair();
+            assert!(matches!(
+                keeper.gate().screen(socket, Some(peer)),
+                Screened::Read(_)
+            ));
+        });
+    }
+
+    #[test]
+    fn closing_the_gate_ends_the_reads_in_flight() {
+        runtime().block_on(async {
+            let keeper = Gatekeeper::new(ProxyProtocol::required());
+            let (mut client, socket, peer) = pair();
+            let Screened::Read(read) = keeper.gate().screen(socket, Some(peer)) else {
+                panic!("nothing sent yet: a read");
+            };
+            let local = tokio::task::LocalSet::new();
+            let ended = local
+                .run_until(async move {
+                    let reading = tokio::task::spawn_local(read);
+                    tokio::task::yield_now().await;
+                    drop(keeper);
+                    tokio::time::timeout(Duration::from_secs(5), reading).await
+                })
+                .await;
+            assert!(matches!(ended, Ok(Ok(None))), "{ended:?}");
+            // The connection is closed: the client reads EOF.
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            assert_eq!(client.read(&mut [0; 1]).unwrap(), 0);
         });
     }
 }
