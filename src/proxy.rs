@@ -11,17 +11,25 @@
 //! # The parser: `ppp`
 //! Three crates parse the protocol: `ppp` (2.3), `proxy-header` (0.1) and `proxy-protocol`
 //! (0.5). `ppp` is the one taken here: it parses v1 and v2 (all address families, raw TLVs) from
-//! a borrowed slice without copying, has one small dependency (`thiserror`), is the most used of
-//! the three, and, what matters most for reading from a socket, its `PartialResult` tells
-//! "incomplete, more bytes may complete it" from "invalid whatever follows", so a slow client
-//! (one byte at a time) is waited for while a bad one is dropped at once. `proxy-header` makes
-//! the same distinction and has typed TLVs but is younger and less used; `proxy-protocol` works
-//! on a `bytes::Buf` it consumes, depends on the old `snafu` 0.6 and does not say "incomplete".
+//! a borrowed slice without copying, has one small dependency (`thiserror`), is past its 2.0
+//! (the API has settled), and, what matters most for reading from a socket, its `PartialResult`
+//! tells "incomplete, more bytes may complete it" from "invalid whatever follows", so a slow
+//! client (one byte at a time) is waited for while a bad one is dropped at once.
+//! `proxy-header` makes the same distinction and has typed TLVs, but is at 0.1;
+//! `proxy-protocol` works on a `bytes::Buf` it consumes, depends on the old `snafu` 0.6 and has
+//! no "incomplete" answer.
 //!
 //! What `ppp` leaves to us, done here: it neither checks TLVs nor caps v2 sizes; and its
 //! "incomplete" is right for v2 but not for every v1 prefix (one that ends in a separator,
 //! `"PROXY TCP4 1.2.3.4 5.6.7.8 80 "`, is called invalid), so a v1 line is framed here (up to
 //! its CRLF, at most 107 bytes) and handed to `ppp` only whole.
+//!
+//! # Reading without holding anyone up
+//! A header already in the socket when the connection is accepted (the usual case: balancers
+//! write it with their first segment) is taken at once, with no registration, timer or task.
+//! Any other connection is read by its own task on the Arbiter (never a future of the actor's
+//! context, which actix polls all together at each wake-up), bounded by the header deadline and
+//! the size cap, and ended when the server's [`Gatekeeper`] goes.
 //!
 //! This is a mechanism: it knows sockets and time, never the actor or its messages.
 
@@ -85,10 +93,10 @@ pub enum ProxyMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
 pub enum ProxyVersions {
-    /// The text header only (`PROXY TCP4 ...\r\n`; HAProxy's `send-proxy`).
+    /// The text header only (`PROXY TCP4 ...\r\n`: HAProxy's `send-proxy`, nginx's
+    /// `proxy_protocol on`).
     V1,
-    /// The binary header only (HAProxy's `send-proxy-v2`, AWS NLB, nginx's `proxy_protocol`
-    /// sends v1).
+    /// The binary header only (HAProxy's `send-proxy-v2`, AWS NLB).
     V2,
     /// Either.
     #[default]
