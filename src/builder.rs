@@ -245,6 +245,10 @@ pub(crate) struct Spec {
     pub(crate) accept_backoff: Pacing,
     pub(crate) unix: UnixOptions,
     pub(crate) source: Source,
+    /// Who looks host names up; `None`: the default [`SystemResolver`](crate::SystemResolver).
+    pub(crate) resolver: Option<crate::lookup::Resolver>,
+    /// The limit on a look-up (with a client's connect timeout, whichever ends first).
+    pub(crate) lookup_timeout: Duration,
 }
 
 /// What a factory needs of its description once its socket is made.
@@ -285,6 +289,10 @@ pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
 pub const DEFAULT_ACCEPT_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(5), Duration::from_secs(1));
 
+/// Default limit on the look-up of a factory's names (host, service, protocol): a server's or
+/// datagram socket's whole look-up, and a client's when its connect timeout is longer or unset.
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Default for Spec {
     fn default() -> Self {
         Spec {
@@ -307,6 +315,8 @@ impl Default for Spec {
             accept_backoff: Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1),
             unix: UnixOptions::default(),
             source: Source::Describe,
+            resolver: None,
+            lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
         }
     }
 }
@@ -629,5 +639,29 @@ impl SocketFactoryBuilder {
     /// the sockets it delivers are not tied to it and serve on any Arbiter.
     pub fn start_in_arbiter(self, arbiter: &actix::ArbiterHandle) -> Addr<SocketFactory> {
         SocketFactory::start_in_arbiter(arbiter, move |ctx| SocketFactory::set_up(self, ctx))
+    }
+
+    /// Who looks host names up (default: [`SystemResolver`](crate::SystemResolver), the C
+    /// library's `getaddrinfo` on a small detached thread pool). With the `hickory` feature,
+    /// `HickoryResolver` is an async DNS resolver; any [`Resolve`](crate::Resolve)
+    /// implementation will do. Not in POE.
+    ///
+    /// The factory drops the look-up when its deadline passes or it stops: see
+    /// [`lookup_timeout`](Self::lookup_timeout). An IP literal is never looked up.
+    pub fn resolver(mut self, resolver: impl crate::Resolve) -> Self {
+        self.spec.resolver = Some(crate::lookup::Resolver(std::sync::Arc::new(resolver)));
+        self
+    }
+
+    /// Bounds the look-up of the factory's names (host, service and protocol names together;
+    /// default [`DEFAULT_LOOKUP_TIMEOUT`], 10 s). A client's look-up also ends with its
+    /// [`connect_timeout`](Self::connect_timeout), whichever comes first. Not in POE.
+    ///
+    /// # Errors
+    /// On expiry the owner gets `SocketFailed` with `ETIMEDOUT`: "resolve" when this limit
+    /// expired, "connect" when a client's connect timeout did (as for a slow connect).
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.spec.lookup_timeout = timeout;
+        self
     }
 }

@@ -12,7 +12,8 @@
 //! It listens and accepts (one `SocketCreated` per client), connects (one when the connection
 //! completes) or binds a connectionless socket (one right away), over INET, INET6 and UNIX,
 //! stream or datagram. It never blocks the actor's thread: host names, service names and protocol
-//! names are looked up on tokio's blocking pool, and every failure is a message, never a panic.
+//! names are looked up off it, by a pluggable [`Resolve`]r under a deadline (the default on a
+//! small detached thread pool), and every failure is a message, never a panic.
 //!
 //! # Organization
 //! - [`SocketFactoryBuilder`] (`builder`): the description, with POE's parameter names in its docs.
@@ -98,6 +99,9 @@ mod endpoint;
 mod error;
 mod factory;
 mod group;
+#[cfg(feature = "hickory")]
+mod hickory;
+mod lookup;
 mod messages;
 mod netdb;
 mod open;
@@ -112,6 +116,7 @@ mod unix;
 pub mod testing;
 
 pub use addr::{Address, Port, SocketAddress};
+pub use builder::DEFAULT_LOOKUP_TIMEOUT;
 pub use builder::{
     Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_ACCEPT_BACKOFF,
     DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK,
@@ -120,6 +125,13 @@ pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoin
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
 pub use group::FactoryGroup;
+#[cfg(feature = "hickory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
+pub use hickory::HickoryResolver;
+#[cfg(feature = "hickory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
+pub use hickory_resolver;
+pub use lookup::{Resolve, Resolving, SystemResolver};
 pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
     SetEvents, SocketCreated, SocketFailed, StopFactory,
