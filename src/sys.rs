@@ -176,3 +176,85 @@ pub(crate) fn inherited_socket(fd: std::os::fd::RawFd) -> io::Result<Socket> {
     socket.set_cloexec(true)?;
     Ok(socket)
 }
+
+/// A file's identity as `fstatat(2)` with `AT_SYMLINK_NOFOLLOW` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) socket: bool,
+}
+
+fn c_name(name: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(name.as_bytes())
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))
+}
+
+/// `fstatat(2)` of `name` in the directory `dir`, never following a symlink.
+pub(crate) fn stat_at(dir: &impl AsRawFd, name: &std::ffi::OsStr) -> io::Result<FileId> {
+    let name = c_name(name)?;
+    // SAFETY: fstatat reads the NUL-terminated name and writes only into the stat buffer we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    let done = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut stat,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if done == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FileId {
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+        socket: stat.st_mode & libc::S_IFMT == libc::S_IFSOCK,
+    })
+}
+
+/// `unlinkat(2)` of `name` in the directory `dir` (a symlink is removed itself, never its
+/// target).
+pub(crate) fn unlink_at(dir: &impl AsRawFd, name: &std::ffi::OsStr) -> io::Result<()> {
+    let name = c_name(name)?;
+    // SAFETY: unlinkat only reads the NUL-terminated name.
+    match unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// `openat(2)` of `name` in `dir` with `O_PATH | O_NOFOLLOW`: a descriptor of the file itself
+/// (a socket cannot be opened for I/O), which pins its inode.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn open_path_at(
+    dir: &impl AsRawFd,
+    name: &std::ffi::OsStr,
+) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let name = c_name(name)?;
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: openat only reads the NUL-terminated name.
+    match unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) } {
+        -1 => Err(io::Error::last_os_error()),
+        // SAFETY: a fresh descriptor that nothing else owns.
+        fd => Ok(unsafe { std::fs::File::from_raw_fd(fd) }),
+    }
+}
+
+/// `flock(2)` `LOCK_EX | LOCK_NB`: `Ok(false)` when another open file holds the lock.
+pub(crate) fn try_lock_exclusive(file: &impl AsRawFd) -> io::Result<bool> {
+    // SAFETY: flock reads no memory of ours.
+    match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } {
+        -1 => {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                Ok(false)
+            } else {
+                Err(error)
+            }
+        }
+        _ => Ok(true),
+    }
+}
