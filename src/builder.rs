@@ -249,6 +249,8 @@ pub(crate) struct Spec {
     pub(crate) resolver: Option<crate::lookup::Resolver>,
     /// The limit on a look-up (with a client's connect timeout, whichever ends first).
     pub(crate) lookup_timeout: Duration,
+    /// The IPv6 zone of the bind address, from `bind(SocketAddrV6)` (0: none).
+    pub(crate) bind_scope_id: u32,
 }
 
 /// What a factory needs of its description once its socket is made.
@@ -317,6 +319,7 @@ impl Default for Spec {
             source: Source::Describe,
             resolver: None,
             lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
+            bind_scope_id: 0,
         }
     }
 }
@@ -513,7 +516,9 @@ impl SocketFactoryBuilder {
     /// 5 ms to 1 s).
     ///
     /// The listener is kept and the queued clients wait in the kernel; each episode gives one
-    /// [`SocketFailed`] ("accept") and one `error!` line, whatever its length. Pauses are whole
+    /// [`SocketFailed`] ("accept") and one `error!` line, whatever its length. An episode ends
+    /// only once accepting has gone well for `max` since its last error: a server held at its
+    /// limit, each freed descriptor taken by the next client, reports once, not per client. Pauses are whole
     /// milliseconds, at least 1 ms (retrying at once would spin on `EMFILE`); a `max` below
     /// `first` is taken as `first`.
     pub fn accept_backoff(mut self, first: Duration, max: Duration) -> Self {
@@ -602,6 +607,13 @@ impl SocketFactoryBuilder {
     /// # Errors
     /// When the process was not socket-activated, or no socket has that name: a `SocketFailed`
     /// with [`Operation::Socket`](crate::Operation::Socket) and `ENOENT`-like `NotFound`.
+    /// A `LISTEN_FDS` that is not a count of descriptors this process can have (negative, not a
+    /// number, beyond `RLIMIT_NOFILE`) is the same failure with `InvalidInput`.
+    ///
+    /// # Notes
+    /// `LISTEN_PID`, when set, must be this process. When it is not set at all, `LISTEN_FDS` is
+    /// obeyed (as listenfd and tokio-listener do), for `systemfd --no-pid` and the like;
+    /// systemd itself always sets it.
     pub fn systemd(mut self, name: Option<&str>) -> Self {
         self.spec.source = Source::Systemd(name.map(str::to_owned));
         self

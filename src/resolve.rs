@@ -423,6 +423,10 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
             bind_path = path;
             Some(addr)
         }
+        (Some(Address::Ip(IpAddr::V6(ip))), _) if spec.bind_scope_id != 0 => Some(
+            std::net::SocketAddrV6::new(*ip, number_of(&spec.bind_port), 0, spec.bind_scope_id)
+                .into(),
+        ),
         (Some(Address::Ip(ip)), _) => Some(SocketAddr::new(*ip, number_of(&spec.bind_port)).into()),
         // A client binds only when asked to; a server or datagram socket binds to any address.
         (None, Domain::Inet | Domain::Inet6)

@@ -258,3 +258,19 @@ pub(crate) fn try_lock_exclusive(file: &impl AsRawFd) -> io::Result<bool> {
         _ => Ok(true),
     }
 }
+
+/// The process's descriptor limit (`RLIMIT_NOFILE`'s soft value), capped to what an `int`
+/// descriptor can be.
+pub(crate) fn max_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into the rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
+        return 1024;
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let soft = limit.rlim_cur as u64;
+    soft.min(i32::MAX as u64)
+}
