@@ -214,6 +214,7 @@ impl Acceptor {
     }
 
     /// The listening socket.
+    #[allow(dead_code)] // for the socket handover
     pub(crate) fn listener(&self) -> &Socket {
         self.listener.get_ref()
     }

@@ -761,7 +761,9 @@ impl SocketFactoryBuilder {
         let parts = local.parts();
         let scope_id = parts.scope_id;
         let mut builder = self.place(parts, Self::bind_address, Self::bind_port);
-        builder.spec.bind_scope_id = scope_id;
+        if scope_id != 0 || builder.spec.rare.is_some() {
+            builder.spec.rare_mut().bind_scope_id = scope_id;
+        }
         builder
     }
 

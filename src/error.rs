@@ -131,6 +131,16 @@ pub enum ConfigError {
         /// What is accepted.
         allowed: String,
     },
+    /// No recipient at all: neither an owner nor a success or failure recipient, so nothing the
+    /// factory made could ever be received.
+    NoRecipient,
+    /// A duration the factory cannot use (a zero owner-check period, say).
+    InvalidDuration {
+        /// The setting, by its builder method's name.
+        setting: &'static str,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -180,6 +190,10 @@ impl fmt::Display for ConfigError {
                 value,
                 allowed,
             } => write!(f, "{setting} {value} is out of range: {allowed}"),
+            ConfigError::NoRecipient => f.write_str(
+                "no recipient: give an owner, a success recipient or a failure recipient",
+            ),
+            ConfigError::InvalidDuration { setting, reason } => write!(f, "{setting}: {reason}"),
         }
     }
 }

@@ -118,8 +118,9 @@ pub mod testing;
 pub use addr::{Address, Port, SocketAddress};
 pub use builder::DEFAULT_LOOKUP_TIMEOUT;
 pub use builder::{
-    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_ACCEPT_BACKOFF,
-    DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK,
+    Domain, Protocol, SocketFactoryBuilder, SocketType, Spawned, UnknownName,
+    DEFAULT_ACCEPT_BACKOFF, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING,
+    DEFAULT_OWNER_CHECK,
 };
 pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};

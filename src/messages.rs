@@ -69,6 +69,9 @@ pub struct SocketCreated {
     /// accepted UNIX socket (accept gives no address, as POE notes) and an unconnected datagram
     /// socket.
     pub peer: Option<SocketAddress>,
+    /// The socket's local address: the listening address for an accepted socket, the bound
+    /// address for a client or datagram socket. `None` only where the OS gives none.
+    pub local: Option<SocketAddress>,
     /// The factory that made the socket.
     pub id: FactoryId,
     /// The peer process's credentials, for UNIX stream sockets (accepted or connected) where
@@ -87,6 +90,7 @@ impl fmt::Debug for SocketCreated {
         f.debug_struct("SocketCreated")
             .field("socket", &self.socket)
             .field("peer", &self.peer)
+            .field("local", &self.local)
             .field("credentials", &self.credentials)
             .field("id", &self.id)
             .field("domain", &self.domain)
@@ -247,13 +251,30 @@ impl SocketFailed {
     }
 }
 
+impl SocketFailed {
+    /// The mistake in the description, for an [`Operation::Config`] failure.
+    pub fn config_error(&self) -> Option<&crate::ConfigError> {
+        self.error.get_ref()?.downcast_ref()
+    }
+
+    /// The operation and the OS error, without the factory: `bind: Address already in use (os
+    /// error 98)`.
+    pub(crate) fn describe(&self) -> String {
+        format!("{}: {}", self.operation, self.error)
+    }
+}
+
 impl fmt::Display for SocketFailed {
+    /// `factory 7: bind: Address already in use (os error 98)`: the OS error once, with its
+    /// number as the OS words it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "factory {} {} error", self.id, self.operation)?;
-        if let Some(errno) = self.errno {
-            write!(f, " {errno}")?;
-        }
-        write!(f, ": {}", self.error)
+        write!(f, "factory {}: {}: {}", self.id, self.operation, self.error)
+    }
+}
+
+impl std::error::Error for SocketFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 

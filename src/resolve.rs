@@ -149,8 +149,44 @@ impl Spec {
                 }
             }
         }
+        if self.owner_check == Some(std::time::Duration::ZERO) {
+            return Err(ConfigError::InvalidDuration {
+                setting: "owner_check_interval",
+                reason: "a zero period; use None to turn the check off",
+            });
+        }
         self.options.validate(domain, self.socket_type)?;
         Ok(())
+    }
+
+    /// What the factory is for, in a few words for its log lines: `127.0.0.1:0`,
+    /// `localhost:80`, `/run/app.sock`, `adopted socket`.
+    pub(crate) fn describe(&self) -> String {
+        use crate::adopt::Source;
+        match &self.source {
+            Source::Adopt(_) => return "adopted socket".to_owned(),
+            Source::Systemd(Some(name)) => return format!("systemd socket {name:?}"),
+            Source::Systemd(None) => return "systemd socket".to_owned(),
+            Source::Describe => {}
+        }
+        let (address, port) = match self.role() {
+            Role::Connect => (&self.remote_address, &self.remote_port),
+            _ => (&self.bind_address, &self.bind_port),
+        };
+        let address = address
+            .as_ref()
+            .map_or_else(|| "*".to_owned(), ToString::to_string);
+        match port {
+            Some(port) if self.effective_domain() != Domain::Unix => {
+                if address.contains(':') {
+                    format!("[{address}]:{port}")
+                } else {
+                    format!("{address}:{port}")
+                }
+            }
+            None if self.effective_domain() != Domain::Unix => format!("{address}:0"),
+            _ => address,
+        }
     }
 
     fn needs_lookup(&self) -> bool {
@@ -292,10 +328,10 @@ impl Spec {
     /// the look-up timeout ("resolve").
     pub(crate) fn lookup_limit(&self) -> (std::time::Duration, Operation) {
         match self.connect_timeout {
-            Some(connect) if self.role() == Role::Connect && connect <= self.lookup_timeout => {
+            Some(connect) if self.role() == Role::Connect && connect <= self.lookup_timeout() => {
                 (connect, Operation::Connect)
             }
-            _ => (self.lookup_timeout, Operation::Resolve),
+            _ => (self.lookup_timeout(), Operation::Resolve),
         }
     }
 }
@@ -305,7 +341,7 @@ async fn lookup_names(spec: Spec) -> Result<Plan, Failure> {
     // NUL-holding name would otherwise come back as the resolver's failure, or worse, a query).
     spec.validate().map_err(Failure::config)?;
     let mut spec = spec;
-    let resolver = spec.resolver.clone().unwrap_or_default();
+    let resolver = spec.resolver();
     let domain = spec.effective_domain();
     let transport = match spec.socket_type {
         SocketType::Stream => "tcp",
@@ -423,8 +459,8 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
             bind_path = path;
             Some(addr)
         }
-        (Some(Address::Ip(IpAddr::V6(ip))), _) if spec.bind_scope_id != 0 => Some(
-            std::net::SocketAddrV6::new(*ip, number_of(&spec.bind_port), 0, spec.bind_scope_id)
+        (Some(Address::Ip(IpAddr::V6(ip))), _) if spec.bind_scope_id() != 0 => Some(
+            std::net::SocketAddrV6::new(*ip, number_of(&spec.bind_port), 0, spec.bind_scope_id())
                 .into(),
         ),
         (Some(Address::Ip(ip)), _) => Some(SocketAddr::new(*ip, number_of(&spec.bind_port)).into()),
@@ -454,9 +490,7 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
         (_, Some(Protocol::Number(number))) => Some(*number),
         _ => None,
     };
-    let backlog = spec
-        .listen_queue
-        .map_or(somaxconn(), |asked| asked.min(somaxconn() as u32) as i32);
+    let backlog = backlog(spec.listen_queue);
     let reuse = spec
         .reuse
         .unwrap_or(role == Role::Listen && domain != Domain::Unix);
@@ -496,6 +530,23 @@ fn unix_sockaddr(address: &Address) -> io::Result<(SockAddr, Option<PathBuf>)> {
             io::ErrorKind::InvalidInput,
             format!("{ip} is not a unix socket address"),
         )),
+    }
+}
+
+/// The `listen(2)` backlog for a `ListenQueue`: 0 or none means `SOMAXCONN` (POE's default),
+/// and a larger value is clipped to it, said once at `debug`.
+fn backlog(asked: Option<u32>) -> i32 {
+    let max = somaxconn();
+    match asked {
+        None | Some(0) => max,
+        Some(asked) if asked > max as u32 => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                log::debug!("listen queue {asked} asked, {max} applied (the system's SOMAXCONN)")
+            });
+            max
+        }
+        Some(asked) => asked as i32,
     }
 }
 

@@ -79,7 +79,8 @@ impl Place {
 /// file system's inode reuse allows.
 #[derive(Debug)]
 pub(crate) struct SocketFile {
-    place: Place,
+    /// Boxed: a factory keeping its file after delivery holds this record inline.
+    place: Box<Place>,
     dev: u64,
     ino: u64,
     /// Keeps our inode, and so its number, from being reused while we may still compare it.
@@ -113,7 +114,7 @@ impl SocketFile {
             ));
         }
         Ok(SocketFile {
-            place,
+            place: Box::new(place),
             dev: id.dev,
             ino: id.ino,
             #[cfg(any(target_os = "linux", target_os = "android"))]
