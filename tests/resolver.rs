@@ -540,3 +540,29 @@ async fn a_bound_factory_resolves_nothing_for_literals() {
     assert_eq!(started.load(Ordering::SeqCst), 0);
     drop(SocketFactory::builder());
 }
+
+/// StopFactory during a look-up that never ends: the factory ends at once, the look-up future
+/// is dropped, and nothing is delivered afterwards.
+#[actix::test]
+async fn stop_factory_during_a_hung_lookup_drops_it_at_once() {
+    let mut events = Events::start();
+    let never = Never::default();
+    let (started, dropped) = (Arc::clone(&never.started), Arc::clone(&never.dropped));
+    let factory = events
+        .builder()
+        .bind(("hang.test", 0))
+        .resolver(never)
+        .start();
+    assert!(wait_until(LIMIT, || started.load(Ordering::SeqCst) == 1).await);
+    let began = Instant::now();
+    factory
+        .send(actix_socket_factory::StopFactory)
+        .await
+        .expect("stopped");
+    assert!(wait_until(LIMIT, || !factory.connected()).await);
+    assert!(wait_until(LIMIT, || dropped.load(Ordering::SeqCst) == 1).await);
+    let took = began.elapsed();
+    assert!(took < STOP_BOUND, "ended {took:?} after StopFactory");
+    let late = events.next(Duration::from_millis(200)).await;
+    assert!(late.is_err(), "delivered after the stop: {late:?}");
+}
