@@ -806,6 +806,7 @@ impl SocketFactoryBuilder {
     /// # Errors
     /// On expiry the owner gets `SocketFailed` with `ETIMEDOUT`: "resolve" when this limit
     /// expired, "connect" when a client's connect timeout did (as for a slow connect).
+    /// A zero limit is a [`ConfigError::InvalidDuration`].
     pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
         self.spec.rare_mut().lookup_timeout = Some(timeout);
         self

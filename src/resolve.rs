@@ -155,6 +155,12 @@ impl Spec {
                 reason: "a zero period; use None to turn the check off",
             });
         }
+        if self.lookup_timeout().is_zero() {
+            return Err(ConfigError::InvalidDuration {
+                setting: "lookup_timeout",
+                reason: "a zero limit: every look-up would fail before it began",
+            });
+        }
         self.options.validate(domain, self.socket_type)?;
         Ok(())
     }

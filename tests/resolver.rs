@@ -566,3 +566,22 @@ async fn stop_factory_during_a_hung_lookup_drops_it_at_once() {
     let late = events.next(Duration::from_millis(200)).await;
     assert!(late.is_err(), "delivered after the stop: {late:?}");
 }
+
+#[test]
+fn a_zero_lookup_timeout_is_a_config_error() {
+    let error = SocketFactory::builder()
+        .bind(("db.test", 0))
+        .lookup_timeout(Duration::ZERO)
+        .build()
+        .expect_err("a zero limit");
+    assert!(
+        matches!(
+            error,
+            actix_socket_factory::ConfigError::InvalidDuration {
+                setting: "lookup_timeout",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
