@@ -22,6 +22,8 @@
 //! - `connect`: the client path, with RFC 8305 address racing.
 //! - `options`: socket options set before delivery (`TCP_NODELAY`, keepalive, buffers, ...).
 //! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
+//! - [`Resolve`], [`SystemResolver`] (`lookup`): pluggable host name resolvers and the bounded,
+//!   detached look-up pool; `HickoryResolver` (`hickory`, feature `hickory`): async DNS.
 //! - [`Endpoint`] (`endpoint`): `tcp://host:port`, `unix:/path` strings, and [`ToEndpoint`] for
 //!   [`bind`](SocketFactoryBuilder::bind) / [`connect`](SocketFactoryBuilder::connect);
 //!   [`reuse_from_poe`] (`poe`) for POE's `Reuse` spellings.
