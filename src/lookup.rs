@@ -169,6 +169,9 @@ enum Query {
     Host(String),
     Service(String, &'static str),
     Protocol(String),
+    /// Tests only: a look-up that takes this long, told apart by its number.
+    #[cfg(test)]
+    Hold(Duration, u32),
 }
 
 impl Query {
@@ -181,6 +184,11 @@ impl Query {
                 netdb::service_port(name, transport).map(Answer::Port)
             }
             Query::Protocol(name) => netdb::protocol_number(name).map(Answer::Protocol),
+            #[cfg(test)]
+            Query::Hold(time, _) => {
+                std::thread::sleep(*time);
+                Ok(Answer::Port(0))
+            }
         }
     }
 }
@@ -374,5 +382,67 @@ fn work() {
                 let _ = tx.send(outcome.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued() -> usize {
+        pool().lock().queue.len()
+    }
+
+    /// The pool's bounds, in one test (the pool is process-wide): never more than WORKERS
+    /// threads, waiters that give up take their queued look-ups with them, identical look-ups
+    /// share one run.
+    #[test]
+    fn bounded_queue_dropped_with_its_waiters_and_shared_runs() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let hold = Duration::from_millis(400);
+            // Saturate the pool.
+            let busy: Vec<Waiter> = (0..WORKERS as u32)
+                .map(|n| submit(Query::Hold(hold, n)))
+                .collect();
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while queued() > 0 && std::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(queued(), 0, "the busy ones run");
+            // Abandoned look-ups beyond it: queued, then gone with their waiters.
+            let abandoned: Vec<Waiter> = (0..100)
+                .map(|n| submit(Query::Hold(hold, 1000 + n)))
+                .collect();
+            assert!(pool().lock().workers <= WORKERS);
+            assert_eq!(queued(), 100);
+            drop(abandoned);
+            assert_eq!(queued(), 0, "dropped waiters leave nothing queued");
+            // A waiter whose deadline passes in the queue is dropped too.
+            let late = tokio::time::timeout(
+                Duration::from_millis(50),
+                submit(Query::Hold(Duration::ZERO, 2000)).wait(),
+            )
+            .await;
+            assert!(late.is_err(), "queued behind the busy ones");
+            assert_eq!(queued(), 0);
+            // Identical look-ups share one job.
+            let twins: Vec<Waiter> = (0..50).map(|_| submit(Query::Hold(hold, 3000))).collect();
+            assert_eq!(queued(), 1);
+            assert_eq!(
+                pool().lock().jobs[&Query::Hold(hold, 3000)].waiters.len(),
+                50
+            );
+            for waiter in busy {
+                assert!(matches!(waiter.wait().await, Ok(Answer::Port(0))));
+            }
+            for waiter in twins {
+                assert!(matches!(waiter.wait().await, Ok(Answer::Port(0))));
+            }
+            assert!(pool().lock().workers <= WORKERS);
+        });
     }
 }
