@@ -91,30 +91,44 @@ static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 /// Only reads the environment (never changes it, which would race with other threads).
 /// `LISTEN_PID`, when set, must be this process, so a variable meant for a parent is not obeyed
 /// by a child; when it is not set at all, `LISTEN_FDS` is obeyed, as listenfd and
-/// tokio-listener do, for `systemfd --no-pid` (systemd itself always sets it). A `LISTEN_FDS`
+/// tokio-listener do, for `systemfd --no-pid` (systemd itself always sets it), unless a
+/// handover's variables are there, meant for another process (a successor's child). A `LISTEN_FDS`
 /// that is not a count of descriptors this process can have is a clear error, never a loop.
 pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
+    // A predecessor's handover (crate::handover) sets no LISTEN_PID: its own variable vouches.
+    let handed = crate::handover::handed_over();
     let fds = std::env::var("LISTEN_FDS");
-    match std::env::var("LISTEN_PID") {
-        Ok(pid) if pid.trim().parse::<u32>().ok() != Some(std::process::id()) => {
-            return Err(not_found(format!(
-                "LISTEN_PID={pid} is not this process ({})",
-                std::process::id()
-            )));
+    if !handed {
+        match std::env::var("LISTEN_PID") {
+            Ok(pid) if pid.trim().parse::<u32>().ok() != Some(std::process::id()) => {
+                return Err(not_found(format!(
+                    "LISTEN_PID={pid} is not this process ({})",
+                    std::process::id()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) if fds.is_err() => {
+                return Err(not_found(
+                    "LISTEN_PID and LISTEN_FDS are not set: not started by socket activation"
+                        .into(),
+                ))
+            }
+            Err(_) if std::env::var_os(crate::handover::HANDOVER_VAR).is_some() => {
+                // Started by a handover's successor: its variables were the successor's.
+                return Err(not_found(
+                    "LISTEN_PID is not set and the handover variables here are another \
+                     process's: not started by socket activation"
+                        .into(),
+                ));
+            }
+            Err(_) => log::debug!("LISTEN_PID is not set: taking LISTEN_FDS as meant for us"),
         }
-        Ok(_) => {}
-        Err(_) if fds.is_err() => {
-            return Err(not_found(
-                "LISTEN_PID and LISTEN_FDS are not set: not started by socket activation".into(),
-            ))
-        }
-        Err(_) => log::debug!("LISTEN_PID is not set: taking LISTEN_FDS as meant for us"),
     }
     let fds = fds.map_err(|_| not_found("LISTEN_FDS is not set".into()))?;
     let count = listen_fds(&fds, sys::max_open_files())?;
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
-    let names: Vec<&str> = names.split(':').collect();
+    let names = crate::handover::split_names(&names, handed);
     let mut taken = TAKEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -123,7 +137,7 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
         .filter(|(fd, _)| !taken.contains(fd))
         .find(|(_, index)| match name {
             None => true,
-            Some(wanted) => names.get(*index) == Some(&wanted),
+            Some(wanted) => names.get(*index).map(String::as_str) == Some(wanted),
         });
     let Some((fd, _)) = found else {
         return Err(not_found(match name {
@@ -134,6 +148,27 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let socket = sys::inherited_socket(fd)?;
     taken.push(fd);
     Ok(socket)
+}
+
+/// Whether the inherited descriptor `fd` was taken by a factory (crate::handover lists the rest).
+pub(crate) fn is_taken(fd: RawFd) -> bool {
+    TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(&fd)
+}
+
+/// Records `fd` as taken unless it already is; true when this call took it (crate::handover
+/// closes unclaimed sockets this way, so no factory takes one afterwards).
+pub(crate) fn mark_taken(fd: RawFd) -> bool {
+    let mut taken = TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if taken.contains(&fd) {
+        return false;
+    }
+    taken.push(fd);
+    true
 }
 
 /// The count in `LISTEN_FDS`, checked: a number from 0 up to what fits between descriptor 3 and

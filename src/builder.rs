@@ -670,7 +670,8 @@ impl SocketFactoryBuilder {
     /// # Notes
     /// `LISTEN_PID`, when set, must be this process. When it is not set at all, `LISTEN_FDS` is
     /// obeyed (as listenfd and tokio-listener do), for `systemfd --no-pid` and the like;
-    /// systemd itself always sets it.
+    /// systemd itself always sets it. Not so in a process started by a handover's successor,
+    /// whose inherited variables were the successor's (see [`crate::handover`]).
     pub fn systemd(mut self, name: Option<&str>) -> Self {
         self.spec.source = Source::Systemd(name.map(str::to_owned));
         self

@@ -34,6 +34,8 @@
 //! - [`GetStats`] / [`FactoryStats`] (`stats`): live counters.
 //! - messages (`messages`) and errors (`error`); `sys`: the few raw system calls, all the
 //!   crate's `unsafe`.
+//! - [`handover`]: passing listening sockets to a new process (graceful restart, binary
+//!   upgrade, pre-forked workers), with [`ShareListener`] and [`Relinquish`] on the actor's side.
 //! - [`testing`]: a collecting owner with bounded waits, for message-driven tests.
 //!
 //! # Example
@@ -101,6 +103,7 @@ mod endpoint;
 mod error;
 mod factory;
 mod group;
+pub mod handover;
 #[cfg(feature = "hickory")]
 mod hickory;
 mod lookup;
@@ -139,6 +142,7 @@ pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
     SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
+pub use messages::{Relinquish, ShareListener};
 pub use poe::reuse_from_poe;
 pub use socket2;
 pub use stats::{FactoryStats, GetStats};

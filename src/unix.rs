@@ -150,6 +150,18 @@ impl SocketFile {
     }
 }
 
+impl SocketFile {
+    /// Forgets the file without removing it: another process (a handover's successor) serves on
+    /// it now. Only the record goes (on Linux, its `O_PATH` pin is closed).
+    pub(crate) fn disown(mut self) {
+        log::debug!(
+            "socket file {} left to its new owner",
+            self.place.path.display()
+        );
+        self.place.path = PathBuf::new();
+    }
+}
+
 impl Drop for SocketFile {
     /// Removes the file if it is still ours; anything else now at the path is left alone.
     ///
@@ -158,6 +170,9 @@ impl Drop for SocketFile {
     /// removes a link itself, never its target: a symlink put at the path is not ours, and
     /// neither it nor what it points to is touched.
     fn drop(&mut self) {
+        if self.place.path.as_os_str().is_empty() {
+            return; // disowned: the file belongs to a successor now
+        }
         let path = self.place.path.display();
         match self.place.stat() {
             Ok(id) if self.is_ours(&id) => {

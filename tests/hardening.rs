@@ -50,8 +50,20 @@ fn child_link_local_zone() {
         Ok(index) => index,
         Err(reason) => return child::skip(&format!("cannot add {ip} to lo ({reason})")),
     };
+    // A new address is tentative until the kernel's duplicate address detection is over (at
+    // once on lo, but from a work queue): wait, bounded, until it can be bound.
+    let until = Instant::now() + Duration::from_secs(5);
+    let probe = loop {
+        match std::net::TcpListener::bind(SocketAddrV6::new(ip, 0, 0, lo)) {
+            Ok(probe) => break probe,
+            Err(error) if Instant::now() < until => {
+                assert_eq!(error.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{error}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => panic!("{ip}%{lo} never usable: {error}"),
+        }
+    };
     // std needs the zone too: the address is unreachable without it.
-    let probe = std::net::TcpListener::bind(SocketAddrV6::new(ip, 0, 0, lo)).expect("std bind");
     let port = probe.local_addr().unwrap().port();
     assert!(std::net::TcpStream::connect(SocketAddrV6::new(ip, port, 0, 0)).is_err());
     drop(probe);
