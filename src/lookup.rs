@@ -320,7 +320,11 @@ fn submit(query: Query) -> Waiter {
     state.queue.push_back(query);
     if state.idle > 0 {
         pool.work.notify_one();
-    } else if state.workers < WORKERS {
+    }
+    // An idle thread counts as idle until it has taken the lock again: more queued look-ups than
+    // idle threads means one more thread (up to the cap), never a look-up left behind a slow one
+    // while the pool has room.
+    if state.queue.len() > state.idle && state.workers < WORKERS {
         state.workers += 1;
         let spawned = std::thread::Builder::new()
             .name("socket-factory-lookup".into())
