@@ -22,9 +22,10 @@ use crate::adopt::{self, Source};
 use crate::builder::{Domain, Service, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
+use crate::handover::{self, SharedSocket};
 use crate::messages::{
-    FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents, SocketCreated,
-    SocketFailed, StopFactory,
+    FactoryId, GetId, GetSockName, PauseAccept, Relinquish, ResumeAccept, SetEvents, ShareListener,
+    SocketCreated, SocketFailed, StopFactory,
 };
 use crate::open::{self, Opened};
 use crate::options::Options;
@@ -877,7 +878,9 @@ impl SocketFactory {
     }
 }
 
-/// Not paused, not gated, and someone to deliver to.
+/// Not paused, not gated, and a success route that has not been found gone. Whether its actor
+/// is alive is learnt at delivery (one upgrade of a weak address per socket, not one per poll
+/// as well).
 fn wants_clients(factory: &SocketFactory) -> bool {
     !factory.paused && !factory.gated && factory.owners.can_deliver()
 }
@@ -1168,6 +1171,60 @@ impl Handler<GetStats> for SocketFactory {
                 .map(|keeper| keeper.gate().stats())
                 .unwrap_or_default(),
         })
+    }
+}
+
+// ---- Handover (issue 18): share the listener with a new process, then give it up ----
+
+impl Handler<ShareListener> for SocketFactory {
+    type Result = io::Result<SharedSocket>;
+
+    fn handle(&mut self, share: ShareListener, _: &mut Context<Self>) -> Self::Result {
+        let State::Listening(listening) = &self.state else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!(
+                    "the factory does not listen ({}): nothing to share",
+                    self.state.label()
+                ),
+            ));
+        };
+        let listener = listening.acceptor.listener();
+        let name = match share.name {
+            Some(name) => name,
+            None => handover::address_name(listener)?,
+        };
+        log::debug!(
+            "factory {} ({}): sharing its listener as {name:?}",
+            self.id,
+            self.name
+        );
+        SharedSocket::new(name, listener.try_clone()?)
+    }
+}
+
+impl Handler<Relinquish> for SocketFactory {
+    type Result = ();
+
+    fn handle(&mut self, _: Relinquish, ctx: &mut Context<Self>) {
+        log::info!(
+            "factory {} ({}): socket handed over; stopping",
+            self.id,
+            self.name
+        );
+        // The successor serves on the UNIX socket file: forget it, never remove it.
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Listening(mut listening) => {
+                if let Some(file) = listening._file.take() {
+                    file.disown();
+                }
+            }
+            State::Keeping { _file, .. } => _file.disown(),
+            other => self.state = other,
+        }
+        // A kept adopted socket would hold the listener open here; nothing sets up again.
+        self.spec = None;
+        self.retire(ctx);
     }
 }
 

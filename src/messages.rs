@@ -404,3 +404,39 @@ pub struct GetId;
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]
 pub struct StopFactory;
+
+/// Ask a server for a duplicate of its listening socket, named, to hand to a new process
+/// ([`crate::handover`]). The factory keeps accepting until told [`Relinquish`].
+///
+/// The name is the one given, else the listener's own address as an endpoint string
+/// ([`address_name`](crate::handover::address_name): `tcp://127.0.0.1:8080`, `unix:/run/app.sock`).
+///
+/// # Errors
+/// `NotConnected` when the factory does not listen (a client, a datagram factory, stopped); the
+/// OS's error when the descriptor cannot be duplicated.
+#[derive(Debug, Clone, Default, Message)]
+#[rtype(result = "io::Result<crate::handover::SharedSocket>")]
+pub struct ShareListener {
+    /// The name the successor takes the socket by; `None`: the listener's address.
+    pub name: Option<String>,
+}
+
+impl ShareListener {
+    /// A duplicate named `name`.
+    pub fn named(name: impl Into<String>) -> Self {
+        ShareListener {
+            name: Some(name.into()),
+        }
+    }
+}
+
+/// Give the listening socket up to the process that now shares it: stop accepting, close this
+/// process's listener and forget its UNIX socket file **without removing it** (the successor
+/// serves on it), then stop the factory. Clients still in the listen queue stay there for the
+/// successor; sockets already delivered are the owner's and stay open.
+///
+/// Send it after a successor reported ready ([`crate::handover::Starting::ready`]). Nothing more
+/// is delivered or reported afterwards; a factory that does not listen just stops.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct Relinquish;

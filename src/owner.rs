@@ -26,8 +26,9 @@ use crate::messages::{EventChange, SocketCreated, SocketFailed};
 /// would pay for the second.
 pub(crate) trait OwnerActor: Send + 'static {
     fn connected(&self) -> bool;
-    fn created(&self, created: SocketCreated);
-    fn failed(&self, failed: SocketFailed);
+    /// Sends when the owner is alive (one upgrade of the weak address); gives it back if not.
+    fn created(&self, created: SocketCreated) -> Result<(), SocketCreated>;
+    fn failed(&self, failed: SocketFailed) -> Result<(), SocketFailed>;
     fn clone_box(&self) -> Box<dyn OwnerActor>;
     /// The factory's routing state, with this address stored inline.
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners>;
@@ -42,16 +43,12 @@ where
         self.upgrade().is_some_and(|owner| owner.connected())
     }
 
-    fn created(&self, created: SocketCreated) {
-        if let Some(owner) = self.upgrade() {
-            owner.do_send(created);
-        }
+    fn created(&self, created: SocketCreated) -> Result<(), SocketCreated> {
+        send_to_addr(self, created)
     }
 
-    fn failed(&self, failed: SocketFailed) {
-        if let Some(owner) = self.upgrade() {
-            owner.do_send(failed);
-        }
+    fn failed(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
+        send_to_addr(self, failed)
     }
 
     fn clone_box(&self) -> Box<dyn OwnerActor> {
@@ -60,6 +57,22 @@ where
 
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
         share(*self, table)
+    }
+}
+
+fn send_to_addr<A, M>(owner: &WeakAddr<A>, message: M) -> Result<(), M>
+where
+    A: Actor + Handler<M>,
+    A::Context: ToEnvelope<A, M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match owner.upgrade() {
+        Some(owner) if owner.connected() => {
+            owner.do_send(message);
+            Ok(())
+        }
+        _ => Err(message),
     }
 }
 
@@ -80,9 +93,13 @@ impl OwnerActor for NoOwner {
     }
 
     // Never called: no route leads to a missing owner.
-    fn created(&self, _: SocketCreated) {}
+    fn created(&self, created: SocketCreated) -> Result<(), SocketCreated> {
+        Err(created)
+    }
 
-    fn failed(&self, _: SocketFailed) {}
+    fn failed(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
+        Err(failed)
+    }
 
     fn clone_box(&self) -> Box<dyn OwnerActor> {
         Box::new(NoOwner)
@@ -98,18 +115,18 @@ pub(crate) trait Event: Message + Send + Sized
 where
     Self::Result: Send,
 {
-    fn send_to(self, owner: &dyn OwnerActor);
+    fn send_to(self, owner: &dyn OwnerActor) -> Result<(), Self>;
 }
 
 impl Event for SocketCreated {
-    fn send_to(self, owner: &dyn OwnerActor) {
-        owner.created(self);
+    fn send_to(self, owner: &dyn OwnerActor) -> Result<(), Self> {
+        owner.created(self)
     }
 }
 
 impl Event for SocketFailed {
-    fn send_to(self, owner: &dyn OwnerActor) {
-        owner.failed(self);
+    fn send_to(self, owner: &dyn OwnerActor) -> Result<(), Self> {
+        owner.failed(self)
     }
 }
 
@@ -205,6 +222,8 @@ pub(crate) struct Table {
     failure: Option<WeakRecipient<SocketFailed>>,
     success_to_owner: bool,
     failure_to_owner: bool,
+    /// The last delivery to the success route failed: its actor is gone.
+    success_lost: bool,
 }
 
 /// A factory's routing state with its owner's address inline: one allocation, shared with the
@@ -232,6 +251,7 @@ impl Owners {
             failure,
             success_to_owner,
             failure_to_owner,
+            success_lost: false,
         };
         let owner = routes.owner.unwrap_or_else(|| Box::new(NoOwner));
         owner.into_owners(table)
@@ -240,8 +260,12 @@ impl Owners {
     /// Sends to the success route; gives the message back when it goes nowhere, or can no
     /// longer be reached.
     pub(crate) fn deliver(&self, created: SocketCreated) -> Result<(), SocketCreated> {
-        let table = self.table.borrow();
-        send(&table.success, table.success_to_owner, &self.owner, created)
+        let mut table = self.table.borrow_mut();
+        let sent = send(&table.success, table.success_to_owner, &self.owner, created);
+        // Remembered, so the accept loop stops taking clients for a success recipient that is
+        // gone without upgrading its weak address at every poll.
+        table.success_lost = sent.is_err();
+        sent
     }
 
     /// Sends to the failure route; gives the message back when there is none to take it.
@@ -265,10 +289,11 @@ impl Owners {
         table.success.is_some() || table.success_to_owner
     }
 
-    /// Whether a success route is set and reachable: the condition to accept.
+    /// Whether a success route is set and its last delivery, if any, went through: the
+    /// condition to accept. (A lost recipient is found at delivery; `SetEvents` clears it.)
     pub(crate) fn can_deliver(&self) -> bool {
         let table = self.table.borrow();
-        reachable(&table.success, table.success_to_owner, &self.owner) == Some(true)
+        (table.success.is_some() || table.success_to_owner) && !table.success_lost
     }
 
     /// The owner is gone when none of the routes it set can be reached. With none set there is
@@ -289,6 +314,9 @@ impl Owners {
         failure: EventChange<SocketFailed>,
     ) {
         let table = &mut *self.table.borrow_mut();
+        if !matches!(success, EventChange::Keep) {
+            table.success_lost = false;
+        }
         apply(&mut table.success, &mut table.success_to_owner, success);
         apply(&mut table.failure, &mut table.failure_to_owner, failure);
     }
@@ -324,7 +352,7 @@ where
             Some(recipient) if recipient.connected() => recipient.do_send(message),
             _ => return Err(message),
         },
-        None if to_owner && owner.connected() => message.send_to(owner),
+        None if to_owner => return message.send_to(owner),
         None => return Err(message),
     }
     Ok(())

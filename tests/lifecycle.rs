@@ -557,5 +557,15 @@ fn child_stop_during_lookup() {
             "delivered after stop"
         );
         println!("stopped during look-ups in {took:?}");
+
+        // An unknown host is an error where the awaited start is awaited.
+        let failed = events
+            .builder()
+            .connect(("unknown.test", 9))
+            .spawn()
+            .await
+            .expect_err("an unknown host");
+        assert_eq!(failed.operation, Operation::Resolve, "{failed}");
+        assert!(events.next(Duration::from_millis(100)).await.is_err());
     });
 }
