@@ -249,6 +249,12 @@ pub(crate) struct Spec {
     /// An endpoint string given to `bind` or `connect` that did not parse: reported as a
     /// `ConfigError` by `build()` and `start()`.
     pub(crate) endpoint_error: Option<crate::endpoint::EndpointError>,
+    /// Look-up and zone settings most factories leave alone: boxed once one is set, so an
+    /// idle factory does not carry them.
+    pub(crate) rare: Option<Box<Rare>>,
+    /// PROXY protocol on accepted connections (servers only).
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy: Option<crate::proxy::ProxyProtocol>,
 }
 
 /// What a factory needs of its description once its socket is made.
@@ -259,6 +265,9 @@ pub(crate) struct Service {
     pub(crate) accept_backoff: Pacing,
     /// For accepted sockets.
     pub(crate) options: Options,
+    /// PROXY protocol on accepted connections.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy: Option<crate::proxy::ProxyProtocol>,
 }
 
 impl Spec {
@@ -268,6 +277,8 @@ impl Spec {
             happy_eyeballs_delay: self.happy_eyeballs_delay,
             accept_backoff: self.accept_backoff,
             options: self.options.clone(),
+            #[cfg(feature = "proxy-protocol")]
+            proxy: self.proxy.clone(),
         }
     }
 }
@@ -293,6 +304,50 @@ const MAX_OWNER_CHECK: Duration = Duration::from_secs(86_400);
 pub const DEFAULT_ACCEPT_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(5), Duration::from_secs(1));
 
+/// Settings of a description most factories leave alone (see `Spec::rare`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rare {
+    /// Who looks host names up; `None`: the default [`SystemResolver`](crate::SystemResolver).
+    pub(crate) resolver: Option<crate::lookup::Resolver>,
+    /// The limit on a look-up (with a client's connect timeout, whichever ends first); `None`:
+    /// [`DEFAULT_LOOKUP_TIMEOUT`].
+    pub(crate) lookup_timeout: Option<Duration>,
+    /// The IPv6 zone of the bind address, from `bind(SocketAddrV6)` (0: none).
+    pub(crate) bind_scope_id: u32,
+}
+
+impl Spec {
+    /// The rare settings, made on first use.
+    pub(crate) fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The resolver to use.
+    pub(crate) fn resolver(&self) -> crate::lookup::Resolver {
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.resolver.clone())
+            .unwrap_or_default()
+    }
+
+    /// The look-up limit.
+    pub(crate) fn lookup_timeout(&self) -> Duration {
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.lookup_timeout)
+            .unwrap_or(DEFAULT_LOOKUP_TIMEOUT)
+    }
+
+    /// The bind address's IPv6 zone (0: none).
+    pub(crate) fn bind_scope_id(&self) -> u32 {
+        self.rare.as_ref().map_or(0, |rare| rare.bind_scope_id)
+    }
+}
+
+/// Default limit on the look-up of a factory's names (host, service, protocol): a server's or
+/// datagram socket's whole look-up, and a client's when its connect timeout is longer or unset.
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Default for Spec {
     fn default() -> Self {
         Spec {
@@ -316,6 +371,9 @@ impl Default for Spec {
             unix: UnixOptions::default(),
             source: Source::Describe,
             endpoint_error: None,
+            rare: None,
+            #[cfg(feature = "proxy-protocol")]
+            proxy: None,
         }
     }
 }
@@ -523,7 +581,9 @@ impl SocketFactoryBuilder {
     /// 5 ms to 1 s).
     ///
     /// The listener is kept and the queued clients wait in the kernel; each episode gives one
-    /// [`SocketFailed`] ("accept") and one `error!` line, whatever its length. Pauses are whole
+    /// [`SocketFailed`] ("accept") and one `error!` line, whatever its length. An episode ends
+    /// only once accepting has gone well for `max` since its last error: a server held at its
+    /// limit, each freed descriptor taken by the next client, reports once, not per client. Pauses are whole
     /// milliseconds, at least 1 ms (retrying at once would spin on `EMFILE`); a `max` below
     /// `first` is taken as `first`.
     pub fn accept_backoff(mut self, first: Duration, max: Duration) -> Self {
@@ -618,6 +678,14 @@ impl SocketFactoryBuilder {
     /// # Errors
     /// When the process was not socket-activated, or no socket has that name: a `SocketFailed`
     /// with [`Operation::Socket`](crate::Operation::Socket) and `ENOENT`-like `NotFound`.
+    /// A `LISTEN_FDS` that is not a count of descriptors this process can have (negative, not a
+    /// number, beyond `RLIMIT_NOFILE`) is the same failure with `InvalidInput`.
+    ///
+    /// # Notes
+    /// `LISTEN_PID`, when set, must be this process. When it is not set at all, `LISTEN_FDS` is
+    /// obeyed (as listenfd and tokio-listener do), for `systemfd --no-pid` and the like;
+    /// systemd itself always sets it. Not so in a process started by a handover's successor,
+    /// whose inherited variables were the successor's (see [`crate::handover`]).
     pub fn systemd(mut self, name: Option<&str>) -> Self {
         self.spec.source = Source::Systemd(name.map(str::to_owned));
         self
@@ -732,6 +800,78 @@ impl SocketFactoryBuilder {
             }
         }
     }
+
+    /// Who looks host names up (default: [`SystemResolver`](crate::SystemResolver), the C
+    /// library's `getaddrinfo` on a small detached thread pool). With the `hickory` feature,
+    /// `HickoryResolver` is an async DNS resolver; any [`Resolve`](crate::Resolve)
+    /// implementation will do. Not in POE.
+    ///
+    /// The factory drops the look-up when its deadline passes or it stops: see
+    /// [`lookup_timeout`](Self::lookup_timeout). An IP literal is never looked up.
+    pub fn resolver(mut self, resolver: impl crate::Resolve) -> Self {
+        self.spec.rare_mut().resolver =
+            Some(crate::lookup::Resolver(std::sync::Arc::new(resolver)));
+        self
+    }
+
+    /// Bounds the look-up of the factory's names (host, service and protocol names together;
+    /// default [`DEFAULT_LOOKUP_TIMEOUT`], 10 s). A client's look-up also ends with its
+    /// [`connect_timeout`](Self::connect_timeout), whichever comes first. Not in POE.
+    ///
+    /// # Errors
+    /// On expiry the owner gets `SocketFailed` with `ETIMEDOUT`: "resolve" when this limit
+    /// expired, "connect" when a client's connect timeout did (as for a slow connect).
+    /// A zero limit is a [`ConfigError::InvalidDuration`].
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.spec.rare_mut().lookup_timeout = Some(timeout);
+        self
+    }
+
+    /// Reads a PROXY protocol header (v1 or v2, as HAProxy, nginx's stream module, AWS NLB and
+    /// others send it) at the start of every accepted connection, and delivers the client's
+    /// address from it as [`SocketCreated::peer`]; the header's details and the balancer's own
+    /// address are in `SocketCreated::proxy_header`. Stream servers only (TCP and UNIX). Not
+    /// in POE.
+    ///
+    /// Only the header's bytes are read: the client's first bytes stay in the socket for the
+    /// owner. Headers are read beside the accept loop, never holding it or other connections
+    /// up; each connection still reading counts against
+    /// [`max_outstanding`](Self::max_outstanding). A connection that sends no complete header
+    /// before the deadline, or a malformed, oversized or (when required) missing one, is closed,
+    /// counted in [`FactoryStats::proxy`](crate::FactoryStats::proxy) and logged at `debug`:
+    /// never a [`SocketFailed`]. A `LOCAL` header (a health check) is delivered with the
+    /// connection's own peer, as the specification says.
+    ///
+    /// ```
+    /// # use actix::prelude::*;
+    /// # use actix_socket_factory::{SocketFactory, SocketCreated, SocketFailed, ProxyProtocol};
+    /// # struct Owner;
+    /// # impl Actor for Owner { type Context = Context<Self>; }
+    /// # impl Handler<SocketCreated> for Owner { type Result = (); fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {} }
+    /// # impl Handler<SocketFailed> for Owner { type Result = (); fn handle(&mut self, _: SocketFailed, _: &mut Context<Self>) {} }
+    /// # #[actix::main] async fn main() {
+    /// # let owner = Owner.start();
+    /// let server = SocketFactory::builder()
+    ///     .bind_address("127.0.0.1")
+    ///     .bind_port(0)
+    ///     .proxy_protocol(ProxyProtocol::required().allow_from(["127.0.0.1".parse().unwrap()]))
+    ///     .owner(&owner)
+    ///     .build()
+    ///     .expect("a valid description");
+    /// # let _ = server;
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// On a client or datagram factory, or with a zero header timeout:
+    /// [`ConfigError::UnfitOption`] from `build()` (`SocketFailed` "config" from `start()`). An
+    /// adopted socket that turns out not to be a listener ignores the setting.
+    #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
+    pub fn proxy_protocol(mut self, proxy: crate::proxy::ProxyProtocol) -> Self {
+        self.spec.proxy = Some(proxy);
+        self
+    }
 }
 
 /// A factory started with [`SocketFactoryBuilder::spawn`], its setup over.
@@ -763,5 +903,26 @@ impl SocketFactory {
     /// A builder with POE's defaults: a stream server on any address, port 0.
     pub fn builder() -> SocketFactoryBuilder {
         SocketFactoryBuilder::new()
+    }
+}
+
+#[cfg(feature = "proxy-protocol")]
+impl Spec {
+    /// The PROXY protocol fits stream servers only.
+    pub(crate) fn check_proxy(&self) -> Result<(), ConfigError> {
+        let Some(proxy) = &self.proxy else {
+            return Ok(());
+        };
+        if self.socket_type != SocketType::Stream {
+            return Err(crate::proxy::unfit(
+                "a stream server setting, and this is a datagram factory",
+            ));
+        }
+        if self.remote_address.is_some() {
+            return Err(crate::proxy::unfit(
+                "a server setting, and this is a client factory",
+            ));
+        }
+        proxy.check()
     }
 }

@@ -12,7 +12,8 @@
 //! It listens and accepts (one `SocketCreated` per client), connects (one when the connection
 //! completes) or binds a connectionless socket (one right away), over INET, INET6 and UNIX,
 //! stream or datagram. It never blocks the actor's thread: host names, service names and protocol
-//! names are looked up on tokio's blocking pool, and every failure is a message, never a panic.
+//! names are looked up off it, by a pluggable [`Resolve`]r under a deadline (the default on a
+//! small detached thread pool), and every failure is a message, never a panic.
 //!
 //! # Organization
 //! Everything below is reachable from the crate root, and from the two public modules
@@ -33,6 +34,11 @@
 //! - **Stopping like a service**: [`stop_on_signal`] stops factories and the System at SIGTERM,
 //!   SIGINT or SIGQUIT (exit status 0, UNIX socket files removed); [`shutdown_signal`] waits
 //!   for one.
+//! - **Name look-ups**: [`Resolve`] (pluggable resolvers) and [`SystemResolver`] (the default,
+//!   on a small detached thread pool, under a deadline); `HickoryResolver` (feature `hickory`):
+//!   async DNS.
+//! - **Behind a load balancer** (feature `proxy-protocol`): `ProxyProtocol` and `ProxyHeader`,
+//!   PROXY protocol v1/v2 headers on accepted connections.
 //! - **Errors**: [`ConfigError`] (a bad description, before any socket), [`Operation`] (the step
 //!   a [`SocketFailed`] names), [`EndpointError`] (a bad endpoint string).
 //! - **Tests**: [`testing`]: a collecting owner with bounded waits, and real messages for
@@ -67,6 +73,8 @@
 //! - `serde`: [`Endpoint`] is `Serialize` and `Deserialize` as its string form.
 //! - `clap`: [`Endpoint`] works with clap's `value_parser!` and derive, through
 //!   `EndpointValueParser`.
+//! - `hickory`: `HickoryResolver`, an async, cancellable DNS resolver.
+//! - `proxy-protocol`: PROXY protocol v1/v2 on accepted connections, parsed with `ppp`.
 //!
 //! # Example
 //! A server on a free loopback port, and a client factory that connects to it:
@@ -136,12 +144,17 @@ mod factory;
 mod features;
 mod group;
 pub mod handover;
+#[cfg(feature = "hickory")]
+mod hickory;
+mod lookup;
 mod messages;
 mod netdb;
 mod open;
 mod options;
 mod owner;
 mod poe;
+#[cfg(feature = "proxy-protocol")]
+mod proxy;
 mod resolve;
 mod shutdown;
 mod stats;
@@ -151,6 +164,7 @@ mod unix;
 pub mod testing;
 
 pub use addr::{Address, Port, SocketAddress};
+pub use builder::DEFAULT_LOOKUP_TIMEOUT;
 pub use builder::{
     Domain, Protocol, SocketFactoryBuilder, SocketType, Spawned, UnknownName,
     DEFAULT_ACCEPT_BACKOFF, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING,
@@ -162,17 +176,31 @@ pub use factory::SocketFactory;
 #[cfg(feature = "clap")]
 pub use features::EndpointValueParser;
 pub use group::FactoryGroup;
+#[cfg(feature = "hickory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
+pub use hickory::HickoryResolver;
+#[cfg(feature = "hickory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
+pub use hickory_resolver;
+pub use lookup::{Resolve, Resolving, SystemResolver};
 pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
     SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
 pub use messages::{Relinquish, ShareListener};
 pub use poe::reuse_from_poe;
+#[cfg(feature = "proxy-protocol")]
+pub use proxy::{
+    InvalidNetwork, IpNetwork, ProxyCommand, ProxyHeader, ProxyMode, ProxyProtocol, ProxyStats,
+    ProxyTransport, ProxyVersion, ProxyVersions, Tlv, Untrusted, DEFAULT_PROXY_HEADER_TIMEOUT,
+    DEFAULT_PROXY_MAX_HEADER_LEN,
+};
 pub use shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use socket2;
 pub use stats::{FactoryStats, GetStats};
 
-/// Every Rust block of the README, compiled and run as a doc test so the README stays true.
-#[cfg(doctest)]
+/// Every Rust block of the README, compiled and run as a doc test so the README stays true
+/// (with every feature on, as `.ci/run` tests: the README shows the optional ones too).
+#[cfg(all(doctest, feature = "proxy-protocol"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

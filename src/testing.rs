@@ -446,6 +446,8 @@ fn created(
         credentials,
         domain,
         socket_type: SocketType::Stream,
+        #[cfg(feature = "proxy-protocol")]
+        proxy_header: None,
         _permit: None,
     }
 }
