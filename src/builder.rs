@@ -244,6 +244,8 @@ pub(crate) struct Spec {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) owner_check: Option<Duration>,
     pub(crate) accept_backoff: Pacing,
+    /// Waits between supervised setups after failures: first, cap.
+    pub(crate) restart_backoff: (Duration, Duration),
     pub(crate) unix: UnixOptions,
     pub(crate) source: Source,
     /// An endpoint string given to `bind` or `connect` that did not parse: reported as a
@@ -292,6 +294,11 @@ pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
 /// Default period of the check that the owner is still there.
 pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
+
+/// Default waits of a supervised factory between two setups after failures: the first, and the
+/// cap it doubles up to. See [`SocketFactoryBuilder::restart_backoff`].
+pub const DEFAULT_RESTART_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(5));
 
 /// The longest stagger between two connection attempts taken as given.
 const MAX_STAGGER: Duration = Duration::from_secs(3600);
@@ -368,6 +375,7 @@ impl Default for Spec {
             connect_timeout: None,
             owner_check: Some(DEFAULT_OWNER_CHECK),
             accept_backoff: Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1),
+            restart_backoff: DEFAULT_RESTART_BACKOFF,
             unix: UnixOptions::default(),
             source: Source::Describe,
             endpoint_error: None,
@@ -811,6 +819,21 @@ impl SocketFactoryBuilder {
     pub fn resolver(mut self, resolver: impl crate::Resolve) -> Self {
         self.spec.rare_mut().resolver =
             Some(crate::lookup::Resolver(std::sync::Arc::new(resolver)));
+        self
+    }
+
+    /// How long a factory under an [`actix::Supervisor`] waits before setting up again after a
+    /// failed setup: `first` after the first failure, doubling at each further one up to `max`
+    /// (default [`DEFAULT_RESTART_BACKOFF`], 100 ms to 5 s). Not in POE.
+    ///
+    /// This is what makes a supervised **client** a reconnecting client: a refused or timed-out
+    /// connect stops the factory, the Supervisor makes it again, and each attempt waits longer.
+    /// A successful setup (listening, connected, bound) starts the count again. Values under
+    /// 1 ms are taken as 1 ms, and a `max` below `first` as `first`. See the
+    /// `reconnecting_client` example.
+    pub fn restart_backoff(mut self, first: Duration, max: Duration) -> Self {
+        let first = first.max(Duration::from_millis(1));
+        self.spec.restart_backoff = (first, max.max(first));
         self
     }
 

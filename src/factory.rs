@@ -968,16 +968,16 @@ impl Handler<Go> for SocketFactory {
     }
 }
 
-/// First wait before a supervised factory sets up again after a failed setup.
-const RESTART_DELAY_START: Duration = Duration::from_millis(100);
-/// Longest wait between two supervised setups (EADDRINUSE held by another process, say).
-const RESTART_DELAY_MAX: Duration = Duration::from_secs(5);
-
-/// How long a (re)start waits after `failed` setups in a row: none at first, then growing, so
-/// a Supervisor never spins on a bind that keeps failing.
-fn restart_delay(failed: u8) -> Option<Duration> {
+/// How long a (re)start waits after `failed` setups in a row: none at first, then `first`
+/// doubling up to `max` (see [`restart_backoff`](crate::SocketFactoryBuilder::restart_backoff)),
+/// so a Supervisor never spins on a bind that keeps failing.
+fn restart_delay(failed: u8, (first, max): (Duration, Duration)) -> Option<Duration> {
     let doublings = u32::from(failed.checked_sub(1)?.min(16));
-    Some((RESTART_DELAY_START * 2u32.pow(doublings)).min(RESTART_DELAY_MAX))
+    Some(
+        first
+            .checked_mul(2u32.pow(doublings))
+            .map_or(max, |delay| delay.min(max)),
+    )
 }
 
 fn timed_out() -> Failure {
@@ -1003,7 +1003,13 @@ impl Actor for SocketFactory {
             // rather than re-binding in a loop. Dropping the factory's addresses ends it.
             return;
         }
-        match restart_delay(self.failed_starts) {
+        let backoff = self
+            .spec
+            .as_ref()
+            .map_or(crate::builder::DEFAULT_RESTART_BACKOFF, |spec| {
+                spec.restart_backoff
+            });
+        match restart_delay(self.failed_starts, backoff) {
             None => self.setup_kept(ctx),
             Some(delay) => {
                 log::debug!(
@@ -1242,10 +1248,14 @@ mod tests {
 
     #[test]
     fn restart_delay_grows_and_is_capped() {
-        assert_eq!(restart_delay(0), None);
-        assert_eq!(restart_delay(1), Some(RESTART_DELAY_START));
-        assert_eq!(restart_delay(2), Some(RESTART_DELAY_START * 2));
-        assert_eq!(restart_delay(40), Some(RESTART_DELAY_MAX));
-        assert_eq!(restart_delay(u8::MAX), Some(RESTART_DELAY_MAX));
+        let backoff = crate::builder::DEFAULT_RESTART_BACKOFF;
+        let (first, max) = backoff;
+        assert_eq!(restart_delay(0, backoff), None);
+        assert_eq!(restart_delay(1, backoff), Some(first));
+        assert_eq!(restart_delay(2, backoff), Some(first * 2));
+        assert_eq!(restart_delay(40, backoff), Some(max));
+        assert_eq!(restart_delay(u8::MAX, backoff), Some(max));
+        let huge = (Duration::MAX / 2, Duration::MAX);
+        assert_eq!(restart_delay(u8::MAX, huge), Some(Duration::MAX));
     }
 }

@@ -168,7 +168,7 @@ pub use builder::DEFAULT_LOOKUP_TIMEOUT;
 pub use builder::{
     Domain, Protocol, SocketFactoryBuilder, SocketType, Spawned, UnknownName,
     DEFAULT_ACCEPT_BACKOFF, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING,
-    DEFAULT_OWNER_CHECK,
+    DEFAULT_OWNER_CHECK, DEFAULT_RESTART_BACKOFF,
 };
 pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};

@@ -569,3 +569,32 @@ fn child_stop_during_lookup() {
         assert!(events.next(Duration::from_millis(100)).await.is_err());
     });
 }
+
+// ---- supervised clients reconnect with the back-off they were given ----
+
+#[actix::test]
+async fn a_supervised_client_retries_with_the_backoff_it_was_given() {
+    let refused = SocketAddr::from((Ipv4Addr::LOCALHOST, util::closed_port()));
+    let mut events = Events::start();
+    let (first, max) = (Duration::from_millis(10), Duration::from_millis(40));
+    let factory = events
+        .builder()
+        .connect(refused)
+        .restart_backoff(first, max)
+        .build()
+        .expect("a valid description");
+    let _supervised = actix::Supervisor::start(move |_| factory);
+    let started = Instant::now();
+    for attempt in 0..6 {
+        let failed = events
+            .next_failed(LIMIT)
+            .await
+            .unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        assert_eq!(failed.errno, Some(libc::ECONNREFUSED), "{failed}");
+    }
+    let took = started.elapsed();
+    // Waits of 10, 20, 40, 40, 40 ms at least; the default back-off (100 ms doubling to 5 s)
+    // would take 3.1 s for the same six attempts.
+    assert!(took >= first + first * 2 + max * 3, "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
