@@ -1,0 +1,323 @@
+//! Instruction counts: the figure to trust on a shared machine, where times drift with the
+//! load but the instructions a process runs do not.
+//!
+//! Each server (and each client) runs alone in a child process under
+//! `valgrind --tool=callgrind`, which counts the user-space instructions of that process only
+//! (every thread; children of it are not traced). The load comes from this (uncounted)
+//! process. Every figure is made twice, with `SMALL` and `LARGE` sequential connections, and
+//! the difference is divided by `LARGE - SMALL`: the process's start-up, its first-use
+//! allocations and its exit cancel out, leaving the cost of one connection.
+//!
+//! The callgrind files are kept (the directory is printed), for `callgrind_annotate`.
+//! Without valgrind (`apt-get install valgrind`), this part is skipped with a line saying so.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::child::Child;
+use crate::load::Clients;
+use crate::servers::Counts;
+use crate::stats::{ratio, Json};
+
+/// Sequential connections in the two runs of each figure.
+pub const SMALL: u64 = 200;
+pub const LARGE: u64 = 1_200;
+
+/// Start-up under valgrind is slow: a server gets this long to say `ready`.
+const START: Duration = Duration::from_secs(120);
+/// And this long to write its counts and exit once told to.
+const EXIT: Duration = Duration::from_secs(60);
+
+/// The servers counted, in the table's order.
+pub const SERVERS: [&str; 5] = [
+    "factory-same",
+    "tokio-1t",
+    "factory-cross",
+    "tokio-2t",
+    "factory-group",
+];
+/// The clients counted: a client factory per connect, and tokio's `TcpStream::connect`.
+pub const CLIENTS: [&str; 2] = ["connects-factory", "connects-tokio"];
+
+/// Instructions per connection (servers) and per connect (clients), by mode.
+#[derive(Debug, Default)]
+pub struct Instr {
+    pub per: HashMap<&'static str, f64>,
+    /// Where the callgrind files are.
+    pub dir: PathBuf,
+    /// `valgrind --version`, or why the counts were not made.
+    pub note: String,
+}
+
+/// valgrind's version line, when it can be run.
+fn valgrind() -> Option<String> {
+    let out = Command::new("valgrind").arg("--version").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Counts every server and client, or says why not.
+pub fn run() -> Instr {
+    let Some(version) = valgrind() else {
+        let note = "instruction counts: skipped, valgrind not found (apt-get install valgrind)";
+        eprintln!("{note}");
+        return Instr {
+            note: note.to_owned(),
+            ..Instr::default()
+        };
+    };
+    let dir = std::env::var_os("BENCH_CALLGRIND_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("actix-socket-factory-callgrind"));
+    let mut instr = Instr {
+        dir: dir.clone(),
+        note: version.clone(),
+        ..Instr::default()
+    };
+    if let Err(error) = std::fs::create_dir_all(&dir) {
+        instr.note = format!("instruction counts: skipped, {}: {error}", dir.display());
+        eprintln!("{}", instr.note);
+        return instr;
+    }
+    eprintln!(
+        "instruction counts ({version}): {SMALL} and {LARGE} sequential connections per figure, \
+         callgrind files in {}",
+        dir.display()
+    );
+    for mode in SERVERS {
+        match per_item(|n| server_ir(mode, n, &dir)) {
+            Ok(per) => {
+                eprintln!("  server {mode:<14} {per:>8.0} instructions per connection");
+                instr.per.insert(mode, per);
+            }
+            Err(error) => eprintln!("  server {mode}: {error}"),
+        }
+    }
+    for mode in CLIENTS {
+        match per_item(|n| client_ir(mode, n, &dir)) {
+            Ok(per) => {
+                eprintln!("  client {mode:<16} {per:>8.0} instructions per connect");
+                instr.per.insert(mode, per);
+            }
+            Err(error) => eprintln!("  client {mode}: {error}"),
+        }
+    }
+    instr
+}
+
+/// (count(LARGE) - count(SMALL)) / (LARGE - SMALL).
+fn per_item(count: impl Fn(u64) -> io::Result<u64>) -> io::Result<f64> {
+    let small = count(SMALL)?;
+    let large = count(LARGE)?;
+    Ok((large as f64 - small as f64) / (LARGE - SMALL) as f64)
+}
+
+fn callgrind(out: &Path) -> Vec<String> {
+    vec![
+        "valgrind".to_owned(),
+        "--tool=callgrind".to_owned(),
+        "-q".to_owned(),
+        format!("--callgrind-out-file={}", out.display()),
+    ]
+}
+
+/// Server `mode` under callgrind, `n` sequential connections from here; its total count.
+fn server_ir(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
+    let out = dir.join(format!("server-{mode}-{n}.out"));
+    let _ = std::fs::remove_file(&out);
+    let counts = Counts {
+        hold: 0,
+        warm: n,
+        timed: u64::MAX / 4,
+    };
+    let args = [
+        "--server".to_owned(),
+        mode.to_owned(),
+        counts.hold.to_string(),
+        counts.warm.to_string(),
+        counts.timed.to_string(),
+    ];
+    let mut child = Child::spawn_under(&callgrind(&out), &args)?;
+    let port = child.expect_numbers("ready", START)?;
+    let addr = SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        port.first().copied().unwrap_or(0.0) as u16,
+    ));
+    let clients = Clients::start(addr, n, 1);
+    let report = child.expect("warm", START + Duration::from_millis(n * 50));
+    if report.is_err() {
+        child.kill();
+    }
+    let failed = clients.finish();
+    report?;
+    if failed > 0 {
+        return Err(io::Error::other(format!("{failed} connections failed")));
+    }
+    child.finish(EXIT)?;
+    total(&out)
+}
+
+/// Client `mode` (a probe) under callgrind, `n` sequential connects to an uncounted tokio
+/// server; its total count.
+fn client_ir(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
+    let out = dir.join(format!("client-{mode}-{n}.out"));
+    let _ = std::fs::remove_file(&out);
+    let never = Counts {
+        hold: 0,
+        warm: u64::MAX / 4,
+        timed: u64::MAX / 4,
+    };
+    let (_server, addr) = crate::start_server("tokio-1t", never)?;
+    let args = [
+        "--probe".to_owned(),
+        mode.to_owned(),
+        addr.port().to_string(),
+        n.to_string(),
+    ];
+    let child = Child::spawn_under(&callgrind(&out), &args)?;
+    child.expect("connects", START + Duration::from_millis(n * 50))?;
+    child.finish(EXIT)?;
+    total(&out)
+}
+
+/// The total of a callgrind file: its `totals:` (or `summary:`) line.
+fn total(path: &Path) -> io::Result<u64> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("totals:")
+                .or_else(|| line.strip_prefix("summary:"))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|first| first.parse().ok())
+        })
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: no totals line", path.display()),
+            )
+        })
+}
+
+/// The issue's targets on instruction ratios.
+pub const TARGET_SAME: f64 = 1.02;
+pub const TARGET_CROSS: f64 = 0.95;
+pub const TARGET_CONNECT: f64 = 1.6;
+/// A group of 2 must not cost more per connection than one factory.
+pub const TARGET_GROUP: f64 = 1.0;
+
+impl Instr {
+    fn get(&self, mode: &str) -> Option<f64> {
+        self.per.get(mode).copied()
+    }
+
+    /// (what, factory figure, baseline name, baseline figure, target).
+    #[allow(clippy::type_complexity)]
+    fn comparisons(&self) -> Vec<(&'static str, Option<f64>, &'static str, Option<f64>, f64)> {
+        vec![
+            (
+                "server, same thread: factory + owner on 1 Arbiter",
+                self.get("factory-same"),
+                "tokio accept loop + consumer task, 1 runtime",
+                self.get("tokio-1t"),
+                TARGET_SAME,
+            ),
+            (
+                "server, cross-Arbiter: factory, owner on another",
+                self.get("factory-cross"),
+                "tokio, consumer on a 2nd runtime",
+                self.get("tokio-2t"),
+                TARGET_CROSS,
+            ),
+            (
+                "client connect: a client factory to its owner",
+                self.get("connects-factory"),
+                "tokio TcpStream::connect",
+                self.get("connects-tokio"),
+                TARGET_CONNECT,
+            ),
+            (
+                "server, FactoryGroup of 2 (owner on a 3rd)",
+                self.get("factory-group"),
+                "one factory, owner on another",
+                self.get("factory-cross"),
+                TARGET_GROUP,
+            ),
+        ]
+    }
+
+    /// The printed table.
+    pub fn print(&self) {
+        if self.per.is_empty() {
+            println!("{}", self.note);
+            return;
+        }
+        println!(
+            "user-space instructions (callgrind; per connection from runs of {SMALL} and \
+             {LARGE} sequential connections, so start-up cancels; {}):",
+            self.note
+        );
+        println!(
+            "{:<50} {:>8}   {:<44} {:>8} {:>6} {:>6}",
+            "", "instr", "baseline", "instr", "ratio", "target"
+        );
+        let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0}"));
+        for (what, value, base, base_value, target) in self.comparisons() {
+            let r = ratio(value, base_value);
+            let verdict = match r {
+                None => "not measured",
+                Some(r) if r <= target => "ok",
+                Some(_) => "MISS",
+            };
+            println!(
+                "{what:<50} {:>8}   {base:<44} {:>8} {:>6} {target:>6}  {verdict}",
+                show(value),
+                show(base_value),
+                r.map_or("n/a".to_owned(), |r| format!("{r:.3}")),
+            );
+        }
+        println!("(callgrind files: {})", self.dir.display());
+    }
+
+    /// The JSON keys (absent when not measured).
+    pub fn json(&self, json: &mut Json) {
+        let round = |v: Option<f64>| v.map(f64::round);
+        let keys = [
+            ("instr_per_conn_same_thread", "factory-same"),
+            ("instr_per_conn_tokio_1t", "tokio-1t"),
+            ("instr_per_conn_cross_arbiter", "factory-cross"),
+            ("instr_per_conn_tokio_2t", "tokio-2t"),
+            ("instr_per_conn_group_2", "factory-group"),
+            ("instr_per_connect", "connects-factory"),
+            ("instr_per_connect_tokio", "connects-tokio"),
+        ];
+        for (key, mode) in keys {
+            json.number(key, round(self.get(mode)));
+        }
+        let ratios = [
+            (
+                "instr_ratio_same_thread_tokio_1t",
+                "factory-same",
+                "tokio-1t",
+            ),
+            (
+                "instr_ratio_cross_arbiter_tokio_2t",
+                "factory-cross",
+                "tokio-2t",
+            ),
+            (
+                "instr_ratio_connect_tokio",
+                "connects-factory",
+                "connects-tokio",
+            ),
+            ("instr_ratio_group_2_vs_1", "factory-group", "factory-cross"),
+        ];
+        for (key, a, b) in ratios {
+            json.number(key, ratio(self.get(a), self.get(b)));
+        }
+    }
+}
