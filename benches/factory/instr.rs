@@ -4,7 +4,8 @@
 //! Each server (and each client) runs alone in a child process under
 //! `valgrind --tool=callgrind`, which counts the user-space instructions of that process only
 //! (every thread; children of it are not traced). The load comes from this (uncounted)
-//! process. Every figure is made twice, with `SMALL` and `LARGE` sequential connections, and
+//! process; each connection is made after the server has gone idle again (a 1 ms pause), as
+//! a lone client's would be, so the count of thread wake-ups does not vary. Every figure is made twice, with `SMALL` and `LARGE` sequential connections, and
 //! the difference is divided by `LARGE - SMALL`: the process's start-up, its first-use
 //! allocations and its exit cancel out, leaving the cost of one connection.
 //!
@@ -21,11 +22,22 @@ use std::time::Duration;
 use crate::child::Child;
 use crate::load::Clients;
 use crate::servers::Counts;
-use crate::stats::{ratio, Json};
+use crate::stats::{ratio, Json, Spread};
 
 /// Sequential connections in the two runs of each figure.
 pub const SMALL: u64 = 200;
 pub const LARGE: u64 = 1_200;
+
+/// The pause after each connection, so every connection finds the server idle (its threads
+/// parked), as a lone client does: without it, whether a consumer thread is still awake when
+/// the next connection comes varies from run to run, and with it the count of wake-ups.
+const PAUSE: Duration = Duration::from_millis(1);
+
+/// How often each figure is made (`BENCH_INSTR_RUNS`); the median is kept. A single-thread
+/// server gives the same count every time, give or take a few instructions; with two threads,
+/// how often a wake-up finds its thread still awake (so the thread turns once more) varies
+/// from run to run by up to about 10%.
+const RUNS: usize = 3;
 
 /// Start-up under valgrind is slow: a server gets this long to say `ready`.
 const START: Duration = Duration::from_secs(120);
@@ -46,7 +58,9 @@ pub const CLIENTS: [&str; 2] = ["connects-factory", "connects-tokio"];
 /// Instructions per connection (servers) and per connect (clients), by mode.
 #[derive(Debug, Default)]
 pub struct Instr {
-    pub per: HashMap<&'static str, f64>,
+    pub per: HashMap<&'static str, Spread>,
+    /// Runs per figure.
+    pub runs: usize,
     /// Where the callgrind files are.
     pub dir: PathBuf,
     /// `valgrind --version`, or why the counts were not made.
@@ -89,19 +103,31 @@ pub fn run() -> Instr {
          callgrind files in {}",
         dir.display()
     );
+    let runs = std::env::var("BENCH_INSTR_RUNS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(RUNS)
+        .max(1);
+    instr.runs = runs;
     for mode in SERVERS {
-        match per_item(|n| server_ir(mode, n, &dir)) {
+        match per_item(runs, |n, run| server_ir(mode, n, run, &dir)) {
             Ok(per) => {
-                eprintln!("  server {mode:<14} {per:>8.0} instructions per connection");
+                eprintln!(
+                    "  server {mode:<16} {} instructions per connection",
+                    per.show(0)
+                );
                 instr.per.insert(mode, per);
             }
             Err(error) => eprintln!("  server {mode}: {error}"),
         }
     }
     for mode in CLIENTS {
-        match per_item(|n| client_ir(mode, n, &dir)) {
+        match per_item(runs, |n, run| client_ir(mode, n, run, &dir)) {
             Ok(per) => {
-                eprintln!("  client {mode:<16} {per:>8.0} instructions per connect");
+                eprintln!(
+                    "  client {mode:<16} {} instructions per connect",
+                    per.show(0)
+                );
                 instr.per.insert(mode, per);
             }
             Err(error) => eprintln!("  client {mode}: {error}"),
@@ -110,25 +136,31 @@ pub fn run() -> Instr {
     instr
 }
 
-/// (count(LARGE) - count(SMALL)) / (LARGE - SMALL).
-fn per_item(count: impl Fn(u64) -> io::Result<u64>) -> io::Result<f64> {
-    let small = count(SMALL)?;
-    let large = count(LARGE)?;
-    Ok((large as f64 - small as f64) / (LARGE - SMALL) as f64)
+/// (count(LARGE) - count(SMALL)) / (LARGE - SMALL), `runs` times.
+fn per_item(runs: usize, count: impl Fn(u64, usize) -> io::Result<u64>) -> io::Result<Spread> {
+    let mut per = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let small = count(SMALL, run)?;
+        let large = count(LARGE, run)?;
+        per.push((large as f64 - small as f64) / (LARGE - SMALL) as f64);
+    }
+    Spread::of(&per).ok_or_else(|| io::Error::other("no count"))
 }
 
 fn callgrind(out: &Path) -> Vec<String> {
     vec![
         "valgrind".to_owned(),
         "--tool=callgrind".to_owned(),
+        // Threads take turns in a fixed order, not as the host's futex happens to hand the lock.
+        "--fair-sched=yes".to_owned(),
         "-q".to_owned(),
         format!("--callgrind-out-file={}", out.display()),
     ]
 }
 
 /// Server `mode` under callgrind, `n` sequential connections from here; its total count.
-fn server_ir(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
-    let out = dir.join(format!("server-{mode}-{n}.out"));
+fn server_ir(mode: &str, n: u64, run: usize, dir: &Path) -> io::Result<u64> {
+    let out = dir.join(format!("server-{mode}-{n}-{run}.out"));
     let _ = std::fs::remove_file(&out);
     let counts = Counts {
         hold: 0,
@@ -148,7 +180,7 @@ fn server_ir(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
         Ipv4Addr::LOCALHOST,
         port.first().copied().unwrap_or(0.0) as u16,
     ));
-    let clients = Clients::start(addr, n, 1);
+    let clients = Clients::paced(addr, n, 1, PAUSE);
     let report = child.expect("warm", START + Duration::from_millis(n * 50));
     if report.is_err() {
         child.kill();
@@ -164,8 +196,8 @@ fn server_ir(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
 
 /// Client `mode` (a probe) under callgrind, `n` sequential connects to an uncounted tokio
 /// server; its total count.
-fn client_ir(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
-    let out = dir.join(format!("client-{mode}-{n}.out"));
+fn client_ir(mode: &str, n: u64, run: usize, dir: &Path) -> io::Result<u64> {
+    let out = dir.join(format!("client-{mode}-{n}-{run}.out"));
     let _ = std::fs::remove_file(&out);
     let never = Counts {
         hold: 0,
@@ -212,39 +244,44 @@ pub const TARGET_GROUP: f64 = 1.0;
 
 impl Instr {
     fn get(&self, mode: &str) -> Option<f64> {
-        self.per.get(mode).copied()
+        self.per.get(mode).map(|s| s.median)
     }
 
-    /// (what, factory figure, baseline name, baseline figure, target).
-    #[allow(clippy::type_complexity)]
-    fn comparisons(&self) -> Vec<(&'static str, Option<f64>, &'static str, Option<f64>, f64)> {
-        vec![
+    fn range(&self, mode: &str) -> String {
+        self.per
+            .get(mode)
+            .map_or(String::new(), |s| format!("[{:.0}-{:.0}]", s.min, s.max))
+    }
+
+    /// (what, its mode, the baseline, its mode, target on the ratio).
+    fn comparisons() -> [(&'static str, &'static str, &'static str, &'static str, f64); 4] {
+        [
             (
-                "server, same thread: factory + owner on 1 Arbiter",
-                self.get("factory-same"),
-                "tokio accept loop + consumer task, 1 runtime",
-                self.get("tokio-1t"),
+                "server, same thread: factory + owner, 1 Arbiter",
+                "factory-same",
+                "tokio: accept loop + consumer task, 1 runtime",
+                "tokio-1t",
                 TARGET_SAME,
             ),
             (
-                "server, cross-Arbiter: factory, owner on another",
-                self.get("factory-cross"),
-                "tokio, consumer on a 2nd runtime",
-                self.get("tokio-2t"),
+                "server, cross-Arbiter: owner on another",
+                "factory-cross",
+                "tokio: consumer on a 2nd runtime",
+                "tokio-2t",
                 TARGET_CROSS,
             ),
             (
                 "client connect: a client factory to its owner",
-                self.get("connects-factory"),
-                "tokio TcpStream::connect",
-                self.get("connects-tokio"),
+                "connects-factory",
+                "tokio: TcpStream::connect",
+                "connects-tokio",
                 TARGET_CONNECT,
             ),
             (
                 "server, FactoryGroup of 2 (owner on a 3rd)",
-                self.get("factory-group"),
+                "factory-group",
                 "one factory, owner on another",
-                self.get("factory-cross"),
+                "factory-cross",
                 TARGET_GROUP,
             ),
         ]
@@ -257,30 +294,36 @@ impl Instr {
             return;
         }
         println!(
-            "user-space instructions (callgrind; per connection from runs of {SMALL} and \
-             {LARGE} sequential connections, so start-up cancels; {}):",
-            self.note
+            "user-space instructions per connection (callgrind; from runs of {SMALL} and {LARGE} \
+             sequential connections, so start-up cancels; median [min-max] of {} runs; {}):",
+            self.runs, self.note
         );
         println!(
-            "{:<50} {:>8}   {:<44} {:>8} {:>6} {:>6}",
+            "{:<48} {:>20}   {:<46} {:>20} {:>6} {:>6}",
             "", "instr", "baseline", "instr", "ratio", "target"
         );
-        let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0}"));
-        for (what, value, base, base_value, target) in self.comparisons() {
-            let r = ratio(value, base_value);
+        let show = |mode: &str| {
+            self.get(mode)
+                .map_or("n/a".to_owned(), |v| format!("{v:.0} {}", self.range(mode)))
+        };
+        for (what, mode, base, base_mode, target) in Instr::comparisons() {
+            let r = ratio(self.get(mode), self.get(base_mode));
             let verdict = match r {
                 None => "not measured",
                 Some(r) if r <= target => "ok",
                 Some(_) => "MISS",
             };
             println!(
-                "{what:<50} {:>8}   {base:<44} {:>8} {:>6} {target:>6}  {verdict}",
-                show(value),
-                show(base_value),
+                "{what:<48} {:>20}   {base:<46} {:>20} {:>6} {target:>6}  {verdict}",
+                show(mode),
+                show(base_mode),
                 r.map_or("n/a".to_owned(), |r| format!("{r:.3}")),
             );
         }
-        println!("(callgrind files: {})", self.dir.display());
+        println!(
+            "(callgrind files, for callgrind_annotate: {})",
+            self.dir.display()
+        );
     }
 
     /// The JSON keys (absent when not measured).
