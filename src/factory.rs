@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use socket2::{SockAddr, Socket};
 use tokio::io::Interest;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::accept::{AcceptEvent, Acceptor};
 use crate::addr::SocketAddress;
@@ -336,7 +336,7 @@ impl SocketFactory {
         peer: Option<SocketAddress>,
         domain: Domain,
         socket_type: SocketType,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<crate::accept::Permit>,
     ) -> SocketCreated {
         let credentials = match (domain, socket_type) {
             (Domain::Unix, SocketType::Stream) => sys::peer_credentials(&socket)

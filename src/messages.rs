@@ -8,7 +8,6 @@ use std::io;
 
 use actix::{Message, Recipient};
 use socket2::Socket;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::addr::SocketAddress;
 use crate::builder::{Domain, SocketType};
@@ -79,7 +78,7 @@ pub struct SocketCreated {
     /// Stream or datagram.
     pub socket_type: SocketType,
     /// Held while the message is outstanding; dropping it lets the factory accept again.
-    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+    pub(crate) _permit: Option<crate::accept::Permit>,
 }
 
 impl fmt::Debug for SocketCreated {
