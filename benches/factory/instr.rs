@@ -52,6 +52,9 @@ pub const SERVERS: [&str; 5] = [
     "tokio-2t",
     "factory-group",
 ];
+/// Connections held open by the factory (on its own Arbiter) for the held figure, counted as
+/// `factory-cross-held`; fewer when the descriptor limit does not allow them.
+pub const HELD: u64 = 10_000;
 /// The clients counted: a client factory per connect, and tokio's `TcpStream::connect`.
 pub const CLIENTS: [&str; 2] = ["connects-factory", "connects-tokio"];
 
@@ -61,6 +64,8 @@ pub struct Instr {
     pub per: HashMap<&'static str, Spread>,
     /// Runs per figure.
     pub runs: usize,
+    /// Connections held open for `factory-cross-held`.
+    pub held: u64,
     /// Where the callgrind files are.
     pub dir: PathBuf,
     /// `valgrind --version`, or why the counts were not made.
@@ -109,16 +114,23 @@ pub fn run() -> Instr {
         .unwrap_or(RUNS)
         .max(1);
     instr.runs = runs;
-    for mode in SERVERS {
-        match per_item(runs, |n, run| server_ir(mode, n, run, &dir)) {
+    let nofile = crate::os::raise_nofile();
+    let held = HELD.min(nofile.saturating_sub(1_000));
+    instr.held = held;
+    let servers = SERVERS
+        .iter()
+        .map(|&mode| (mode, mode, 0))
+        .chain((held > 0).then_some(("factory-cross-held", "factory-cross", held)));
+    for (label, mode, hold) in servers {
+        match per_item(runs, |n, run| server_ir(mode, hold, n, run, &dir)) {
             Ok(per) => {
                 eprintln!(
-                    "  server {mode:<16} {} instructions per connection",
+                    "  server {label:<18} {} instructions per connection",
                     per.show(0)
                 );
-                instr.per.insert(mode, per);
+                instr.per.insert(label, per);
             }
-            Err(error) => eprintln!("  server {mode}: {error}"),
+            Err(error) => eprintln!("  server {label}: {error}"),
         }
     }
     for mode in CLIENTS {
@@ -159,11 +171,13 @@ fn callgrind(out: &Path) -> Vec<String> {
 }
 
 /// Server `mode` under callgrind, `n` sequential connections from here; its total count.
-fn server_ir(mode: &str, n: u64, run: usize, dir: &Path) -> io::Result<u64> {
-    let out = dir.join(format!("server-{mode}-{n}-{run}.out"));
+/// With `hold` > 0, that many connections are opened first and held open (by both sides)
+/// while the `n` are made.
+fn server_ir(mode: &str, hold: u64, n: u64, run: usize, dir: &Path) -> io::Result<u64> {
+    let out = dir.join(format!("server-{mode}-held{hold}-{n}-{run}.out"));
     let _ = std::fs::remove_file(&out);
     let counts = Counts {
-        hold: 0,
+        hold,
         warm: n,
         timed: u64::MAX / 4,
     };
@@ -180,6 +194,12 @@ fn server_ir(mode: &str, n: u64, run: usize, dir: &Path) -> io::Result<u64> {
         Ipv4Addr::LOCALHOST,
         port.first().copied().unwrap_or(0.0) as u16,
     ));
+    // Paced too: in bursts, the server would take the held connections in fewer turns, by a
+    // number that varies from run to run and does not cancel between the two sizes.
+    let held = crate::load::hold_paced(addr, hold, PAUSE)?;
+    if hold > 0 {
+        child.expect("held", START + Duration::from_millis(hold * 10))?;
+    }
     let clients = Clients::paced(addr, n, 1, PAUSE);
     let report = child.expect("warm", START + Duration::from_millis(n * 50));
     if report.is_err() {
@@ -191,6 +211,7 @@ fn server_ir(mode: &str, n: u64, run: usize, dir: &Path) -> io::Result<u64> {
         return Err(io::Error::other(format!("{failed} connections failed")));
     }
     child.finish(EXIT)?;
+    drop(held);
     total(&out)
 }
 
@@ -242,6 +263,8 @@ pub const TARGET_CONNECT: f64 = 1.6;
 /// A group of 2 must not cost more per connection than one factory: the same, within the 1%
 /// by which one build's counts differ from another's (code layout, allocator state).
 pub const TARGET_GROUP: f64 = 1.01;
+/// With 10,000 connections held open, against none held.
+pub const TARGET_HELD: f64 = 1.05;
 
 impl Instr {
     fn get(&self, mode: &str) -> Option<f64> {
@@ -255,7 +278,7 @@ impl Instr {
     }
 
     /// (what, its mode, the baseline, its mode, target on the ratio).
-    fn comparisons() -> [(&'static str, &'static str, &'static str, &'static str, f64); 4] {
+    fn comparisons() -> [(&'static str, &'static str, &'static str, &'static str, f64); 5] {
         [
             (
                 "server, same thread: factory + owner, 1 Arbiter",
@@ -284,6 +307,13 @@ impl Instr {
                 "one factory, owner on another",
                 "factory-cross",
                 TARGET_GROUP,
+            ),
+            (
+                "server, cross-Arbiter, connections held open",
+                "factory-cross-held",
+                "none held",
+                "factory-cross",
+                TARGET_HELD,
             ),
         ]
     }
@@ -322,7 +352,8 @@ impl Instr {
             );
         }
         println!(
-            "(callgrind files, for callgrind_annotate: {})",
+            "(connections held: {}; callgrind files, for callgrind_annotate: {})",
+            self.held,
             self.dir.display()
         );
     }
@@ -338,6 +369,7 @@ impl Instr {
             ("instr_per_conn_group_2", "factory-group"),
             ("instr_per_connect", "connects-factory"),
             ("instr_per_connect_tokio", "connects-tokio"),
+            ("instr_per_conn_cross_arbiter_held", "factory-cross-held"),
         ];
         for (key, mode) in keys {
             json.number(key, round(self.get(mode)));
@@ -359,9 +391,17 @@ impl Instr {
                 "connects-tokio",
             ),
             ("instr_ratio_group_2_vs_1", "factory-group", "factory-cross"),
+            (
+                "instr_ratio_held_vs_none",
+                "factory-cross-held",
+                "factory-cross",
+            ),
         ];
         for (key, a, b) in ratios {
             json.number(key, ratio(self.get(a), self.get(b)));
+        }
+        if self.per.contains_key("factory-cross-held") {
+            json.number("instr_held_connections", Some(self.held as f64));
         }
     }
 }

@@ -81,3 +81,19 @@ fn one_connection(addr: SocketAddr) -> bool {
 pub fn hold(addr: SocketAddr, count: u64) -> std::io::Result<Vec<TcpStream>> {
     (0..count).map(|_| TcpStream::connect(addr)).collect()
 }
+
+/// Like [`hold`], pausing `pause` after each connect, so the server takes them one at a time
+/// (the same way in every run) rather than in bursts of varying size.
+pub fn hold_paced(
+    addr: SocketAddr,
+    count: u64,
+    pause: Duration,
+) -> std::io::Result<Vec<TcpStream>> {
+    (0..count)
+        .map(|_| {
+            let stream = TcpStream::connect(addr);
+            std::thread::sleep(pause);
+            stream
+        })
+        .collect()
+}

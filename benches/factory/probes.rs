@@ -162,15 +162,19 @@ struct Chain {
     port: u16,
     left: u64,
     done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// Its own address, taken once (as a user's code holds its owner's address).
+    me: Option<Addr<Chain>>,
 }
 
 impl Chain {
-    fn dial(&self, me: &Addr<Chain>) {
-        SocketFactory::builder()
-            .remote_address(Ipv4Addr::LOCALHOST)
-            .remote_port(self.port)
-            .owner(me)
-            .start();
+    fn dial(&self) {
+        if let Some(me) = &self.me {
+            SocketFactory::builder()
+                .remote_address(Ipv4Addr::LOCALHOST)
+                .remote_port(self.port)
+                .owner(me)
+                .start();
+        }
     }
 
     fn end(&mut self, result: Result<(), String>) {
@@ -184,20 +188,22 @@ impl Actor for Chain {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.dial(&ctx.address());
+        self.me = Some(ctx.address());
+        self.dial();
     }
 }
 
 impl Handler<SocketCreated> for Chain {
     type Result = ();
 
-    fn handle(&mut self, created: SocketCreated, ctx: &mut Context<Self>) {
+    fn handle(&mut self, created: SocketCreated, _: &mut Context<Self>) {
         drop(created);
         self.left = self.left.saturating_sub(1);
         if self.left == 0 {
+            self.me = None;
             self.end(Ok(()));
         } else {
-            self.dial(&ctx.address());
+            self.dial();
         }
     }
 }
@@ -206,6 +212,7 @@ impl Handler<SocketFailed> for Chain {
     type Result = ();
 
     fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
+        self.me = None;
         self.end(Err(failed.to_string()));
     }
 }
@@ -220,6 +227,7 @@ fn connects_factory(port: u16, count: u64) -> io::Result<()> {
             port,
             left: count.max(1),
             done: Some(done),
+            me: None,
         }
         .start();
         let limit = LIMIT + Duration::from_millis(count * 10);
