@@ -338,6 +338,39 @@ mod tests {
         io::Error::from_raw_os_error(errno)
     }
 
+    /// Counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn cap_waits_at_the_limit_and_a_drop_on_another_thread_wakes_it() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let cap = Arc::new(Cap::new(2));
+        assert!(cap.poll_room(&mut cx).is_ready());
+        let first = cap.take();
+        let second = cap.take();
+        assert_eq!(cap.held.load(Ordering::SeqCst), 2);
+        assert!(cap.poll_room(&mut cx).is_pending(), "at the cap");
+        // Dropped where an owner on another Arbiter would drop it.
+        std::thread::spawn(move || drop(first))
+            .join()
+            .expect("the dropping thread");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
+        assert!(cap.poll_room(&mut cx).is_ready());
+        // Below the cap, drops wake nobody and leave no waker behind.
+        drop(second);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(cap.held.load(Ordering::SeqCst), 0);
+        assert!(cap.waiter.lock().expect("not poisoned").is_none());
+    }
+
     #[test]
     fn per_connection_errors_are_retried() {
         for errno in [libc::ECONNABORTED, libc::EINTR, libc::EPROTO, libc::EPERM] {
