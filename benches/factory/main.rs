@@ -38,7 +38,9 @@
 //!
 //! # Knobs
 //! `BENCH_N` (timed connections per run, default 20000), `BENCH_RUNS` (default 5),
-//! `BENCH_QUICK=1` (N = 2000, 3 runs, smaller probes: a smoke run of about 30 s).
+//! `BENCH_QUICK=1` (N = 2000, 3 runs, smaller probes: a smoke run of about 30 s);
+//! `BENCH_CALLGRIND=0` (no instruction counts), `BENCH_INSTR_RUNS` (runs per instruction figure,
+//! default 3), `BENCH_CALLGRIND_DIR` (where the callgrind files are kept).
 //!
 //! The last line on stdout is one JSON object with the figures (a missing key was not measured).
 
