@@ -188,10 +188,15 @@ struct Backoff {
     episode: Option<Box<Episode>>,
 }
 
-/// One resource-exhaustion episode.
+/// One resource-exhaustion episode: from its first error until accepting has gone well for one
+/// back-off ceiling (`pacing.max`) since its last error, so that a server held at its limit
+/// (every freed descriptor taken at once by the next client) reports once, not at every accept.
 struct Episode {
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The pause after the last error; zero after an accept went through (the next error
+    /// pauses `pacing.first` again, without starting a new episode).
     delay: Duration,
+    last_error: tokio::time::Instant,
 }
 
 impl Backoff {
@@ -206,17 +211,21 @@ impl Backoff {
     fn hit(&mut self) -> bool {
         let pacing = self.pacing;
         let fresh = self.episode.is_none();
+        let now = tokio::time::Instant::now();
         let episode = self.episode.get_or_insert_with(|| {
             Box::new(Episode {
                 sleep: None,
                 delay: Duration::ZERO,
+                last_error: now,
             })
         });
-        episode.delay = match fresh {
-            true => pacing.first(),
-            false => episode.delay.saturating_mul(2).min(pacing.max()),
+        episode.delay = if episode.delay.is_zero() {
+            pacing.first()
+        } else {
+            episode.delay.saturating_mul(2).min(pacing.max())
         };
-        let until = tokio::time::Instant::now() + episode.delay;
+        episode.last_error = now;
+        let until = now + episode.delay;
         match &mut episode.sleep {
             Some(sleep) => sleep.as_mut().reset(until),
             None => episode.sleep = Some(Box::pin(tokio::time::sleep_until(until))),
@@ -234,9 +243,17 @@ impl Backoff {
         Poll::Ready(())
     }
 
-    /// Ends the episode: an accept went through.
+    /// An accept went through: ends the episode once no error came for one back-off ceiling,
+    /// else keeps it (unreported errors, pauses from `first` again).
     fn clear(&mut self) {
-        self.episode = None;
+        let Some(episode) = self.episode.as_mut() else {
+            return;
+        };
+        if episode.last_error.elapsed() >= self.pacing.max() {
+            self.episode = None;
+        } else {
+            episode.delay = Duration::ZERO;
+        }
     }
 
     /// The current pause, during an episode.
@@ -269,6 +286,7 @@ impl Acceptor {
     }
 
     /// The listening socket.
+    #[allow(dead_code)] // for the socket handover
     pub(crate) fn listener(&self) -> &Socket {
         self.listener.get_ref()
     }
@@ -418,8 +436,23 @@ mod tests {
             assert_eq!(reported, 1);
             assert_eq!(backoff.delay(), Some(ms(1000)));
             backoff.clear();
-            assert!(backoff.hit(), "an error after recovery opens a new episode");
-            assert_eq!(backoff.delay(), Some(ms(5)));
+            assert!(
+                !backoff.hit(),
+                "an error soon after an accept is the same episode: not reported again"
+            );
+            assert_eq!(backoff.delay(), Some(ms(5)), "but the pauses start over");
+
+            // An episode ends at an accept one ceiling after its last error.
+            let mut backoff = Backoff::new(Pacing::new(ms(1), ms(20)));
+            assert!(backoff.hit());
+            backoff.clear();
+            assert!(!backoff.hit());
+            std::thread::sleep(ms(25));
+            backoff.clear();
+            assert!(
+                backoff.hit(),
+                "an error after a calm ceiling opens a new episode"
+            );
 
             let custom = Pacing::new(ms(20), ms(50));
             assert_eq!(pauses(custom, 4), [ms(20), ms(40), ms(50), ms(50)]);

@@ -88,33 +88,56 @@ static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
 /// Takes the inherited socket named `name` (or the first one not taken yet).
 ///
-/// Only reads the environment (never changes it, which would race with other threads) and
-/// checks `LISTEN_PID` so a variable meant for a parent process is not obeyed by a child.
+/// Only reads the environment (never changes it, which would race with other threads).
+/// `LISTEN_PID`, when set, must be this process, so a variable meant for a parent is not obeyed
+/// by a child; when it is not set at all, `LISTEN_FDS` is obeyed, as listenfd and
+/// tokio-listener do, for `systemfd --no-pid` (systemd itself always sets it), unless a
+/// handover's variables are there, meant for another process (a successor's child). A `LISTEN_FDS`
+/// that is not a count of descriptors this process can have is a clear error, never a loop.
 pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
-    let pid = std::env::var("LISTEN_PID")
-        .map_err(|_| not_found("LISTEN_PID is not set: not started by socket activation".into()))?;
-    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
-        return Err(not_found(format!(
-            "LISTEN_PID={pid} is not this process ({})",
-            std::process::id()
-        )));
+    // A predecessor's handover (crate::handover) sets no LISTEN_PID: its own variable vouches.
+    let handed = crate::handover::handed_over();
+    let fds = std::env::var("LISTEN_FDS");
+    if !handed {
+        match std::env::var("LISTEN_PID") {
+            Ok(pid) if pid.trim().parse::<u32>().ok() != Some(std::process::id()) => {
+                return Err(not_found(format!(
+                    "LISTEN_PID={pid} is not this process ({})",
+                    std::process::id()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) if fds.is_err() => {
+                return Err(not_found(
+                    "LISTEN_PID and LISTEN_FDS are not set: not started by socket activation"
+                        .into(),
+                ))
+            }
+            Err(_) if std::env::var_os(crate::handover::HANDOVER_VAR).is_some() => {
+                // Started by a handover's successor: its variables were the successor's.
+                return Err(not_found(
+                    "LISTEN_PID is not set and the handover variables here are another \
+                     process's: not started by socket activation"
+                        .into(),
+                ));
+            }
+            Err(_) => log::debug!("LISTEN_PID is not set: taking LISTEN_FDS as meant for us"),
+        }
     }
-    let count: RawFd = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| not_found("LISTEN_FDS is missing or not a number".into()))?;
+    let fds = fds.map_err(|_| not_found("LISTEN_FDS is not set".into()))?;
+    let count = listen_fds(&fds, sys::max_open_files())?;
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
-    let names: Vec<&str> = names.split(':').collect();
+    let names = crate::handover::split_names(&names, handed);
     let mut taken = TAKEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let candidates = (0..count.max(0)).map(|i| (LISTEN_FDS_START + i, i as usize));
+    let candidates = (0..count).map(|i| (LISTEN_FDS_START + i, i as usize));
     let found = candidates
         .filter(|(fd, _)| !taken.contains(fd))
         .find(|(_, index)| match name {
             None => true,
-            Some(wanted) => names.get(*index) == Some(&wanted),
+            Some(wanted) => names.get(*index).map(String::as_str) == Some(wanted),
         });
     let Some((fd, _)) = found else {
         return Err(not_found(match name {
@@ -125,4 +148,59 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let socket = sys::inherited_socket(fd)?;
     taken.push(fd);
     Ok(socket)
+}
+
+/// Whether the inherited descriptor `fd` was taken by a factory (crate::handover lists the rest).
+pub(crate) fn is_taken(fd: RawFd) -> bool {
+    TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(&fd)
+}
+
+/// Records `fd` as taken unless it already is; true when this call took it (crate::handover
+/// closes unclaimed sockets this way, so no factory takes one afterwards).
+pub(crate) fn mark_taken(fd: RawFd) -> bool {
+    let mut taken = TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if taken.contains(&fd) {
+        return false;
+    }
+    taken.push(fd);
+    true
+}
+
+/// The count in `LISTEN_FDS`, checked: a number from 0 up to what fits between descriptor 3 and
+/// the process's descriptor limit `max_fds`.
+fn listen_fds(text: &str, max_fds: u64) -> io::Result<RawFd> {
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+    let count: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| invalid(format!("LISTEN_FDS={text:?} is not a number")))?;
+    let most = max_fds.saturating_sub(LISTEN_FDS_START as u64);
+    if count < 0 || count as u64 > most {
+        return Err(invalid(format!(
+            "LISTEN_FDS={count} is out of range: 0 to {most} (descriptors from {LISTEN_FDS_START} \
+             up to this process's limit of {max_fds})"
+        )));
+    }
+    Ok(count as RawFd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_fds_is_bounded_by_the_descriptor_limit() {
+        assert_eq!(listen_fds("2", 1024).unwrap(), 2);
+        assert_eq!(listen_fds(" 0 ", 1024).unwrap(), 0);
+        assert_eq!(listen_fds("1021", 1024).unwrap(), 1021);
+        for bad in ["1022", "2147483647", "99999999999999999999", "-1", "x", ""] {
+            let error = listen_fds(bad, 1024).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{bad}: {error}");
+        }
+    }
 }

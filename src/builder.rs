@@ -13,10 +13,11 @@ use std::time::Duration;
 use actix::{Actor, Addr, Handler, Recipient};
 
 use crate::accept::Pacing;
+use crate::addr::SocketAddress;
 use crate::addr::{Address, Port};
 use crate::adopt::Source;
 use crate::error::ConfigError;
-use crate::factory::SocketFactory;
+use crate::factory::{Go, Launch, Ready, SocketFactory};
 use crate::messages::{SocketCreated, SocketFailed};
 use crate::options::Options;
 use crate::owner::{Route, Routes};
@@ -245,13 +246,15 @@ pub(crate) struct Spec {
     pub(crate) accept_backoff: Pacing,
     pub(crate) unix: UnixOptions,
     pub(crate) source: Source,
+    /// Look-up and zone settings most factories leave alone: boxed once one is set, so an
+    /// idle factory does not carry them.
+    pub(crate) rare: Option<Box<Rare>>,
 }
 
 /// What a factory needs of its description once its socket is made.
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub(crate) max_outstanding: usize,
-    pub(crate) owner_check: Option<Duration>,
     pub(crate) happy_eyeballs_delay: Duration,
     pub(crate) accept_backoff: Pacing,
     /// For accepted sockets.
@@ -262,7 +265,6 @@ impl Spec {
     pub(crate) fn service(&self) -> Service {
         Service {
             max_outstanding: self.max_outstanding,
-            owner_check: self.owner_check,
             happy_eyeballs_delay: self.happy_eyeballs_delay,
             accept_backoff: self.accept_backoff,
             options: self.options.clone(),
@@ -280,10 +282,60 @@ pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 /// Default period of the check that the owner is still there.
 pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
 
+/// The longest stagger between two connection attempts taken as given.
+const MAX_STAGGER: Duration = Duration::from_secs(3600);
+
+/// The longest owner check period taken as given.
+const MAX_OWNER_CHECK: Duration = Duration::from_secs(86_400);
+
 /// Default pauses of a server out of descriptors or memory: the first, and the cap it doubles
 /// up to (as Go's `net/http` does).
 pub const DEFAULT_ACCEPT_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(5), Duration::from_secs(1));
+
+/// Settings of a description most factories leave alone (see `Spec::rare`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rare {
+    /// Who looks host names up; `None`: the default [`SystemResolver`](crate::SystemResolver).
+    pub(crate) resolver: Option<crate::lookup::Resolver>,
+    /// The limit on a look-up (with a client's connect timeout, whichever ends first); `None`:
+    /// [`DEFAULT_LOOKUP_TIMEOUT`].
+    pub(crate) lookup_timeout: Option<Duration>,
+    /// The IPv6 zone of the bind address, from `bind(SocketAddrV6)` (0: none).
+    pub(crate) bind_scope_id: u32,
+}
+
+impl Spec {
+    /// The rare settings, made on first use.
+    pub(crate) fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The resolver to use.
+    pub(crate) fn resolver(&self) -> crate::lookup::Resolver {
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.resolver.clone())
+            .unwrap_or_default()
+    }
+
+    /// The look-up limit.
+    pub(crate) fn lookup_timeout(&self) -> Duration {
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.lookup_timeout)
+            .unwrap_or(DEFAULT_LOOKUP_TIMEOUT)
+    }
+
+    /// The bind address's IPv6 zone (0: none).
+    pub(crate) fn bind_scope_id(&self) -> u32 {
+        self.rare.as_ref().map_or(0, |rare| rare.bind_scope_id)
+    }
+}
+
+/// Default limit on the look-up of a factory's names (host, service, protocol): a server's or
+/// datagram socket's whole look-up, and a client's when its connect timeout is longer or unset.
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for Spec {
     fn default() -> Self {
@@ -307,6 +359,7 @@ impl Default for Spec {
             accept_backoff: Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1),
             unix: UnixOptions::default(),
             source: Source::Describe,
+            rare: None,
         }
     }
 }
@@ -426,9 +479,10 @@ impl SocketFactoryBuilder {
 
     /// The stagger between two connection attempts when a client has several addresses
     /// (default [`DEFAULT_HAPPY_EYEBALLS_DELAY`], 250 ms); values under 10 ms are taken as
-    /// 10 ms, RFC 8305's floor. RFC 8305 recommends 100 ms to 2 s.
+    /// 10 ms, RFC 8305's floor, and values over an hour as an hour. RFC 8305 recommends 100 ms
+    /// to 2 s.
     pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
-        self.spec.happy_eyeballs_delay = delay.max(crate::connect::MIN_ATTEMPT_GAP);
+        self.spec.happy_eyeballs_delay = delay.clamp(crate::connect::MIN_ATTEMPT_GAP, MAX_STAGGER);
         self
     }
 
@@ -441,6 +495,10 @@ impl SocketFactoryBuilder {
 
     /// The `listen(2)` backlog, clipped to the system's `SOMAXCONN`. POE: `ListenQueue`
     /// (default `SOMAXCONN`).
+    ///
+    /// 0 means the default, as in POE (Linux would otherwise take it as a queue of one). A
+    /// value above `SOMAXCONN` is clipped, and the clipping logged once at `debug` with both
+    /// values.
     pub fn listen_queue(mut self, backlog: u32) -> Self {
         self.spec.listen_queue = Some(backlog);
         self
@@ -469,20 +527,26 @@ impl SocketFactoryBuilder {
     }
 
     /// Where each new socket goes. POE: `SuccessEvent`.
+    ///
+    /// The factory holds the recipient weakly: it does not keep its actor alive.
     pub fn on_success(mut self, recipient: Recipient<SocketCreated>) -> Self {
-        self.routes.success = Route::To(recipient);
+        self.routes.success = Route::To(recipient.downgrade());
         self
     }
 
     /// Where failures go. POE: `FailureEvent`.
+    ///
+    /// The factory holds the recipient weakly: it does not keep its actor alive.
     pub fn on_failure(mut self, recipient: Recipient<SocketFailed>) -> Self {
-        self.routes.failure = Route::To(recipient);
+        self.routes.failure = Route::To(recipient.downgrade());
         self
     }
 
     /// Both recipients from one actor that handles both messages.
     ///
-    /// The factory keeps one address for both, which is lighter than two recipients.
+    /// The factory keeps one address for both, which is lighter than two recipients, and holds
+    /// it weakly ([`WeakAddr`](actix::WeakAddr)): the owner still stops when its own last `Addr`
+    /// is dropped, and the factory follows it.
     pub fn owner<A>(mut self, owner: &Addr<A>) -> Self
     where
         A: Actor + Handler<SocketCreated> + Handler<SocketFailed>,
@@ -490,7 +554,7 @@ impl SocketFactoryBuilder {
             actix::dev::ToEnvelope<A, SocketCreated> + actix::dev::ToEnvelope<A, SocketFailed>,
     {
         self.routes = Routes {
-            owner: Some(Box::new(owner.clone())),
+            owner: Some(Box::new(owner.downgrade())),
             success: Route::Owner,
             failure: Route::Owner,
         };
@@ -503,7 +567,9 @@ impl SocketFactoryBuilder {
     /// 5 ms to 1 s).
     ///
     /// The listener is kept and the queued clients wait in the kernel; each episode gives one
-    /// [`SocketFailed`] ("accept") and one `error!` line, whatever its length. Pauses are whole
+    /// [`SocketFailed`] ("accept") and one `error!` line, whatever its length. An episode ends
+    /// only once accepting has gone well for `max` since its last error: a server held at its
+    /// limit, each freed descriptor taken by the next client, reports once, not per client. Pauses are whole
     /// milliseconds, at least 1 ms (retrying at once would spin on `EMFILE`); a `max` below
     /// `first` is taken as `first`.
     pub fn accept_backoff(mut self, first: Duration, max: Duration) -> Self {
@@ -523,9 +589,11 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// Bounds a client's connect, name lookup and every raced address included; on expiry the owner gets `SocketFailed`
-    /// "connect" with `ETIMEDOUT` and the half-open socket is closed. Default: none (the kernel's
-    /// own limit).
+    /// Bounds a client's connect, name lookup and every raced address included; on expiry the
+    /// owner gets `SocketFailed` "connect" with `ETIMEDOUT` and the half-open socket is closed.
+    /// Default: none (the kernel's own limit).
+    ///
+    /// A limit too far away to express as an instant (`Duration::MAX`, say) means no limit.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.spec.connect_timeout = Some(timeout);
         self
@@ -539,8 +607,12 @@ impl SocketFactoryBuilder {
     /// actix gives no signal when an actor's mailbox closes, so an idle server can only notice
     /// its owner's end by looking. One task per Arbiter and period looks at all its factories'
     /// recipients at once: a few atomic loads per factory per period, no timer of its own.
+    ///
+    /// # Errors
+    /// A zero period is a [`ConfigError::InvalidDuration`] (a sweep could never rest); periods
+    /// over a day are taken as a day.
     pub fn owner_check_interval(mut self, interval: Option<Duration>) -> Self {
-        self.spec.owner_check = interval;
+        self.spec.owner_check = interval.map(|period| period.min(MAX_OWNER_CHECK));
         self
     }
 
@@ -592,6 +664,14 @@ impl SocketFactoryBuilder {
     /// # Errors
     /// When the process was not socket-activated, or no socket has that name: a `SocketFailed`
     /// with [`Operation::Socket`](crate::Operation::Socket) and `ENOENT`-like `NotFound`.
+    /// A `LISTEN_FDS` that is not a count of descriptors this process can have (negative, not a
+    /// number, beyond `RLIMIT_NOFILE`) is the same failure with `InvalidInput`.
+    ///
+    /// # Notes
+    /// `LISTEN_PID`, when set, must be this process. When it is not set at all, `LISTEN_FDS` is
+    /// obeyed (as listenfd and tokio-listener do), for `systemfd --no-pid` and the like;
+    /// systemd itself always sets it. Not so in a process started by a handover's successor,
+    /// whose inherited variables were the successor's (see [`crate::handover`]).
     pub fn systemd(mut self, name: Option<&str>) -> Self {
         self.spec.source = Source::Systemd(name.map(str::to_owned));
         self
@@ -606,28 +686,162 @@ impl SocketFactoryBuilder {
     /// # Errors
     /// A [`ConfigError`] for mistakes visible without the OS: a missing remote port, an address of
     /// the wrong family, a UNIX path too long, ...
+    ///
+    /// A description with no recipient at all (neither [`owner`](Self::owner) nor
+    /// [`on_success`](Self::on_success) / [`on_failure`](Self::on_failure)) is
+    /// [`ConfigError::NoRecipient`]: nothing it made could ever be received.
     pub fn build(self) -> Result<SocketFactory, ConfigError> {
-        self.spec.validate()?;
-        Ok(SocketFactory::from_builder(self))
+        self.check()?;
+        Ok(SocketFactory::kept(self.spec, self.routes))
     }
 
-    /// Starts the factory on the current Arbiter and returns its address.
-    ///
-    /// It always returns an address, as POE's `new()` always returns an object: when the socket
-    /// cannot be made, a [`SocketFailed`] arrives instead (with [`Operation::Config`](crate::Operation::Config)
-    /// for a bad description).
+    fn check(&self) -> Result<(), ConfigError> {
+        self.spec.validate()?;
+        if self.routes.is_empty() {
+            return Err(ConfigError::NoRecipient);
+        }
+        Ok(())
+    }
+
+    /// Starts the factory on the current Arbiter and returns its address, as POE's `new()`
+    /// always returns an object: when the socket cannot be made, a [`SocketFailed`] arrives
+    /// instead (with [`Operation::Config`](crate::Operation::Config) for a bad description).
+    /// [`spawn`](Self::spawn) is the awaited form, giving the error where you await.
     ///
     /// The socket is made before this returns (a server is listening, a client's `connect(2)`
     /// is under way) unless a host or service name must be looked up first, which happens
-    /// afterwards, off the thread. The description is not kept: see [`build`](Self::build) for a
-    /// factory that can be made again.
+    /// afterwards, off the thread. Its outcome is delivered from the factory's own turn, after
+    /// this has returned and after any message sent to the factory right after it (see
+    /// [`SocketFactory`]'s `# Delivery`). The description is not kept: see
+    /// [`build`](Self::build) for a factory that can be made again.
+    ///
+    /// A description with no recipient at all is logged at `warn` and makes nothing.
+    ///
+    /// # Panics
+    /// When called outside a running actix `System` (no current Arbiter), as any actor's
+    /// `start()` does.
     pub fn start(self) -> Addr<SocketFactory> {
-        SocketFactory::create(move |ctx| SocketFactory::set_up(self, ctx))
+        let SocketFactoryBuilder { spec, routes } = self;
+        SocketFactory::create(move |ctx| SocketFactory::set_up(spec, routes, Launch::Now, ctx))
     }
 
     /// Starts the factory on another Arbiter, so its accept loop runs on that Arbiter's thread;
     /// the sockets it delivers are not tied to it and serve on any Arbiter.
+    ///
+    /// Nothing is delivered before this has returned: the factory sets up on its Arbiter at
+    /// once, but delivers only after a message the calling Arbiter sends it at its next turn
+    /// (the same guarantee as [`start`](Self::start) on one thread).
     pub fn start_in_arbiter(self, arbiter: &actix::ArbiterHandle) -> Addr<SocketFactory> {
-        SocketFactory::start_in_arbiter(arbiter, move |ctx| SocketFactory::set_up(self, ctx))
+        let SocketFactoryBuilder { spec, routes } = self;
+        let addr = SocketFactory::start_in_arbiter(arbiter, move |ctx| {
+            SocketFactory::set_up(spec, routes, Launch::Gated, ctx)
+        });
+        // The gate opens at this Arbiter's next turn, so not even a message handled on another
+        // thread can precede the caller's next statement. Outside an Arbiter (a plain thread),
+        // it opens at once.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let gate = addr.clone();
+            actix_rt::spawn(async move { gate.do_send(Go) });
+        } else {
+            addr.do_send(Go);
+        }
+        addr
+    }
+
+    /// Starts the factory on the current Arbiter and resolves once its setup is over, with the
+    /// OS error right there when it fails: `let server = builder.spawn().await?`, as
+    /// actix-web's `bind(..)?`.
+    ///
+    /// Setup is over when a server listens, a datagram socket is bound, or a client's
+    /// `connect(2)` is under way (or done): the [`Spawned`] gives the factory's address and its
+    /// local address. A failure before that (a bad description, an unknown host, a port in use,
+    /// a refused UNIX connect, ...) is the `Err`, and is *not* sent to the failure recipient as
+    /// well; what happens afterwards (a client's connect failing, accept errors) arrives as
+    /// messages, as with [`start`](Self::start).
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it resolves leaves the factory running: its setup failure, if
+    /// any, then goes to the failure recipient as with `start()`.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start): outside a running actix `System`.
+    pub fn spawn(self) -> impl std::future::Future<Output = Result<Spawned, SocketFailed>> {
+        let SocketFactoryBuilder { spec, routes } = self;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let addr = SocketFactory::create(move |ctx| {
+            SocketFactory::set_up(spec, routes, Launch::Awaited(tx), ctx)
+        });
+        async move {
+            match rx.await {
+                Ok(Ok(Ready { local })) => Ok(Spawned { addr, local }),
+                Ok(Err(failed)) => Err(failed),
+                // The factory stopped without a word: only a System shutting down does that.
+                Err(_) => Err(SocketFailed::new(
+                    crate::error::Failure::new(
+                        crate::Operation::Socket,
+                        std::io::Error::other("the factory stopped before its setup was over"),
+                    ),
+                    crate::FactoryId::next(),
+                )),
+            }
+        }
+    }
+
+    /// Who looks host names up (default: [`SystemResolver`](crate::SystemResolver), the C
+    /// library's `getaddrinfo` on a small detached thread pool). With the `hickory` feature,
+    /// `HickoryResolver` is an async DNS resolver; any [`Resolve`](crate::Resolve)
+    /// implementation will do. Not in POE.
+    ///
+    /// The factory drops the look-up when its deadline passes or it stops: see
+    /// [`lookup_timeout`](Self::lookup_timeout). An IP literal is never looked up.
+    pub fn resolver(mut self, resolver: impl crate::Resolve) -> Self {
+        self.spec.rare_mut().resolver =
+            Some(crate::lookup::Resolver(std::sync::Arc::new(resolver)));
+        self
+    }
+
+    /// Bounds the look-up of the factory's names (host, service and protocol names together;
+    /// default [`DEFAULT_LOOKUP_TIMEOUT`], 10 s). A client's look-up also ends with its
+    /// [`connect_timeout`](Self::connect_timeout), whichever comes first. Not in POE.
+    ///
+    /// # Errors
+    /// On expiry the owner gets `SocketFailed` with `ETIMEDOUT`: "resolve" when this limit
+    /// expired, "connect" when a client's connect timeout did (as for a slow connect).
+    /// A zero limit is a [`ConfigError::InvalidDuration`].
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.spec.rare_mut().lookup_timeout = Some(timeout);
+        self
+    }
+}
+
+/// A factory started with [`SocketFactoryBuilder::spawn`], its setup over.
+#[derive(Debug, Clone)]
+pub struct Spawned {
+    /// The factory's address: keep it to stop the factory or send it messages.
+    pub addr: Addr<SocketFactory>,
+    /// Where its socket is bound: the listening address, the bound datagram address, or a
+    /// client's local address (`None` when it has none yet, as an unbound UNIX client).
+    pub local: Option<SocketAddress>,
+}
+
+impl Spawned {
+    /// The local address as an IP socket address, for INET and INET6 factories.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.local {
+            Some(SocketAddress::Inet(addr)) => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// The local port, for INET and INET6 factories.
+    pub fn port(&self) -> Option<u16> {
+        self.local_addr().map(|addr| addr.port())
+    }
+}
+
+impl SocketFactory {
+    /// A builder with POE's defaults: a stream server on any address, port 0.
+    pub fn builder() -> SocketFactoryBuilder {
+        SocketFactoryBuilder::new()
     }
 }

@@ -216,6 +216,11 @@ where
         }
     }
 
+    /// The local address of the newest attempt's socket (bound by `connect(2)` at the latest).
+    pub(crate) fn local_addr(&self) -> Option<SockAddr> {
+        self.running.last()?.fd.get_ref().local_addr().ok()
+    }
+
     /// Starts the next address that can be opened; one that cannot counts as a failed attempt
     /// and the one after it starts at once.
     fn start_next(&mut self) {

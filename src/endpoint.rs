@@ -155,6 +155,8 @@ pub struct Endpoint {
     address: Address,
     /// Always `Some` for INET schemes, `None` for UNIX ones.
     port: Option<Port>,
+    /// The IPv6 zone (scope id) of a link-local address given as a `SocketAddrV6`; 0: none.
+    scope_id: u32,
 }
 
 impl Endpoint {
@@ -196,6 +198,7 @@ impl Endpoint {
             scheme: Scheme::SdListen,
             address: Address::Host(name.unwrap_or_default().to_owned()),
             port: None,
+            scope_id: 0,
         }
     }
 
@@ -209,13 +212,26 @@ impl Endpoint {
 }
 
 impl From<SocketAddr> for Endpoint {
-    /// A `tcp://` endpoint.
+    /// A `tcp://` endpoint; an IPv6 address keeps its zone (scope id), as `connect(2)` would.
     fn from(addr: SocketAddr) -> Self {
+        let scope_id = match addr {
+            SocketAddr::V6(v6) => v6.scope_id(),
+            SocketAddr::V4(_) => 0,
+        };
         Endpoint {
             scheme: Scheme::Tcp,
             address: Address::Ip(addr.ip()),
             port: Some(Port::Number(addr.port())),
+            scope_id,
         }
+    }
+}
+
+impl Endpoint {
+    /// The IPv6 zone (scope id) kept from a `SocketAddrV6`, 0 when none. Written as `%N` after
+    /// the address (`tcp://[fe80::1%2]:9`), as std writes a `SocketAddrV6`.
+    pub fn scope_id(&self) -> u32 {
+        self.scope_id
     }
 }
 
@@ -228,6 +244,9 @@ impl fmt::Display for Endpoint {
             };
         }
         match (&self.address, &self.port) {
+            (Address::Ip(IpAddr::V6(ip)), Some(port)) if self.scope_id != 0 => {
+                write!(f, "{}://[{ip}%{}]:{port}", self.scheme, self.scope_id)
+            }
             (Address::Ip(IpAddr::V6(ip)), Some(port)) => {
                 write!(f, "{}://[{ip}]:{port}", self.scheme)
             }
@@ -470,6 +489,7 @@ impl Parser<'_> {
             scheme,
             address,
             port: Some(port),
+            scope_id: 0,
         })
     }
 
@@ -555,6 +575,7 @@ impl Parser<'_> {
             scheme,
             address,
             port: None,
+            scope_id: 0,
         })
     }
 }
@@ -571,6 +592,8 @@ mod sealed {
         pub(crate) socket_type: Option<SocketType>,
         /// `sd-listen`: take the socket from systemd (with this name) instead.
         pub(crate) systemd: Option<Option<String>>,
+        /// The IPv6 zone of an IP address (0: none).
+        pub(crate) scope_id: u32,
     }
 
     /// Keeps [`ToEndpoint`](super::ToEndpoint) closed to this crate's inputs.
@@ -599,6 +622,7 @@ fn inet(ip: IpAddr, port: u16) -> Parts {
         domain: None,
         socket_type: None,
         systemd: None,
+        scope_id: 0,
     }
 }
 
@@ -613,6 +637,7 @@ impl sealed::Sealed for Endpoint {
             address: self.address,
             port: self.port,
             systemd,
+            scope_id: self.scope_id,
         }
     }
 }
@@ -624,8 +649,15 @@ impl sealed::Sealed for &Endpoint {
 }
 
 impl sealed::Sealed for SocketAddr {
+    /// An IPv6 address keeps its zone (scope id).
     fn parts(self) -> Parts {
-        inet(self.ip(), self.port())
+        match self {
+            SocketAddr::V6(v6) => Parts {
+                scope_id: v6.scope_id(),
+                ..inet(self.ip(), self.port())
+            },
+            SocketAddr::V4(_) => inet(self.ip(), self.port()),
+        }
     }
 }
 
@@ -668,6 +700,7 @@ impl sealed::Sealed for (&str, u16) {
             domain: None,
             socket_type: None,
             systemd: None,
+            scope_id: 0,
         }
     }
 }
@@ -693,6 +726,7 @@ impl sealed::Sealed for PathBuf {
             domain: Some(Domain::Unix),
             socket_type: None,
             systemd: None,
+            scope_id: 0,
         }
     }
 }
@@ -724,7 +758,13 @@ impl SocketFactoryBuilder {
     /// An `sd-listen` endpoint takes the socket from systemd instead, as
     /// [`systemd`](Self::systemd) does.
     pub fn bind(self, local: impl ToEndpoint) -> Self {
-        self.place(local.parts(), Self::bind_address, Self::bind_port)
+        let parts = local.parts();
+        let scope_id = parts.scope_id;
+        let mut builder = self.place(parts, Self::bind_address, Self::bind_port);
+        if scope_id != 0 || builder.spec.rare.is_some() {
+            builder.spec.rare_mut().bind_scope_id = scope_id;
+        }
+        builder
     }
 
     /// The remote address and port in one value; makes the factory a client. POE:
@@ -741,7 +781,17 @@ impl SocketFactoryBuilder {
     /// An `sd-listen` endpoint names no remote: it takes the socket from systemd, as
     /// [`bind`](Self::bind) does.
     pub fn connect(self, remote: impl ToEndpoint) -> Self {
-        self.place(remote.parts(), Self::remote_address, Self::remote_port)
+        let parts = remote.parts();
+        if let (Address::Ip(IpAddr::V6(ip)), Some(Port::Number(port)), scope @ 1..) =
+            (&parts.address, &parts.port, parts.scope_id)
+        {
+            // A zone only a whole SocketAddrV6 carries: as remote_addresses keeps it.
+            let addr = SocketAddrV6::new(*ip, *port, 0, scope);
+            return self
+                .remote_addresses([SocketAddr::V6(addr)])
+                .apply(parts.domain, parts.socket_type);
+        }
+        self.place(parts, Self::remote_address, Self::remote_port)
     }
 
     /// Sets an address and port with the given setters (bind or remote), and the domain and
@@ -758,6 +808,7 @@ impl SocketFactoryBuilder {
             domain,
             socket_type,
             systemd,
+            ..
         } = parts;
         if let Some(name) = systemd {
             return self.systemd(name.as_deref());

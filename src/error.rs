@@ -120,6 +120,27 @@ pub enum ConfigError {
         /// Why it does not fit.
         reason: String,
     },
+    /// A setting outside the range the kernel (or the crate) accepts: `ttl(0)`,
+    /// `tcp_keepalive_time` beyond Linux's 32,767 s, ... Caught by `build()` rather than
+    /// refused by `setsockopt` on every accepted socket, or silently taken as a default.
+    OutOfRange {
+        /// The setting, by its C name or builder method.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        allowed: String,
+    },
+    /// No recipient at all: neither an owner nor a success or failure recipient, so nothing the
+    /// factory made could ever be received.
+    NoRecipient,
+    /// A duration the factory cannot use (a zero owner-check period, say).
+    InvalidDuration {
+        /// The setting, by its builder method's name.
+        setting: &'static str,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -164,6 +185,15 @@ impl fmt::Display for ConfigError {
             ConfigError::UnfitOption { option, reason } => {
                 write!(f, "socket option {option}: {reason}")
             }
+            ConfigError::OutOfRange {
+                setting,
+                value,
+                allowed,
+            } => write!(f, "{setting} {value} is out of range: {allowed}"),
+            ConfigError::NoRecipient => f.write_str(
+                "no recipient: give an owner, a success recipient or a failure recipient",
+            ),
+            ConfigError::InvalidDuration { setting, reason } => write!(f, "{setting}: {reason}"),
         }
     }
 }

@@ -1,9 +1,8 @@
-//! The [`SocketFactory`] actor: its life (start, run, stop, restart) and how it answers messages.
+//! The [`SocketFactory`] actor: one explicit state machine, and how it answers messages.
 //!
-//! The actor turns a [`Plan`] into a socket and then plays one of three roles: a server (an
-//! accept loop it spawns and cancels for pause/resume), a client (one connect future) or a
-//! connectionless socket (delivered at once). Everything it makes is handed to the owner as a
-//! message; everything that goes wrong, too.
+//! A factory is always in exactly one [`State`]. Each message and each event of its own futures
+//! (the look-up, the connect race, the accept loop, the outbox) is handled per state, so every
+//! rule of the contract in [`SocketFactory`]'s docs is one visible match arm.
 
 use std::io;
 use std::pin::Pin;
@@ -15,17 +14,18 @@ use std::time::Duration;
 use actix::prelude::*;
 use socket2::{SockAddr, Socket};
 use tokio::io::Interest;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::accept::{AcceptEvent, Acceptor};
 use crate::addr::SocketAddress;
 use crate::adopt::{self, Source};
-use crate::builder::{Domain, Service, SocketFactoryBuilder, SocketType, Spec};
+use crate::builder::{Domain, Service, SocketType, Spec};
 use crate::connect;
 use crate::error::{Context as _, Failure, Operation};
+use crate::handover::{self, SharedSocket};
 use crate::messages::{
-    FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents, SocketCreated,
-    SocketFailed, StopFactory,
+    FactoryId, GetId, GetSockName, PauseAccept, Relinquish, ResumeAccept, SetEvents, ShareListener,
+    SocketCreated, SocketFailed, StopFactory,
 };
 use crate::open::{self, Opened};
 use crate::options::Options;
@@ -40,112 +40,233 @@ const ACCEPT_BUDGET: usize = 32;
 
 /// The socket factory actor: one socket-creating job, driven by messages.
 ///
-/// Start it with [`SocketFactory::builder`]. It then sends [`SocketCreated`] for every socket it
-/// makes and [`SocketFailed`] for every failure, and takes [`PauseAccept`], [`ResumeAccept`],
-/// [`SetEvents`], [`GetSockName`], [`GetId`] and [`StopFactory`].
+/// Start it with [`SocketFactory::builder`]: [`spawn`](crate::SocketFactoryBuilder::spawn)
+/// (awaited: the OS error where you await), [`start`](crate::SocketFactoryBuilder::start)
+/// (messages only, as POE) or [`build`](crate::SocketFactoryBuilder::build) (for a
+/// `Supervisor`). It then sends [`SocketCreated`] for every socket it makes and [`SocketFailed`]
+/// for every failure, and takes [`PauseAccept`], [`ResumeAccept`], [`SetEvents`],
+/// [`GetSockName`], [`GetId`], [`GetStats`] and [`StopFactory`].
 ///
 /// # Life
-/// - A **server** runs until its owner is gone, it is told to stop, or its listener breaks.
-/// - A **client** or **datagram** factory stops once it has delivered its socket, or failed;
-///   one that bound a UNIX socket file stays until its owner is gone or it is told to stop, then
-///   removes the file.
-/// - A setup failure (bad description, resolve, socket, bind, listen) is reported and stops it.
-/// - The owner is gone when none of the recipients it set can be reached: checked at every
-///   delivery and every [`owner_check_interval`](SocketFactoryBuilder::owner_check_interval).
+/// - **Who holds whom.** The owner holds the factory (its [`Addr`]); the factory holds its owner
+///   and every recipient *weakly* ([`WeakAddr`], [`WeakRecipient`]), as an actix child holds its
+///   parent. An owner therefore stops when its own last `Addr` is dropped, whatever factories it
+///   started, and its factories follow.
+/// - **When it stops.** A factory stops when nothing can receive its outcome any more (every
+///   recipient it was given has stopped: checked at each delivery and every
+///   [`owner_check_interval`](crate::SocketFactoryBuilder::owner_check_interval), in every
+///   state), when it is told to ([`StopFactory`]), when its job is done (a client or datagram
+///   socket delivered; one that bound a UNIX socket file lives on to keep it), or when it fails.
+///   Dropping the factory's own `Addr` does *not* stop a factory with work in flight (a server,
+///   a connect under way), as with any actix actor running a future: keep the `Addr` to stop it,
+///   or let the owner go.
+/// - **Stopping** closes every socket the factory holds (listener, connect attempts, an
+///   undelivered socket), cancels a look-up, and removes a UNIX socket file it made. It is
+///   immediate in every state: after [`StopFactory`] is handled nothing more is ever delivered.
 ///
-/// Stopping closes the socket, drops undelivered sockets and removes a UNIX socket file the
-/// factory made.
+/// # Delivery
+/// - No message from a factory reaches any recipient before `start()` (or
+///   `start_in_arbiter()`, or the awaited `spawn()`) has returned, on any Arbiter: outcomes are
+///   delivered from the factory's own turn, never from inside the call that made it.
+/// - A message sent to the factory right after `start()` returns ([`GetSockName`],
+///   [`PauseAccept`], [`SetEvents`], [`StopFactory`], ...) is handled before the factory delivers
+///   its one-shot outcome: actix handles a turn's queued messages before the actor's futures.
+/// - A [`SetEvents`] applies to every outcome not yet delivered.
+/// - [`GetSockName`] answers for the factory's whole life: listening, connecting (once its socket
+///   is bound), holding a datagram socket; during a name look-up the answer waits for the
+///   socket. [`SocketCreated::local`] carries the local address too.
+///
+/// # States
+/// `Idle` (made by `build()`, or between two supervised setups) → `Resolving` (names being
+/// looked up) → `Connecting` | `Listening` | `Holding` (a one-shot socket or failure not yet
+/// delivered) → `Keeping` (a delivered socket's UNIX file) → `Retired` (done or told to stop:
+/// holds nothing, never sets up again).
 ///
 /// # Supervision
 /// `SocketFactory` is [`Supervised`]: under [`actix::Supervisor`] a factory stopped by a failure
-/// is made again from the same description (a server re-binds its address). Repeated setup
-/// failures space the attempts out (100 ms doubling to 5 s), and each is reported. A factory
-/// told to stop ([`StopFactory`]) or whose owner is gone closes everything and stays idle even
-/// under a Supervisor; dropping its addresses ends it.
+/// is made again from the same description (a server re-binds its address, a client connects
+/// again). Repeated setup failures space the attempts out (100 ms doubling to 5 s), and each is
+/// reported. A factory told to stop, whose owner is gone, or whose job is done, stays `Retired`
+/// even under a Supervisor; dropping its addresses ends it.
+///
+/// [`WeakAddr`]: actix::WeakAddr
+/// [`WeakRecipient`]: actix::WeakRecipient
+/// [`SocketCreated::local`]: crate::SocketCreated::local
 pub struct SocketFactory {
     id: FactoryId,
+    /// What the factory is for, in logs: its endpoint as described, then its local address.
+    name: Rc<str>,
     /// The description, kept only by factories a Supervisor may make again (those from
     /// `build()`); `start()` sets up from it at once and lets it go.
     spec: Option<Box<Spec>>,
-    /// Options for accepted sockets.
-    options: Options,
     owners: Rc<Owners>,
+    state: State,
+    /// Applies in every state (POE keeps the flag too): a server made later starts paused.
     paused: bool,
-    /// The listening socket and its accept state (servers only).
-    acceptor: Option<Acceptor>,
-    /// Boxed: only UNIX path factories have one, and every idle server would pay for it inline.
-    file: Option<Box<SocketFile>>,
-    /// Whether the accept loop is spawned (it ends when the acceptor goes).
-    looping: bool,
-    /// A finished one-shot socket waiting for a success recipient (boxed: servers never hold one).
-    held: Option<Box<SocketCreated>>,
-    /// The local address of the one-shot socket, kept for `GetSockName` after delivery.
-    local: Option<Box<SocketAddress>>,
-    exhausted: bool,
+    /// Closed between `start_in_arbiter()` and the moment it has returned: nothing is delivered.
+    gated: bool,
+    /// The awaited start's answer, until setup is over.
+    ready: Option<oneshot::Sender<Result<Ready, SocketFailed>>>,
+    /// `GetSockName` asked while the socket does not exist yet (names being looked up).
+    waiters: Vec<oneshot::Sender<io::Result<SocketAddress>>>,
+    /// The periodic owner check period (it outlives restarts: the owners stay).
+    owner_check: Option<Duration>,
+    watching: bool,
     counters: Counters,
-    /// Domain and type of the listening socket, given to each accepted one.
-    kind: (Domain, SocketType),
     /// Setups that failed in a row: under a Supervisor, each restart waits longer.
     failed_starts: u8,
-    /// Stopped on purpose (StopFactory, owner gone): a Supervisor's restart must not re-open.
-    retired: bool,
-    /// Whether this Arbiter's owner sweep looks at us (it outlives restarts: the owners stay).
-    watching: bool,
+}
+
+/// Where a factory stands. Every socket, file and future it holds lives in exactly one state.
+enum State {
+    /// Not set up: made by `build()` and not started yet, or waiting to set up again.
+    Idle,
+    /// Host, service or protocol names being looked up (a spawned future, cancelled on stop).
+    Resolving(SpawnHandle),
+    /// A client's connect under way (a spawned race); `local` is its first socket's address.
+    Connecting {
+        race: SpawnHandle,
+        local: Option<SocketAddress>,
+    },
+    /// Accepting clients.
+    Listening(Box<Listening>),
+    /// A one-shot outcome made and not yet delivered: delivered from the actor's own turn, or
+    /// once a success recipient is set again.
+    Holding(Box<Outcome>),
+    /// A one-shot socket delivered; the factory lives on only to keep its UNIX socket file.
+    Keeping {
+        /// Held for its `Drop`, which removes the file.
+        _file: SocketFile,
+        local: SocketAddress,
+    },
+    /// Done: delivered, told to stop, orphaned. Holds nothing and never sets up again.
+    Retired,
+}
+
+/// A server at work.
+struct Listening {
+    /// Dropped first, while the listener still holds the file's inode: where the file system
+    /// reuses inode numbers, a closed socket's number could already name a newer file.
+    _file: Option<SocketFile>,
+    acceptor: Acceptor,
+    local: SocketAddress,
+    /// Options for accepted sockets.
+    options: Options,
+    /// Domain and type of the listening socket, given to each accepted one.
+    kind: (Domain, SocketType),
+    /// In an accept back-off episode (descriptors or memory exhausted).
+    exhausted: bool,
+    /// The accept loop is spawned (it ends when the listener goes).
+    looping: bool,
+}
+
+/// A one-shot outcome waiting for its turn.
+enum Outcome {
+    Created {
+        // Fields drop in order: the file before the socket bound to it.
+        file: Option<SocketFile>,
+        created: SocketCreated,
+    },
+    Failed(Failure),
+}
+
+/// What the awaited start gives: the factory and where its socket is bound.
+#[derive(Debug, Clone)]
+pub(crate) struct Ready {
+    pub(crate) local: Option<SocketAddress>,
+}
+
+impl State {
+    fn label(&self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Resolving(_) => "resolving",
+            State::Connecting { .. } => "connecting",
+            State::Listening(_) => "listening",
+            State::Holding(_) => "holding",
+            State::Keeping { .. } => "keeping its socket file",
+            State::Retired => "retired",
+        }
+    }
 }
 
 impl std::fmt::Debug for SocketFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SocketFactory")
             .field("id", &self.id)
+            .field("name", &self.name)
+            .field("state", &self.state.label())
             .field("paused", &self.paused)
-            .field("listening", &self.acceptor.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl SocketFactory {
-    /// A builder with POE's defaults: a stream server on any address, port 0.
-    pub fn builder() -> SocketFactoryBuilder {
-        SocketFactoryBuilder::new()
-    }
+/// How a factory is made, as the builder asks.
+pub(crate) enum Launch {
+    /// `start()`: set up inside actor creation.
+    Now,
+    /// `start_in_arbiter()`: set up on the Arbiter, deliver nothing until [`Go`] arrives.
+    Gated,
+    /// `spawn()`: as `Now`, answering here once setup is over.
+    Awaited(oneshot::Sender<Result<Ready, SocketFailed>>),
+}
 
+impl SocketFactory {
     /// A factory that sets up when its actor starts, keeping its description so that a
-    /// Supervisor can make it again (see [`SocketFactoryBuilder::build`]).
-    pub(crate) fn from_builder(builder: SocketFactoryBuilder) -> SocketFactory {
-        let mut factory = SocketFactory::new(builder.routes);
-        factory.spec = Some(Box::new(builder.spec));
+    /// Supervisor can make it again (see [`SocketFactoryBuilder::build`](crate::SocketFactoryBuilder::build)).
+    pub(crate) fn kept(spec: Spec, routes: Routes) -> SocketFactory {
+        let mut factory = SocketFactory::new(&spec, routes);
+        factory.spec = Some(Box::new(spec));
         factory
     }
 
-    /// Makes the factory and its socket at once, inside `start()`: the description is used on
-    /// the caller's stack and dropped (a name lookup keeps its own copy until it is done), so an
-    /// idle factory carries none of it, and a client's `connect(2)` is under way before its
-    /// actor is first polled.
-    pub(crate) fn set_up(builder: SocketFactoryBuilder, ctx: &mut Context<Self>) -> SocketFactory {
-        let SocketFactoryBuilder { mut spec, routes } = builder;
-        let mut factory = SocketFactory::new(routes);
+    /// Makes the factory and its socket at once, inside actor creation: the description is used
+    /// on the caller's stack and dropped (a name lookup keeps its own copy until it is done), so
+    /// an idle factory carries none of it, and a client's `connect(2)` is under way before its
+    /// actor is first polled. Outcomes wait for the actor's own turn.
+    pub(crate) fn set_up(
+        mut spec: Spec,
+        routes: Routes,
+        launch: Launch,
+        ctx: &mut Context<Self>,
+    ) -> SocketFactory {
+        let mut factory = SocketFactory::new(&spec, routes);
+        match launch {
+            Launch::Now => {}
+            Launch::Gated => factory.gated = true,
+            Launch::Awaited(ready) => factory.ready = Some(ready),
+        }
+        if factory.owners.is_empty() {
+            // Nobody could ever receive an outcome: make nothing, hold nothing.
+            let error = crate::error::ConfigError::NoRecipient;
+            log::warn!(
+                "factory {} ({}): {error}; not started",
+                factory.id,
+                factory.name
+            );
+            factory.state = State::Holding(Box::new(Outcome::Failed(Failure::config(error))));
+            ctx.spawn(Outbox);
+            return factory;
+        }
         factory.setup(&mut spec, ctx);
         factory
     }
 
-    fn new(routes: Routes) -> SocketFactory {
+    fn new(spec: &Spec, routes: Routes) -> SocketFactory {
         SocketFactory {
             id: FactoryId::next(),
+            name: spec.describe().into(),
             spec: None,
-            options: Options::default(),
             owners: Owners::new(routes),
+            state: State::Idle,
             paused: false,
-            acceptor: None,
-            file: None,
-            looping: false,
-            held: None,
-            local: None,
-            exhausted: false,
-            counters: Counters::default(),
-            kind: (Domain::Inet, SocketType::Stream),
-            failed_starts: 0,
-            retired: false,
+            gated: false,
+            ready: None,
+            waiters: Vec::new(),
+            owner_check: spec.owner_check,
             watching: false,
+            counters: Counters::default(),
+            failed_starts: 0,
         }
     }
 
@@ -153,6 +274,8 @@ impl SocketFactory {
     pub fn id(&self) -> FactoryId {
         self.id
     }
+
+    // ----- Setting up -------------------------------------------------------------------------
 
     /// Sets up from the kept description (a factory from `build()`, at each start).
     fn setup_kept(&mut self, ctx: &mut Context<Self>) {
@@ -164,6 +287,7 @@ impl SocketFactory {
     }
 
     fn setup(&mut self, spec: &mut Spec, ctx: &mut Context<Self>) {
+        self.watch_owner(ctx);
         let adopted = match &spec.source {
             Source::Describe => return self.setup_described(spec, ctx),
             Source::Adopt(original) => adopt::prepare(original),
@@ -178,12 +302,13 @@ impl SocketFactory {
                 Err(error) => Err(Failure::new(Operation::Socket, error)),
             },
         };
+        let service = spec.service();
         let started = adopted.and_then(|adopted| {
             let kind = (adopted.domain, adopted.socket_type);
             match adopted.role {
-                Role::Listen => self.serve(adopted.socket, kind, None, spec.service(), ctx),
+                Role::Listen => self.serve(adopted.socket, kind, None, service, ctx),
                 _ => {
-                    self.finish(adopted.socket, None, kind, spec.owner_check, ctx);
+                    self.finish(adopted.socket, None, kind, None, ctx);
                     Ok(())
                 }
             }
@@ -195,14 +320,15 @@ impl SocketFactory {
 
     fn setup_described(&mut self, spec: &Spec, ctx: &mut Context<Self>) {
         let deadline = match (spec.role(), spec.connect_timeout) {
-            (Role::Connect, Some(limit)) => Some(tokio::time::Instant::now() + limit),
+            // A limit too far to express is no limit.
+            (Role::Connect, Some(limit)) => tokio::time::Instant::now().checked_add(limit),
             _ => None,
         };
         let service = spec.service();
         if let Some(ready) = resolve::plan_now(spec) {
             return self.run(ready, service, deadline, ctx);
         }
-        log::debug!("factory {}: looking up names", self.id);
+        log::debug!("factory {} ({}): looking up names", self.id, self.name);
         let spec = spec.clone();
         let lookup = async move {
             match deadline {
@@ -212,13 +338,15 @@ impl SocketFactory {
                     .unwrap_or_else(|_| Err(timed_out())),
             }
         };
-        // `wait`, not `spawn`: messages (GetSockName, PauseAccept, ...) queue until the socket
-        // exists, so they always see the factory in its final shape. The thread stays free.
-        ctx.wait(
-            lookup
-                .into_actor(self)
-                .map(move |planned, act, ctx| act.run(planned, service, deadline, ctx)),
-        );
+        // Spawned, not `wait`ed: messages are handled meanwhile (StopFactory cancels the
+        // look-up at once; GetSockName waits for the socket).
+        let handle = ctx.spawn(lookup.into_actor(self).map(move |planned, act, ctx| {
+            if matches!(act.state, State::Resolving(_)) {
+                act.state = State::Idle;
+                act.run(planned, service, deadline, ctx);
+            }
+        }));
+        self.state = State::Resolving(handle);
     }
 
     fn run(
@@ -236,9 +364,8 @@ impl SocketFactory {
             }
             Role::Bound => {
                 let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
-                self.file = file.map(Box::new);
                 let kind = (plan.domain, plan.socket_type);
-                self.finish(socket, None, kind, service.owner_check, ctx);
+                self.finish(socket, None, kind, file, ctx);
                 Ok(())
             }
             Role::Connect => {
@@ -260,25 +387,26 @@ impl SocketFactory {
         service: Service,
         ctx: &mut Context<Self>,
     ) -> Result<(), Failure> {
+        let local = socket
+            .local_addr()
+            .map(|addr| SocketAddress::from_sockaddr(&addr))
+            .during(Operation::GetSockName)?;
         let listener = sys::register(socket, Interest::READABLE).during(Operation::Listen)?;
-        if let Ok(local) = listener.get_ref().local_addr() {
-            log::info!(
-                "factory {}: listening on {}",
-                self.id,
-                SocketAddress::from_sockaddr(&local)
-            );
-        }
+        self.name = format!("{local}").into();
+        log::debug!("factory {} ({}): listening", self.id, self.name);
         let max = service.max_outstanding.min(Semaphore::MAX_PERMITS);
-        self.acceptor = Some(Acceptor::new(listener, max, service.accept_backoff));
-        self.options = service.options;
-        self.kind = kind;
-        self.file = file.map(Box::new);
+        self.state = State::Listening(Box::new(Listening {
+            acceptor: Acceptor::new(listener, max, service.accept_backoff),
+            local: local.clone(),
+            _file: file,
+            options: service.options,
+            kind,
+            exhausted: false,
+            looping: true,
+        }));
         self.failed_starts = 0;
-        self.watch_owner(service.owner_check, ctx);
-        if !self.looping {
-            self.looping = true;
-            ctx.spawn(AcceptLoop);
-        }
+        self.answer_ready(Some(local));
+        ctx.spawn(AcceptLoop);
         Ok(())
     }
 
@@ -291,7 +419,6 @@ impl SocketFactory {
     ) {
         let candidates = std::mem::take(&mut plan.remote);
         let kind = (plan.domain, plan.socket_type);
-        let owner_check = service.owner_check;
         let started = connect::Race::start(
             candidates,
             move |addr: &SockAddr| open::open(&plan, addr.domain()),
@@ -299,11 +426,19 @@ impl SocketFactory {
             deadline,
         );
         match started {
-            connect::Started::Over(connected) => self.connected(connected, kind, owner_check, ctx),
+            connect::Started::Over(connected) => self.connected(connected, kind, ctx),
             connect::Started::Racing(race) => {
-                ctx.spawn(race.into_actor(self).map(move |connected, act, ctx| {
-                    act.connected(connected, kind, owner_check, ctx)
+                let local = race
+                    .local_addr()
+                    .map(|addr| SocketAddress::from_sockaddr(&addr));
+                self.answer_ready(local.clone());
+                let race = ctx.spawn(race.into_actor(self).map(move |connected, act, ctx| {
+                    // A race cancelled by a stop never gets here; check all the same.
+                    if matches!(act.state, State::Connecting { .. }) {
+                        act.connected(connected, kind, ctx);
+                    }
                 }));
+                self.state = State::Connecting { race, local };
             }
         }
     }
@@ -313,17 +448,15 @@ impl SocketFactory {
         &mut self,
         connected: connect::Connected,
         (planned_domain, socket_type): (Domain, SocketType),
-        owner_check: Option<Duration>,
         ctx: &mut Context<Self>,
     ) {
         match connected {
             Ok((Opened { socket, file }, peer)) => {
-                self.file = file.map(Box::new);
                 // A client given both families delivers the winner's.
                 let domain = Domain::of(&peer).unwrap_or(planned_domain);
                 let peer = SocketAddress::from_sockaddr(&peer);
-                log::debug!("factory {}: connected to {peer}", self.id);
-                self.finish(socket, Some(peer), (domain, socket_type), owner_check, ctx);
+                log::debug!("factory {} ({}): connected to {peer}", self.id, self.name);
+                self.finish(socket, Some(peer), (domain, socket_type), file, ctx);
             }
             Err(failure) => self.fail(failure, ctx),
         }
@@ -334,8 +467,8 @@ impl SocketFactory {
         &self,
         socket: Socket,
         peer: Option<SocketAddress>,
-        domain: Domain,
-        socket_type: SocketType,
+        local: Option<SocketAddress>,
+        (domain, socket_type): (Domain, SocketType),
         permit: Option<crate::accept::Permit>,
     ) -> SocketCreated {
         let credentials = match (domain, socket_type) {
@@ -347,6 +480,7 @@ impl SocketFactory {
         SocketCreated {
             socket,
             peer,
+            local,
             credentials,
             id: self.id,
             domain,
@@ -355,118 +489,220 @@ impl SocketFactory {
         }
     }
 
-    /// Delivers a one-shot socket (client or datagram), or holds it while success is disabled.
+    /// A one-shot socket (client or datagram) is made: it waits for the actor's turn.
     fn finish(
         &mut self,
         socket: Socket,
         peer: Option<SocketAddress>,
-        (domain, socket_type): (Domain, SocketType),
-        owner_check: Option<Duration>,
+        kind: (Domain, SocketType),
+        file: Option<SocketFile>,
         ctx: &mut Context<Self>,
     ) {
         self.counters.accepted += 1;
         self.failed_starts = 0;
-        if self.file.is_some() {
-            // This factory outlives its delivery (it keeps the socket file): remember the
-            // address for GetSockName. Others stop at once and skip the system call.
-            self.local = socket
-                .local_addr()
-                .ok()
-                .map(|addr| Box::new(SocketAddress::from_sockaddr(&addr)));
-        }
-        let created = self.created(socket, peer, domain, socket_type, None);
-        if self.owners.has_success() {
-            self.hand_over(created, ctx);
-        } else {
-            self.held = Some(Box::new(created));
-        }
-        if self.held.is_some() || self.file.is_some() {
-            self.watch_owner(owner_check, ctx);
-        }
+        let local = socket
+            .local_addr()
+            .ok()
+            .map(|addr| SocketAddress::from_sockaddr(&addr));
+        self.answer_ready(local.clone());
+        let created = self.created(socket, peer, local, kind, None);
+        self.hold(Outcome::Created { created, file }, ctx);
     }
 
-    /// Starts the periodic owner check, once, for a factory that will live on (a server, or a
-    /// one-shot factory holding its socket or socket file). Short-lived clients never pay for
-    /// the timer: the check at delivery covers them.
-    fn watch_owner(&mut self, period: Option<Duration>, ctx: &mut Context<Self>) {
-        if self.watching {
-            return;
-        }
-        if let Some(period) = period {
-            owner::watch(period, &self.owners, ctx.address().downgrade());
-            self.watching = true;
-        }
+    // ----- Delivering -------------------------------------------------------------------------
+
+    /// Parks a one-shot outcome; the outbox delivers it at the actor's next turn.
+    fn hold(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        self.state = State::Holding(Box::new(outcome));
+        ctx.spawn(Outbox);
     }
 
-    /// Delivers the held one-shot socket, once a success recipient is set again.
-    fn flush_held(&mut self, ctx: &mut Context<Self>) {
-        if !self.owners.has_success() {
-            return;
+    /// Delivers what the factory holds, if it may now. True: nothing is held any more.
+    fn flush(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.gated {
+            return false;
         }
-        if let Some(created) = self.held.take() {
-            self.hand_over(*created, ctx);
+        let State::Holding(outcome) = &self.state else {
+            return true;
+        };
+        if matches!(**outcome, Outcome::Created { .. }) && !self.owners.has_success() {
+            // Success disabled: keep the socket until SetEvents gives a recipient.
+            return false;
         }
+        let State::Holding(outcome) = std::mem::replace(&mut self.state, State::Idle) else {
+            unreachable!("matched above");
+        };
+        match *outcome {
+            Outcome::Created { created, file } => self.hand_over(created, file, ctx),
+            Outcome::Failed(failure) => self.fail_now(failure, ctx),
+        }
+        true
     }
 
     /// Delivers the one-shot socket: the factory's job is done.
-    fn hand_over(&mut self, created: SocketCreated, ctx: &mut Context<Self>) {
+    fn hand_over(
+        &mut self,
+        created: SocketCreated,
+        file: Option<SocketFile>,
+        ctx: &mut Context<Self>,
+    ) {
+        let local = created.local.clone();
         // An owner that went away meanwhile drops it: the socket closes with the message.
         if self.owners.deliver(created).is_ok() {
             self.counters.delivered += 1;
         }
-        // The job is done: no Supervisor restart should redo it.
-        self.retired = true;
-        // A socket file must outlive the delivered socket that is bound to it.
-        if self.file.is_none() {
-            ctx.stop();
+        match (file, local) {
+            // A socket file must outlive the delivered socket that is bound to it.
+            (Some(file), Some(local)) => self.state = State::Keeping { _file: file, local },
+            _ => {
+                self.state = State::Retired;
+                ctx.stop();
+            }
         }
     }
 
-    /// Reports a failure that ends the factory's job.
+    /// A failure that ends the job: it waits for the actor's turn like any outcome.
     fn fail(&mut self, failure: Failure, ctx: &mut Context<Self>) {
-        self.report(failure);
+        self.hold(Outcome::Failed(failure), ctx);
+    }
+
+    /// Reports a failure that ends the factory's job, and stops it.
+    fn fail_now(&mut self, failure: Failure, ctx: &mut Context<Self>) {
+        self.counters.failed += 1;
         self.failed_starts = self.failed_starts.saturating_add(1);
-        // Nobody to retry for: a Supervisor's restart must not loop on our behalf.
-        if self.owner_gone() {
-            self.retired = true;
+        let failed = SocketFailed::new(failure, self.id);
+        log::warn!(
+            "factory {} ({}): {}; stopping",
+            self.id,
+            self.name,
+            failed.describe()
+        );
+        self.answer_waiters(|| {
+            Err(io::Error::new(
+                failed.error.kind(),
+                failed.error.to_string(),
+            ))
+        });
+        // An awaited start takes its own setup failure; otherwise the recipients do.
+        let failed = match self.ready.take() {
+            Some(ready) => ready.send(Err(failed)).err().and_then(Result::err),
+            None => Some(failed),
+        };
+        if let Some(failed) = failed {
+            if self.owners.report(failed).is_err() {
+                log::debug!("factory {}: no failure recipient to tell", self.id);
+            }
         }
+        // Nobody to retry for, or a `start()` factory: a Supervisor's restart must not loop.
+        self.state = if self.owners.gone() || self.spec.is_none() {
+            State::Retired
+        } else {
+            State::Idle
+        };
         ctx.stop();
     }
 
+    /// Reports a failure that does not end the job (an accepted socket dropped, a back-off).
     fn report(&mut self, failure: Failure) {
         self.counters.failed += 1;
         let failed = SocketFailed::new(failure, self.id);
-        log::debug!("{failed}");
-        if let Err(failed) = self.owners.report(failed) {
-            log::warn!("{failed} (no failure recipient)");
+        log::debug!("factory {} ({}): {}", self.id, self.name, failed.describe());
+        if self.owners.report(failed).is_err() {
+            log::debug!("factory {}: no failure recipient to tell", self.id);
         }
     }
 
-    fn owner_gone(&self) -> bool {
-        self.owners.gone()
+    /// Setup is over: the awaited start and the `GetSockName`s asked meanwhile get their answer.
+    fn answer_ready(&mut self, local: Option<SocketAddress>) {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Ok(Ready {
+                local: local.clone(),
+            }));
+        }
+        match local {
+            Some(local) => self.answer_waiters(|| Ok(local.clone())),
+            None => self.answer_waiters(|| Err(not_bound())),
+        }
     }
 
-    /// Whether the accept loop should take clients now: listening, not paused, someone to
-    /// deliver to.
-    fn should_accept(&self) -> bool {
-        self.acceptor.is_some() && wants_clients(self.paused, &self.owners)
+    fn answer_waiters(&mut self, answer: impl Fn() -> io::Result<SocketAddress>) {
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(answer());
+        }
     }
+
+    // ----- The owner ---------------------------------------------------------------------------
+
+    /// Has this Arbiter's owner sweep look at us, once per factory (restarts included).
+    fn watch_owner(&mut self, ctx: &mut Context<Self>) {
+        if self.watching {
+            return;
+        }
+        if let Some(period) = self.owner_check {
+            owner::watch(period, &self.owners, ctx.address().downgrade().recipient());
+            self.watching = true;
+        }
+    }
+
+    fn stop_if_owner_gone(&mut self, ctx: &mut Context<Self>) {
+        if self.owners.gone() {
+            log::debug!("factory {} ({}): owner gone, stopping", self.id, self.name);
+            self.retire(ctx);
+        }
+    }
+
+    /// Ends everything at once: nothing held, nothing delivered afterwards, never set up again.
+    fn retire(&mut self, ctx: &mut Context<Self>) {
+        self.release(ctx);
+        self.state = State::Retired;
+        ctx.stop();
+    }
+
+    /// Drops whatever the state holds: cancels its futures, closes its sockets, removes our
+    /// socket file.
+    fn release(&mut self, ctx: &mut Context<Self>) {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Resolving(lookup) => {
+                ctx.cancel_future(lookup);
+            }
+            State::Connecting { race, .. } => {
+                ctx.cancel_future(race);
+            }
+            State::Retired => self.state = State::Retired,
+            // Dropped here: the socket file first (declared before nothing else holds its
+            // inode), then the listener or the held socket.
+            State::Idle | State::Listening(_) | State::Holding(_) | State::Keeping { .. } => {}
+        }
+        self.answer_waiters(|| Err(not_bound()));
+    }
+
+    // ----- Accepting --------------------------------------------------------------------------
 
     /// Handles one event of the accept loop; false: take no more clients in this turn.
     fn on_accept(&mut self, event: AcceptEvent, ctx: &mut Context<Self>) -> bool {
+        let State::Listening(listening) = &mut self.state else {
+            return false;
+        };
         match event {
             AcceptEvent::Accepted {
                 socket,
                 peer,
                 permit,
             } => {
-                if self.exhausted {
-                    self.exhausted = false;
-                    log::info!("factory {}: accepting again after back-off", self.id);
+                if listening.exhausted {
+                    listening.exhausted = false;
+                    log::debug!(
+                        "factory {} ({}): accepting again after back-off",
+                        self.id,
+                        self.name
+                    );
                 }
                 self.counters.accepted += 1;
-                let (domain, socket_type) = self.kind;
-                if let Err(failure) = self.options.apply_accepted(&socket, domain.to_socket2()) {
+                let (domain, socket_type) = listening.kind;
+                if let Err(failure) = listening
+                    .options
+                    .apply_accepted(&socket, domain.to_socket2())
+                {
                     // Delivering it would break the promise of the options asked for: drop
                     // this socket, say why, keep accepting.
                     self.report(failure);
@@ -477,7 +713,9 @@ impl SocketFactory {
                     Domain::Unix => None,
                     _ => peer.as_socket().map(SocketAddress::Inet),
                 };
-                let created = self.created(socket, peer, domain, socket_type, Some(permit));
+                let local = Some(listening.local.clone());
+                let created =
+                    self.created(socket, peer, local, (domain, socket_type), Some(permit));
                 match self.owners.deliver(created) {
                     Ok(()) => {
                         self.counters.delivered += 1;
@@ -491,42 +729,39 @@ impl SocketFactory {
                 }
             }
             AcceptEvent::Exhausted(error) => {
-                self.exhausted = true;
+                listening.exhausted = true;
                 self.counters.backoff_episodes += 1;
-                log::error!(
-                    "factory {}: accept: {error}; backing off until descriptors are free",
-                    self.id
+                log::warn!(
+                    "factory {} ({}): accept: {error}; backing off until descriptors are free",
+                    self.id,
+                    self.name
                 );
                 self.report(Failure::new(Operation::Accept, error));
                 true
             }
             AcceptEvent::Fatal(error) => {
+                listening.looping = false;
+                self.release(ctx);
                 self.fail(Failure::new(Operation::Accept, error), ctx);
                 false
             }
         }
     }
-
-    fn stop_if_owner_gone(&mut self, ctx: &mut Context<Self>) {
-        if self.owner_gone() {
-            log::info!("factory {}: owner gone, stopping", self.id);
-            self.retired = true;
-            ctx.stop();
-        }
-    }
 }
 
-/// Not paused, and someone to deliver to.
-fn wants_clients(paused: bool, owners: &Owners) -> bool {
-    !paused && owners.can_deliver()
+/// Not paused, not gated, and a success route that has not been found gone. Whether its actor
+/// is alive is learnt at delivery (one upgrade of a weak address per socket, not one per poll
+/// as well).
+fn wants_clients(factory: &SocketFactory) -> bool {
+    !factory.paused && !factory.gated && factory.owners.can_deliver()
 }
 
 /// The accept loop as an actor future: events go straight to [`SocketFactory::on_accept`].
 ///
-/// It holds nothing (so spawning it allocates nothing): the acceptor lives in the factory and
-/// every poll reads the factory's state. Pausing therefore needs no cancelling and resuming no
-/// respawning: actix polls a context's futures after every message it handles, so the loop sees
-/// each change at once, and while it should not accept it simply registers no interest.
+/// It holds nothing (so spawning it allocates nothing): the acceptor lives in the factory's
+/// `Listening` state and every poll reads it. Pausing therefore needs no cancelling and resuming
+/// no respawning: actix polls a context's futures after every message it handles, so the loop
+/// sees each change at once, and while it should not accept it simply registers no interest.
 struct AcceptLoop;
 
 impl ActorFuture<SocketFactory> for AcceptLoop {
@@ -539,21 +774,24 @@ impl ActorFuture<SocketFactory> for AcceptLoop {
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
         for _ in 0..ACCEPT_BUDGET {
-            let Some(acceptor) = act.acceptor.as_mut() else {
-                act.looping = false;
+            let wants = wants_clients(act);
+            let State::Listening(listening) = &mut act.state else {
                 return Poll::Ready(());
             };
-            if !wants_clients(act.paused, &act.owners) {
+            if !listening.looping {
+                return Poll::Ready(());
+            }
+            if !wants {
                 return Poll::Pending;
             }
-            match acceptor.poll_event(task) {
+            match listening.acceptor.poll_event(task) {
                 Poll::Ready(Some(event)) => {
                     if !act.on_accept(event, ctx) {
                         return Poll::Pending;
                     }
                 }
                 Poll::Ready(None) => {
-                    act.looping = false;
+                    listening.looping = false;
                     return Poll::Ready(());
                 }
                 Poll::Pending => return Poll::Pending,
@@ -562,6 +800,42 @@ impl ActorFuture<SocketFactory> for AcceptLoop {
         // Budget spent with clients still queued: let the Arbiter's other tasks run first.
         task.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// Delivers a held one-shot outcome from the actor's own turn. Like the accept loop it holds
+/// nothing and is polled after every message, so a `SetEvents` or the start gate opening is seen
+/// at once.
+struct Outbox;
+
+impl ActorFuture<SocketFactory> for Outbox {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut SocketFactory,
+        ctx: &mut Context<SocketFactory>,
+        _: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        if act.flush(ctx) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Opens the start gate of a factory made by `start_in_arbiter()`, sent once it has returned.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Go;
+
+impl Handler<Go> for SocketFactory {
+    type Result = ();
+
+    fn handle(&mut self, _: Go, _: &mut Context<Self>) {
+        // The outbox and the accept loop are polled after this message and see it.
+        self.gated = false;
     }
 }
 
@@ -584,56 +858,53 @@ fn timed_out() -> Failure {
     )
 }
 
+fn not_bound() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the factory holds no bound socket (setup failed, or it stopped)",
+    )
+}
+
 impl Actor for SocketFactory {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.retired {
-            // Told to stop, or orphaned, while under a Supervisor: stay closed and idle rather
-            // than re-binding in a loop. Dropping the factory's addresses ends it.
-            log::debug!("factory {}: retired; holding no socket", self.id);
-            return;
-        }
-        if self.spec.is_none() {
-            // Started with `start()`: set up already, inside it.
+        if !matches!(self.state, State::Idle) || self.spec.is_none() {
+            // Set up already (inside `start()`), or retired under a Supervisor: stay idle
+            // rather than re-binding in a loop. Dropping the factory's addresses ends it.
             return;
         }
         match restart_delay(self.failed_starts) {
             None => self.setup_kept(ctx),
             Some(delay) => {
-                log::debug!("factory {}: setting up again in {delay:?}", self.id);
-                ctx.run_later(delay, |act, ctx| act.setup_kept(ctx));
+                log::debug!(
+                    "factory {} ({}): setting up again in {delay:?}",
+                    self.id,
+                    self.name
+                );
+                ctx.run_later(delay, |act, ctx| {
+                    if matches!(act.state, State::Idle) {
+                        act.setup_kept(ctx);
+                    }
+                });
             }
         }
     }
 
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.release();
-        log::debug!("factory {}: stopped", self.id);
-    }
-}
-
-impl SocketFactory {
-    /// Closes the listener, drops a held socket and removes our socket file.
-    fn release(&mut self) {
-        // The file first, while our socket still holds its inode: where the file system reuses
-        // inode numbers, a closed socket's number could already name a newer file at the path.
-        self.file = None;
-        // A restart drops the context's futures, the accept loop with them.
-        self.looping = false;
-        self.acceptor = None;
-        self.held = None;
-        self.local = None;
-        self.exhausted = false;
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.release(ctx);
+        log::debug!("factory {} ({}): stopped", self.id, self.name);
     }
 }
 
 impl Supervised for SocketFactory {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        log::info!("factory {}: restarting", self.id);
-        self.release();
-        self.paused = false;
-        self.counters.since = std::time::SystemTime::now();
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.release(ctx);
+        if !matches!(self.state, State::Retired) {
+            log::debug!("factory {} ({}): restarting", self.id, self.name);
+            self.paused = false;
+            self.counters.since = std::time::SystemTime::now();
+        }
     }
 }
 
@@ -642,7 +913,7 @@ impl Handler<PauseAccept> for SocketFactory {
 
     fn handle(&mut self, _: PauseAccept, _: &mut Context<Self>) {
         if !self.paused {
-            log::debug!("factory {}: accept paused", self.id);
+            log::debug!("factory {} ({}): accept paused", self.id, self.name);
         }
         self.paused = true;
     }
@@ -653,7 +924,7 @@ impl Handler<ResumeAccept> for SocketFactory {
 
     fn handle(&mut self, _: ResumeAccept, _: &mut Context<Self>) {
         if self.paused {
-            log::debug!("factory {}: accept resumed", self.id);
+            log::debug!("factory {} ({}): accept resumed", self.id, self.name);
         }
         self.paused = false;
     }
@@ -662,34 +933,50 @@ impl Handler<ResumeAccept> for SocketFactory {
 impl Handler<SetEvents> for SocketFactory {
     type Result = ();
 
-    fn handle(&mut self, events: SetEvents, ctx: &mut Context<Self>) {
+    fn handle(&mut self, events: SetEvents, _: &mut Context<Self>) {
+        // Applies to every outcome not yet delivered: the outbox and the accept loop read the
+        // routes when they next run, right after this message.
         self.owners.change(events.success, events.failure);
-        self.flush_held(ctx);
     }
 }
 
 impl Handler<GetSockName> for SocketFactory {
-    type Result = io::Result<SocketAddress>;
+    type Result = ResponseFuture<io::Result<SocketAddress>>;
 
-    fn handle(&mut self, _: GetSockName, _: &mut Context<Self>) -> io::Result<SocketAddress> {
-        let socket = match (&self.acceptor, &self.held) {
-            (Some(acceptor), _) => acceptor.listener(),
-            (None, Some(held)) => &held.socket,
-            (None, None) => {
-                // A delivered one-shot socket: the factory still knows where it was bound
-                // (for a UNIX datagram socket, the file it keeps).
-                if let Some(local) = &self.local {
-                    return Ok(SocketAddress::clone(local));
-                }
-                return Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "the factory holds no socket (not made yet, delivered, or failed)",
-                ));
+    fn handle(&mut self, _: GetSockName, _: &mut Context<Self>) -> Self::Result {
+        let answer = match &self.state {
+            State::Listening(listening) => Ok(listening.local.clone()),
+            State::Connecting {
+                local: Some(local), ..
+            } => Ok(local.clone()),
+            State::Keeping { local, .. } => Ok(local.clone()),
+            State::Holding(outcome) => match &**outcome {
+                Outcome::Created {
+                    created:
+                        SocketCreated {
+                            local: Some(local), ..
+                        },
+                    ..
+                } => Ok(local.clone()),
+                _ => Err(not_bound()),
+            },
+            // The socket is on its way (names being looked up, or a supervised setup to come):
+            // answer once it exists.
+            State::Resolving(_) => return self.wait_for_socket(),
+            State::Idle if self.spec.is_some() => return self.wait_for_socket(),
+            State::Connecting { local: None, .. } | State::Idle | State::Retired => {
+                Err(not_bound())
             }
         };
-        socket
-            .local_addr()
-            .map(|addr| SocketAddress::from_sockaddr(&addr))
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+impl SocketFactory {
+    fn wait_for_socket(&mut self) -> ResponseFuture<io::Result<SocketAddress>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(not_bound())) })
     }
 }
 
@@ -713,9 +1000,13 @@ impl Handler<StopFactory> for SocketFactory {
     type Result = ();
 
     fn handle(&mut self, _: StopFactory, ctx: &mut Context<Self>) {
-        log::info!("factory {}: told to stop", self.id);
-        self.retired = true;
-        ctx.stop();
+        log::debug!(
+            "factory {} ({}): told to stop while {}",
+            self.id,
+            self.name,
+            self.state.label()
+        );
+        self.retire(ctx);
     }
 }
 
@@ -723,8 +1014,15 @@ impl Handler<GetStats> for SocketFactory {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
-        let (outstanding, max_outstanding) = self.acceptor.as_ref().map_or((0, 0), |acceptor| {
-            (acceptor.outstanding(), acceptor.max_outstanding())
+        let listening = match &self.state {
+            State::Listening(listening) => Some(listening),
+            _ => None,
+        };
+        let (outstanding, max_outstanding) = listening.map_or((0, 0), |listening| {
+            (
+                listening.acceptor.outstanding(),
+                listening.acceptor.max_outstanding(),
+            )
         });
         MessageResult(FactoryStats {
             accepted: self.counters.accepted,
@@ -732,13 +1030,67 @@ impl Handler<GetStats> for SocketFactory {
             failed: self.counters.failed,
             outstanding,
             max_outstanding,
-            listening: self.acceptor.is_some(),
+            listening: listening.is_some(),
             paused: self.paused,
-            accepting: self.should_accept() && outstanding < max_outstanding,
+            accepting: listening.is_some() && wants_clients(self) && outstanding < max_outstanding,
             backoff_episodes: self.counters.backoff_episodes,
-            in_backoff: self.exhausted,
+            in_backoff: listening.is_some_and(|listening| listening.exhausted),
             since: self.counters.since,
         })
+    }
+}
+
+// ---- Handover (issue 18): share the listener with a new process, then give it up ----
+
+impl Handler<ShareListener> for SocketFactory {
+    type Result = io::Result<SharedSocket>;
+
+    fn handle(&mut self, share: ShareListener, _: &mut Context<Self>) -> Self::Result {
+        let State::Listening(listening) = &self.state else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!(
+                    "the factory does not listen ({}): nothing to share",
+                    self.state.label()
+                ),
+            ));
+        };
+        let listener = listening.acceptor.listener();
+        let name = match share.name {
+            Some(name) => name,
+            None => handover::address_name(listener)?,
+        };
+        log::debug!(
+            "factory {} ({}): sharing its listener as {name:?}",
+            self.id,
+            self.name
+        );
+        SharedSocket::new(name, listener.try_clone()?)
+    }
+}
+
+impl Handler<Relinquish> for SocketFactory {
+    type Result = ();
+
+    fn handle(&mut self, _: Relinquish, ctx: &mut Context<Self>) {
+        log::info!(
+            "factory {} ({}): socket handed over; stopping",
+            self.id,
+            self.name
+        );
+        // The successor serves on the UNIX socket file: forget it, never remove it.
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Listening(mut listening) => {
+                if let Some(file) = listening._file.take() {
+                    file.disown();
+                }
+            }
+            State::Keeping { _file, .. } => _file.disown(),
+            other => self.state = other,
+        }
+        // A kept adopted socket would hold the listener open here; nothing sets up again.
+        self.spec = None;
+        self.retire(ctx);
     }
 }
 
@@ -747,12 +1099,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_factory_fits_its_task_cell() {
-        // tokio allocates a task in 128-byte steps; with actix's context (about 336 B) and
-        // tokio's header and trailer (about 104 B), a factory of up to 200 B keeps an idle
-        // server's task at 640 B. The benchmark's memory figure depends on it.
+    fn an_idle_factory_stays_small() {
+        // Simplicity before bytes: an idle listening factory may cost up to 2 KiB in all; the
+        // actor itself is a small part of it.
         let factory = std::mem::size_of::<SocketFactory>();
-        assert!(factory <= 200, "SocketFactory is {factory} B");
+        assert!(factory <= 256, "SocketFactory is {factory} B");
     }
 
     #[test]

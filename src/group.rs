@@ -12,7 +12,10 @@ use actix::prelude::*;
 use crate::addr::{Address, Port, SocketAddress};
 use crate::builder::SocketFactoryBuilder;
 use crate::factory::SocketFactory;
-use crate::messages::{GetSockName, PauseAccept, ResumeAccept, StopFactory};
+use crate::handover::SharedSocket;
+use crate::messages::{
+    GetSockName, PauseAccept, Relinquish, ResumeAccept, ShareListener, StopFactory,
+};
 
 /// Servers on one address, one per Arbiter, sharing the port through `SO_REUSEPORT`.
 ///
@@ -104,6 +107,34 @@ impl FactoryGroup {
     pub async fn resume(&self) {
         for member in &self.members {
             let _ = member.send(ResumeAccept).await;
+        }
+    }
+
+    /// A duplicate of every member's listener, in member order, all named `name` (else the
+    /// group's address): a successor's group takes them in that order with
+    /// [`systemd(Some(name))`](SocketFactoryBuilder::systemd) on each member. See
+    /// [`crate::handover`].
+    ///
+    /// # Errors
+    /// The first member that cannot share (see [`ShareListener`]).
+    pub async fn share(&self, name: Option<&str>) -> io::Result<Vec<SharedSocket>> {
+        let mut shared = Vec::with_capacity(self.members.len());
+        for member in &self.members {
+            let share = ShareListener {
+                name: name.map(str::to_owned),
+            };
+            let socket = member.send(share).await.map_err(|error| {
+                io::Error::new(io::ErrorKind::NotConnected, error.to_string())
+            })??;
+            shared.push(socket);
+        }
+        Ok(shared)
+    }
+
+    /// Gives every member's listener up ([`Relinquish`]); returns once each has handled it.
+    pub async fn relinquish(&self) {
+        for member in &self.members {
+            let _ = member.send(Relinquish).await;
         }
     }
 

@@ -12,7 +12,8 @@
 //! It listens and accepts (one `SocketCreated` per client), connects (one when the connection
 //! completes) or binds a connectionless socket (one right away), over INET, INET6 and UNIX,
 //! stream or datagram. It never blocks the actor's thread: host names, service names and protocol
-//! names are looked up on tokio's blocking pool, and every failure is a message, never a panic.
+//! names are looked up off it, by a pluggable [`Resolve`]r under a deadline (the default on a
+//! small detached thread pool), and every failure is a message, never a panic.
 //!
 //! # Organization
 //! - [`SocketFactoryBuilder`] (`builder`): the description, with POE's parameter names in its docs.
@@ -21,6 +22,8 @@
 //! - `connect`: the client path, with RFC 8305 address racing.
 //! - `options`: socket options set before delivery (`TCP_NODELAY`, keepalive, buffers, ...).
 //! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
+//! - [`Resolve`], [`SystemResolver`] (`lookup`): pluggable host name resolvers and the bounded,
+//!   detached look-up pool; `HickoryResolver` (`hickory`, feature `hickory`): async DNS.
 //! - [`Endpoint`] (`endpoint`): `tcp://host:port`, `unix:/path` strings, and [`ToEndpoint`] for
 //!   [`bind`](SocketFactoryBuilder::bind) / [`connect`](SocketFactoryBuilder::connect);
 //!   [`reuse_from_poe`] (`poe`) for POE's `Reuse` spellings.
@@ -31,6 +34,8 @@
 //! - [`GetStats`] / [`FactoryStats`] (`stats`): live counters.
 //! - messages (`messages`) and errors (`error`); `sys`: the few raw system calls, all the
 //!   crate's `unsafe`.
+//! - [`handover`]: passing listening sockets to a new process (graceful restart, binary
+//!   upgrade, pre-forked workers), with [`ShareListener`] and [`Relinquish`] on the actor's side.
 //! - [`testing`]: a collecting owner with bounded waits, for message-driven tests.
 //!
 //! # Example
@@ -98,6 +103,10 @@ mod endpoint;
 mod error;
 mod factory;
 mod group;
+pub mod handover;
+#[cfg(feature = "hickory")]
+mod hickory;
+mod lookup;
 mod messages;
 mod netdb;
 mod open;
@@ -112,18 +121,28 @@ mod unix;
 pub mod testing;
 
 pub use addr::{Address, Port, SocketAddress};
+pub use builder::DEFAULT_LOOKUP_TIMEOUT;
 pub use builder::{
-    Domain, Protocol, SocketFactoryBuilder, SocketType, UnknownName, DEFAULT_ACCEPT_BACKOFF,
-    DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK,
+    Domain, Protocol, SocketFactoryBuilder, SocketType, Spawned, UnknownName,
+    DEFAULT_ACCEPT_BACKOFF, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING,
+    DEFAULT_OWNER_CHECK,
 };
 pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
 pub use group::FactoryGroup;
+#[cfg(feature = "hickory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
+pub use hickory::HickoryResolver;
+#[cfg(feature = "hickory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
+pub use hickory_resolver;
+pub use lookup::{Resolve, Resolving, SystemResolver};
 pub use messages::{
     EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
     SetEvents, SocketCreated, SocketFailed, StopFactory,
 };
+pub use messages::{Relinquish, ShareListener};
 pub use poe::reuse_from_poe;
 pub use socket2;
 pub use stats::{FactoryStats, GetStats};

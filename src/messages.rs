@@ -68,6 +68,9 @@ pub struct SocketCreated {
     /// accepted UNIX socket (accept gives no address, as POE notes) and an unconnected datagram
     /// socket.
     pub peer: Option<SocketAddress>,
+    /// The socket's local address: the listening address for an accepted socket, the bound
+    /// address for a client or datagram socket. `None` only where the OS gives none.
+    pub local: Option<SocketAddress>,
     /// The factory that made the socket.
     pub id: FactoryId,
     /// The peer process's credentials, for UNIX stream sockets (accepted or connected) where
@@ -86,6 +89,7 @@ impl fmt::Debug for SocketCreated {
         f.debug_struct("SocketCreated")
             .field("socket", &self.socket)
             .field("peer", &self.peer)
+            .field("local", &self.local)
             .field("credentials", &self.credentials)
             .field("id", &self.id)
             .field("domain", &self.domain)
@@ -246,13 +250,30 @@ impl SocketFailed {
     }
 }
 
+impl SocketFailed {
+    /// The mistake in the description, for an [`Operation::Config`] failure.
+    pub fn config_error(&self) -> Option<&crate::ConfigError> {
+        self.error.get_ref()?.downcast_ref()
+    }
+
+    /// The operation and the OS error, without the factory: `bind: Address already in use (os
+    /// error 98)`.
+    pub(crate) fn describe(&self) -> String {
+        format!("{}: {}", self.operation, self.error)
+    }
+}
+
 impl fmt::Display for SocketFailed {
+    /// `factory 7: bind: Address already in use (os error 98)`: the OS error once, with its
+    /// number as the OS words it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "factory {} {} error", self.id, self.operation)?;
-        if let Some(errno) = self.errno {
-            write!(f, " {errno}")?;
-        }
-        write!(f, ": {}", self.error)
+        write!(f, "factory {}: {}: {}", self.id, self.operation, self.error)
+    }
+}
+
+impl std::error::Error for SocketFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 
@@ -371,3 +392,39 @@ pub struct GetId;
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]
 pub struct StopFactory;
+
+/// Ask a server for a duplicate of its listening socket, named, to hand to a new process
+/// ([`crate::handover`]). The factory keeps accepting until told [`Relinquish`].
+///
+/// The name is the one given, else the listener's own address as an endpoint string
+/// ([`address_name`](crate::handover::address_name): `tcp://127.0.0.1:8080`, `unix:/run/app.sock`).
+///
+/// # Errors
+/// `NotConnected` when the factory does not listen (a client, a datagram factory, stopped); the
+/// OS's error when the descriptor cannot be duplicated.
+#[derive(Debug, Clone, Default, Message)]
+#[rtype(result = "io::Result<crate::handover::SharedSocket>")]
+pub struct ShareListener {
+    /// The name the successor takes the socket by; `None`: the listener's address.
+    pub name: Option<String>,
+}
+
+impl ShareListener {
+    /// A duplicate named `name`.
+    pub fn named(name: impl Into<String>) -> Self {
+        ShareListener {
+            name: Some(name.into()),
+        }
+    }
+}
+
+/// Give the listening socket up to the process that now shares it: stop accepting, close this
+/// process's listener and forget its UNIX socket file **without removing it** (the successor
+/// serves on it), then stop the factory. Clients still in the listen queue stay there for the
+/// successor; sockets already delivered are the owner's and stay open.
+///
+/// Send it after a successor reported ready ([`crate::handover::Starting::ready`]). Nothing more
+/// is delivered or reported afterwards; a factory that does not listen just stops.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct Relinquish;

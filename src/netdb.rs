@@ -2,7 +2,7 @@
 //! actor's thread.
 //!
 //! `getservbyname(3)` and `getprotobyname(3)` are not thread-safe and std offers neither, so the
-//! files are parsed here, on the blocking pool. A short built-in table answers the common names on
+//! files are parsed here, on the look-up pool (`lookup`). A short built-in table answers the common names on
 //! systems without the files (minimal containers often lack them).
 
 use std::io;

@@ -86,13 +86,17 @@ fn bind_path(
     bind: &SockAddr,
     path: &std::path::Path,
 ) -> Result<SocketFile, Failure> {
-    unix::prepare_path(path, plan.unix.replace_stale)?;
+    // The directory is held from before bind: the file is removed from there later, whatever
+    // the working directory has become.
+    let place = unix::Place::of(path).during(Operation::Bind)?;
+    let lock = unix::prepare_path(&place, plan.unix.replace_stale)?;
     if let Some(mode) = plan.unix.mode {
         unix::set_mode_before_bind(socket, mode).during(Operation::Bind)?;
     }
     socket.bind(bind).during(Operation::Bind)?;
+    drop(lock);
     // From here on the file is ours: remove it if a later step fails.
-    let file = SocketFile::created(path).during(Operation::Bind)?;
+    let file = SocketFile::created(place).during(Operation::Bind)?;
     if let Some(mode) = plan.unix.mode {
         // The umask may have narrowed the mode at birth; this only widens it back up to `mode`.
         // On error `file` drops here and takes the file with it.

@@ -82,6 +82,21 @@ const KEEPALIVE_TIMINGS: bool = cfg!(any(
     target_os = "netbsd",
 ));
 
+/// The longest keepalive idle time and interval, in seconds: Linux's `MAX_TCP_KEEPIDLE` and
+/// `MAX_TCP_KEEPINTVL`; elsewhere what a C `int` holds.
+const KEEPALIVE_MAX_SECS: u64 = if cfg!(any(target_os = "linux", target_os = "android")) {
+    32_767
+} else {
+    i32::MAX as u64
+};
+
+/// The most keepalive probes: Linux's `MAX_TCP_KEEPCNT`; elsewhere what a C `int` holds.
+const KEEPALIVE_MAX_PROBES: u32 = if cfg!(any(target_os = "linux", target_os = "android")) {
+    127
+} else {
+    i32::MAX as u32
+};
+
 fn unfit(option: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::UnfitOption {
         option,
@@ -98,12 +113,14 @@ impl SocketOptions {
             || self.ttl.is_some()
     }
 
-    /// Checks made without the OS: each option against the domain and socket type.
+    /// Checks made without the OS: each option against the domain and socket type, and its
+    /// value against the range the kernel accepts.
     pub(crate) fn validate(
         &self,
         domain: Domain,
         socket_type: SocketType,
     ) -> Result<(), ConfigError> {
+        self.check_ranges()?;
         let set = |present: bool, option: &'static str| present.then_some(option);
         let inet_only = [
             set(self.nodelay.is_some(), "TCP_NODELAY"),
@@ -168,6 +185,67 @@ impl SocketOptions {
                     option,
                     format!("group {group} does not fit domain {domain}"),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Values the kernel would refuse (`EINVAL` on each socket) or silently change (a `u32`
+    /// that turns into `-1`, "the default", once cast to the C `int`).
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        let out = |setting: &'static str, value: String, allowed: String| {
+            Err(ConfigError::OutOfRange {
+                setting,
+                value,
+                allowed,
+            })
+        };
+        let whole_seconds = |setting: &'static str, time: Duration, max: u64| {
+            if (1..=max).contains(&time.as_secs()) {
+                Ok(())
+            } else {
+                out(
+                    setting,
+                    format!("{time:?}"),
+                    format!("whole seconds from 1 to {max}"),
+                )
+            }
+        };
+        let timings = self.keepalive_timings;
+        if let Some(time) = timings.time {
+            whole_seconds("TCP_KEEPIDLE", time, KEEPALIVE_MAX_SECS)?;
+        }
+        if let Some(interval) = timings.interval {
+            whole_seconds("TCP_KEEPINTVL", interval, KEEPALIVE_MAX_SECS)?;
+        }
+        if let Some(retries) = timings.retries {
+            if !(1..=KEEPALIVE_MAX_PROBES).contains(&retries) {
+                return out(
+                    "TCP_KEEPCNT",
+                    retries.to_string(),
+                    format!("1 to {KEEPALIVE_MAX_PROBES}"),
+                );
+            }
+        }
+        if let Some(ttl) = self.ttl {
+            if !(1..=255).contains(&ttl) {
+                return out("IP_TTL", ttl.to_string(), "1 to 255".into());
+            }
+        }
+        for (setting, size) in [
+            ("SO_SNDBUF", self.send_buffer),
+            ("SO_RCVBUF", self.recv_buffer),
+        ] {
+            if let Some(size) = size {
+                if size > i32::MAX as usize {
+                    return out(setting, size.to_string(), format!("0 to {}", i32::MAX));
+                }
+            }
+        }
+        if let Some(Some(linger)) = self.linger {
+            // SO_LINGER counts whole seconds: 0.5 s would become 0, an abortive close.
+            if linger != Duration::ZERO {
+                whole_seconds("SO_LINGER", linger, i32::MAX as u64)?;
             }
         }
         Ok(())
@@ -351,6 +429,10 @@ impl SocketFactoryBuilder {
 
     /// Turns keepalive on and sets the idle time before the first probe (`TCP_KEEPIDLE`,
     /// `TCP_KEEPALIVE` on macOS), in whole seconds. See tcp(7).
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] from `build()` outside 1 to 32,767 whole seconds on Linux
+    /// (its `MAX_TCP_KEEPIDLE`; a C `int` elsewhere).
     pub fn tcp_keepalive_time(mut self, time: Duration) -> Self {
         self.spec.options.keepalive = Some(true);
         self.spec.options.keepalive_timings.time = Some(time);
@@ -360,7 +442,8 @@ impl SocketFactoryBuilder {
     /// Turns keepalive on and sets the time between probes (`TCP_KEEPINTVL`), in whole seconds.
     ///
     /// # Errors
-    /// [`ConfigError::Unsupported`] where the platform lacks the option (OpenBSD, Solaris, ...).
+    /// [`ConfigError::Unsupported`] where the platform lacks the option (OpenBSD, Solaris, ...);
+    /// [`ConfigError::OutOfRange`] outside 1 to 32,767 whole seconds on Linux.
     pub fn tcp_keepalive_interval(mut self, interval: Duration) -> Self {
         self.spec.options.keepalive = Some(true);
         self.spec.options.keepalive_timings.interval = Some(interval);
@@ -371,7 +454,8 @@ impl SocketFactoryBuilder {
     /// (`TCP_KEEPCNT`).
     ///
     /// # Errors
-    /// As [`tcp_keepalive_interval`](Self::tcp_keepalive_interval).
+    /// As [`tcp_keepalive_interval`](Self::tcp_keepalive_interval); the range is 1 to 127 on
+    /// Linux.
     pub fn tcp_keepalive_retries(mut self, retries: u32) -> Self {
         self.spec.options.keepalive = Some(true);
         self.spec.options.keepalive_timings.retries = Some(retries);
@@ -404,6 +488,10 @@ impl SocketFactoryBuilder {
     /// # Notes
     /// With a non-zero time, Linux makes `close(2)` (dropping the socket) block the dropping
     /// thread until the data is sent or the time passes, even on a non-blocking socket.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] from `build()` for a time that is not zero and not at least
+    /// one whole second (the option counts seconds: 500 ms would become an abortive close).
     pub fn linger(mut self, linger: Option<Duration>) -> Self {
         self.spec.options.linger = Some(linger);
         self
@@ -420,6 +508,9 @@ impl SocketFactoryBuilder {
 
     /// The unicast time-to-live of each delivered socket: `IP_TTL` on IPv4, `IPV6_UNICAST_HOPS`
     /// on IPv6. See ip(7), ipv6(7).
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] from `build()` outside 1 to 255.
     pub fn ttl(mut self, ttl: u32) -> Self {
         self.spec.options.ttl = Some(ttl);
         self

@@ -1,4 +1,9 @@
-//! The owner's recipients, and one owner check per Arbiter instead of a timer per factory.
+//! The owner's recipients, held weakly, and one owner check per Arbiter instead of a timer per
+//! factory.
+//!
+//! A factory holds its owner and recipients as actix holds a parent from a child: weakly
+//! ([`WeakAddr`], [`WeakRecipient`]), so an owner stops when its own last `Addr` is dropped,
+//! whatever factories it started.
 //!
 //! actix gives no signal when an actor's mailbox closes, so a factory learns that its owner is
 //! gone only by looking: at each delivery, and for long-lived factories (servers, one-shot
@@ -12,9 +17,8 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, Addr, Handler, Message, Recipient, WeakAddr};
+use actix::{Actor, Handler, Message, WeakAddr, WeakRecipient};
 
-use crate::factory::SocketFactory;
 use crate::messages::{EventChange, SocketCreated, SocketFailed};
 
 /// An actor that takes both of a factory's messages. One address serves both routes: two
@@ -22,28 +26,29 @@ use crate::messages::{EventChange, SocketCreated, SocketFailed};
 /// would pay for the second.
 pub(crate) trait OwnerActor: Send + 'static {
     fn connected(&self) -> bool;
-    fn created(&self, created: SocketCreated);
-    fn failed(&self, failed: SocketFailed);
+    /// Sends when the owner is alive (one upgrade of the weak address); gives it back if not.
+    fn created(&self, created: SocketCreated) -> Result<(), SocketCreated>;
+    fn failed(&self, failed: SocketFailed) -> Result<(), SocketFailed>;
     fn clone_box(&self) -> Box<dyn OwnerActor>;
     /// The factory's routing state, with this address stored inline.
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners>;
 }
 
-impl<A> OwnerActor for Addr<A>
+impl<A> OwnerActor for WeakAddr<A>
 where
     A: Actor + Handler<SocketCreated> + Handler<SocketFailed>,
     A::Context: ToEnvelope<A, SocketCreated> + ToEnvelope<A, SocketFailed>,
 {
     fn connected(&self) -> bool {
-        Addr::connected(self)
+        self.upgrade().is_some_and(|owner| owner.connected())
     }
 
-    fn created(&self, created: SocketCreated) {
-        self.do_send(created);
+    fn created(&self, created: SocketCreated) -> Result<(), SocketCreated> {
+        send_to_addr(self, created)
     }
 
-    fn failed(&self, failed: SocketFailed) {
-        self.do_send(failed);
+    fn failed(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
+        send_to_addr(self, failed)
     }
 
     fn clone_box(&self) -> Box<dyn OwnerActor> {
@@ -52,6 +57,22 @@ where
 
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
         share(*self, table)
+    }
+}
+
+fn send_to_addr<A, M>(owner: &WeakAddr<A>, message: M) -> Result<(), M>
+where
+    A: Actor + Handler<M>,
+    A::Context: ToEnvelope<A, M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    match owner.upgrade() {
+        Some(owner) if owner.connected() => {
+            owner.do_send(message);
+            Ok(())
+        }
+        _ => Err(message),
     }
 }
 
@@ -72,9 +93,13 @@ impl OwnerActor for NoOwner {
     }
 
     // Never called: no route leads to a missing owner.
-    fn created(&self, _: SocketCreated) {}
+    fn created(&self, created: SocketCreated) -> Result<(), SocketCreated> {
+        Err(created)
+    }
 
-    fn failed(&self, _: SocketFailed) {}
+    fn failed(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
+        Err(failed)
+    }
 
     fn clone_box(&self) -> Box<dyn OwnerActor> {
         Box::new(NoOwner)
@@ -90,18 +115,18 @@ pub(crate) trait Event: Message + Send + Sized
 where
     Self::Result: Send,
 {
-    fn send_to(self, owner: &dyn OwnerActor);
+    fn send_to(self, owner: &dyn OwnerActor) -> Result<(), Self>;
 }
 
 impl Event for SocketCreated {
-    fn send_to(self, owner: &dyn OwnerActor) {
-        owner.created(self);
+    fn send_to(self, owner: &dyn OwnerActor) -> Result<(), Self> {
+        owner.created(self)
     }
 }
 
 impl Event for SocketFailed {
-    fn send_to(self, owner: &dyn OwnerActor) {
-        owner.failed(self);
+    fn send_to(self, owner: &dyn OwnerActor) -> Result<(), Self> {
+        owner.failed(self)
     }
 }
 
@@ -114,8 +139,8 @@ where
     Off,
     /// To the owner actor.
     Owner,
-    /// To this recipient.
-    To(Recipient<M>),
+    /// To this recipient (held weakly).
+    To(WeakRecipient<M>),
 }
 
 impl<M: Message + Send> Route<M>
@@ -123,7 +148,7 @@ where
     M::Result: Send,
 {
     /// The compact form kept by a running factory: a recipient, or "to the owner".
-    fn split(self) -> (Option<Recipient<M>>, bool) {
+    fn split(self) -> (Option<WeakRecipient<M>>, bool) {
         match self {
             Route::Off => (None, false),
             Route::Owner => (None, true),
@@ -162,6 +187,16 @@ impl Default for Routes {
     }
 }
 
+impl Routes {
+    /// Whether no recipient at all is given.
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(
+            (&self.owner, &self.success, &self.failure),
+            (None, Route::Off, Route::Off)
+        )
+    }
+}
+
 impl Clone for Routes {
     fn clone(&self) -> Self {
         Routes {
@@ -183,10 +218,12 @@ impl fmt::Debug for Routes {
 /// Where each kind of message goes: its recipient if set, else the owner actor if `*_to_owner`,
 /// else nowhere. (Two `Route`s would take a word more each, and every idle factory has one.)
 pub(crate) struct Table {
-    success: Option<Recipient<SocketCreated>>,
-    failure: Option<Recipient<SocketFailed>>,
+    success: Option<WeakRecipient<SocketCreated>>,
+    failure: Option<WeakRecipient<SocketFailed>>,
     success_to_owner: bool,
     failure_to_owner: bool,
+    /// The last delivery to the success route failed: its actor is gone.
+    success_lost: bool,
 }
 
 /// A factory's routing state with its owner's address inline: one allocation, shared with the
@@ -214,6 +251,7 @@ impl Owners {
             failure,
             success_to_owner,
             failure_to_owner,
+            success_lost: false,
         };
         let owner = routes.owner.unwrap_or_else(|| Box::new(NoOwner));
         owner.into_owners(table)
@@ -222,8 +260,12 @@ impl Owners {
     /// Sends to the success route; gives the message back when it goes nowhere, or can no
     /// longer be reached.
     pub(crate) fn deliver(&self, created: SocketCreated) -> Result<(), SocketCreated> {
-        let table = self.table.borrow();
-        send(&table.success, table.success_to_owner, &self.owner, created)
+        let mut table = self.table.borrow_mut();
+        let sent = send(&table.success, table.success_to_owner, &self.owner, created);
+        // Remembered, so the accept loop stops taking clients for a success recipient that is
+        // gone without upgrading its weak address at every poll.
+        table.success_lost = sent.is_err();
+        sent
     }
 
     /// Sends to the failure route; gives the message back when there is none to take it.
@@ -232,16 +274,26 @@ impl Owners {
         send(&table.failure, table.failure_to_owner, &self.owner, failed)
     }
 
+    /// Whether no route is set at all: nothing the factory makes could ever be received.
+    pub(crate) fn is_empty(&self) -> bool {
+        let table = self.table.borrow();
+        table.success.is_none()
+            && table.failure.is_none()
+            && !table.success_to_owner
+            && !table.failure_to_owner
+    }
+
     /// Whether a success route is set (reachable or not).
     pub(crate) fn has_success(&self) -> bool {
         let table = self.table.borrow();
         table.success.is_some() || table.success_to_owner
     }
 
-    /// Whether a success route is set and reachable: the condition to accept.
+    /// Whether a success route is set and its last delivery, if any, went through: the
+    /// condition to accept. (A lost recipient is found at delivery; `SetEvents` clears it.)
     pub(crate) fn can_deliver(&self) -> bool {
         let table = self.table.borrow();
-        reachable(&table.success, table.success_to_owner, &self.owner) == Some(true)
+        (table.success.is_some() || table.success_to_owner) && !table.success_lost
     }
 
     /// The owner is gone when none of the routes it set can be reached. With none set there is
@@ -262,6 +314,9 @@ impl Owners {
         failure: EventChange<SocketFailed>,
     ) {
         let table = &mut *self.table.borrow_mut();
+        if !matches!(success, EventChange::Keep) {
+            table.success_lost = false;
+        }
         apply(&mut table.success, &mut table.success_to_owner, success);
         apply(&mut table.failure, &mut table.failure_to_owner, failure);
     }
@@ -269,7 +324,7 @@ impl Owners {
 
 /// Whether a route reaches a live actor; `None` when it goes nowhere.
 fn reachable<M: Event>(
-    recipient: &Option<Recipient<M>>,
+    recipient: &Option<WeakRecipient<M>>,
     to_owner: bool,
     owner: &dyn OwnerActor,
 ) -> Option<bool>
@@ -277,14 +332,14 @@ where
     M::Result: Send,
 {
     match recipient {
-        Some(recipient) => Some(recipient.connected()),
+        Some(recipient) => Some(recipient.upgrade().is_some_and(|r| r.connected())),
         None if to_owner => Some(owner.connected()),
         None => None,
     }
 }
 
 fn send<M: Event>(
-    recipient: &Option<Recipient<M>>,
+    recipient: &Option<WeakRecipient<M>>,
     to_owner: bool,
     owner: &dyn OwnerActor,
     message: M,
@@ -293,21 +348,24 @@ where
     M::Result: Send,
 {
     match recipient {
-        Some(recipient) if recipient.connected() => recipient.do_send(message),
-        None if to_owner && owner.connected() => message.send_to(owner),
-        _ => return Err(message),
+        Some(recipient) => match recipient.upgrade() {
+            Some(recipient) if recipient.connected() => recipient.do_send(message),
+            _ => return Err(message),
+        },
+        None if to_owner => return message.send_to(owner),
+        None => return Err(message),
     }
     Ok(())
 }
 
-fn apply<M>(recipient: &mut Option<Recipient<M>>, to_owner: &mut bool, change: EventChange<M>)
+fn apply<M>(recipient: &mut Option<WeakRecipient<M>>, to_owner: &mut bool, change: EventChange<M>)
 where
     M: Message + Send,
     M::Result: Send,
 {
     match change {
         EventChange::Keep => return,
-        EventChange::Set(set) => *recipient = Some(set),
+        EventChange::Set(set) => *recipient = Some(set.downgrade()),
         EventChange::Disable => *recipient = None,
     }
     *to_owner = false;
@@ -320,7 +378,7 @@ pub(crate) struct OwnerGone;
 
 struct Watched {
     owners: Weak<Owners>,
-    factory: WeakAddr<SocketFactory>,
+    factory: WeakRecipient<OwnerGone>,
 }
 
 type Sweep = Rc<RefCell<Vec<Watched>>>;
@@ -332,7 +390,7 @@ thread_local! {
 
 /// Has this Arbiter's sweeper look at `owners` every `period`, telling `factory` when they are
 /// gone. The entry goes once the factory has dropped its owners (stopped or restarted).
-pub(crate) fn watch(period: Duration, owners: &Rc<Owners>, factory: WeakAddr<SocketFactory>) {
+pub(crate) fn watch(period: Duration, owners: &Rc<Owners>, factory: WeakRecipient<OwnerGone>) {
     let entry = Watched {
         owners: Rc::downgrade(owners),
         factory,
@@ -409,6 +467,7 @@ mod tests {
         SocketCreated {
             socket,
             peer: None,
+            local: None,
             id: FactoryId::next(),
             credentials: None,
             domain: Domain::Inet,
@@ -427,7 +486,7 @@ mod tests {
         let mut first = Events::start();
         let mut second = Events::start();
         let owners = Owners::new(Routes {
-            owner: Some(Box::new(first.owner().clone())),
+            owner: Some(Box::new(first.owner().downgrade())),
             success: Route::Owner,
             failure: Route::Owner,
         });

@@ -1,8 +1,9 @@
 //! From a description ([`Spec`]) to concrete socket addresses ([`Plan`]), without blocking.
 //!
 //! Literal addresses and numeric ports are planned at once, on the actor's thread. Host names,
-//! service names and protocol names go through [`lookup`], which runs the blocking look-ups on
-//! tokio's blocking pool so that no actor on the Arbiter waits for a slow resolver.
+//! service names and protocol names go through [`lookup`]: host names through the description's
+//! [`Resolve`](crate::Resolve)r, services and protocols through the look-up pool (`lookup`), all
+//! under one deadline, so the future ends by itself and can be dropped at any time.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +14,7 @@ use socket2::SockAddr;
 use crate::addr::{Address, Port};
 use crate::builder::{Domain, Protocol, SocketType, Spec, UnixOptions};
 use crate::error::{ConfigError, Context, Failure, Operation};
-use crate::netdb;
+use crate::lookup::{self, Resolver};
 use crate::options::Options;
 
 /// What the factory does with its socket once made.
@@ -148,8 +149,50 @@ impl Spec {
                 }
             }
         }
+        if self.owner_check == Some(std::time::Duration::ZERO) {
+            return Err(ConfigError::InvalidDuration {
+                setting: "owner_check_interval",
+                reason: "a zero period; use None to turn the check off",
+            });
+        }
+        if self.lookup_timeout().is_zero() {
+            return Err(ConfigError::InvalidDuration {
+                setting: "lookup_timeout",
+                reason: "a zero limit: every look-up would fail before it began",
+            });
+        }
         self.options.validate(domain, self.socket_type)?;
         Ok(())
+    }
+
+    /// What the factory is for, in a few words for its log lines: `127.0.0.1:0`,
+    /// `localhost:80`, `/run/app.sock`, `adopted socket`.
+    pub(crate) fn describe(&self) -> String {
+        use crate::adopt::Source;
+        match &self.source {
+            Source::Adopt(_) => return "adopted socket".to_owned(),
+            Source::Systemd(Some(name)) => return format!("systemd socket {name:?}"),
+            Source::Systemd(None) => return "systemd socket".to_owned(),
+            Source::Describe => {}
+        }
+        let (address, port) = match self.role() {
+            Role::Connect => (&self.remote_address, &self.remote_port),
+            _ => (&self.bind_address, &self.bind_port),
+        };
+        let address = address
+            .as_ref()
+            .map_or_else(|| "*".to_owned(), ToString::to_string);
+        match port {
+            Some(port) if self.effective_domain() != Domain::Unix => {
+                if address.contains(':') {
+                    format!("[{address}]:{port}")
+                } else {
+                    format!("{address}:{port}")
+                }
+            }
+            None if self.effective_domain() != Domain::Unix => format!("{address}:0"),
+            _ => address,
+        }
     }
 
     fn needs_lookup(&self) -> bool {
@@ -271,20 +314,47 @@ pub(crate) fn plan_now(spec: &Spec) -> Option<Result<Plan, Failure>> {
     }
 }
 
-/// Looks up every name in `spec` off the actor's thread, then plans.
+/// Looks up every name in `spec` off the actor's thread, then plans; ends by itself at the
+/// description's deadline (see [`Spec::lookup_limit`]). Dropping it cancels the look-ups.
 pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
+    let (limit, operation) = spec.lookup_limit();
+    tokio::time::timeout(limit, lookup_names(spec))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::new(
+                operation,
+                io::Error::from_raw_os_error(libc::ETIMEDOUT),
+            ))
+        })
+}
+
+impl Spec {
+    /// How long the look-ups may take, and the operation reported when they take longer: a
+    /// client's connect timeout when it ends first ("connect", as a slow connect would), else
+    /// the look-up timeout ("resolve").
+    pub(crate) fn lookup_limit(&self) -> (std::time::Duration, Operation) {
+        match self.connect_timeout {
+            Some(connect) if self.role() == Role::Connect && connect <= self.lookup_timeout() => {
+                (connect, Operation::Connect)
+            }
+            _ => (self.lookup_timeout(), Operation::Resolve),
+        }
+    }
+}
+
+async fn lookup_names(spec: Spec) -> Result<Plan, Failure> {
     // Bad input is a config error, found before any name goes to a resolver (an empty or
     // NUL-holding name would otherwise come back as the resolver's failure, or worse, a query).
     spec.validate().map_err(Failure::config)?;
     let mut spec = spec;
+    let resolver = spec.resolver();
     let domain = spec.effective_domain();
     let transport = match spec.socket_type {
         SocketType::Stream => "tcp",
         SocketType::Datagram => "udp",
     };
     if let Some(Protocol::Name(name)) = &spec.protocol {
-        let name = name.clone();
-        let number = blocking(move || netdb::protocol_number(&name))
+        let number = lookup::protocol_number(name)
             .await
             .during(Operation::Resolve)?;
         check_protocol(number, spec.socket_type).map_err(Failure::config)?;
@@ -295,8 +365,7 @@ pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
         .flatten()
     {
         if let Port::Service(name) = port {
-            let name = name.clone();
-            let number = blocking(move || netdb::service_port(&name, transport))
+            let number = lookup::service_port(name, transport)
                 .await
                 .during(Operation::Resolve)?;
             *port = Port::Number(number);
@@ -305,14 +374,14 @@ pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
     let mut remote_ips = Vec::new();
     let remote_family = spec.remote_family();
     if let Some(Address::Host(name)) = &spec.bind_address {
-        let ip = *resolve_host(name, Some(domain))
+        let ip = *resolve_host(&resolver, name, Some(domain))
             .await?
             .first()
             .ok_or_else(|| no_address(name, Some(domain)))?;
         spec.bind_address = Some(Address::Ip(ip));
     }
     if let Some(Address::Host(name)) = &spec.remote_address {
-        remote_ips = resolve_host(name, remote_family).await?;
+        remote_ips = resolve_host(&resolver, name, remote_family).await?;
         let first = *remote_ips
             .first()
             .ok_or_else(|| no_address(name, remote_family))?;
@@ -329,19 +398,15 @@ pub(crate) async fn lookup(spec: Spec) -> Result<Plan, Failure> {
     Ok(plan)
 }
 
-async fn blocking<T, F>(work: F) -> io::Result<T>
-where
-    F: FnOnce() -> io::Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|join| Err(io::Error::other(join)))
-}
-
 /// The addresses of `name` in `domain`'s family (`None`: both), in the resolver's order.
-async fn resolve_host(name: &str, domain: Option<Domain>) -> Result<Vec<IpAddr>, Failure> {
-    let found = tokio::net::lookup_host((name, 0))
+async fn resolve_host(
+    resolver: &Resolver,
+    name: &str,
+    domain: Option<Domain>,
+) -> Result<Vec<IpAddr>, Failure> {
+    let found = resolver
+        .0
+        .resolve(name, 0)
         .await
         .during(Operation::Resolve)?;
     let wanted = |ip: &IpAddr| match domain {
@@ -349,7 +414,13 @@ async fn resolve_host(name: &str, domain: Option<Domain>) -> Result<Vec<IpAddr>,
         Some(Domain::Inet) => ip.is_ipv4(),
         Some(_) => ip.is_ipv6(),
     };
-    let ips: Vec<IpAddr> = found.map(|addr| addr.ip()).filter(wanted).collect();
+    let mut ips: Vec<IpAddr> = Vec::with_capacity(found.len());
+    for ip in found.into_iter().map(|addr| addr.ip()).filter(wanted) {
+        // getaddrinfo repeats an address per socket type unless told one; a resolver may too.
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
     if ips.is_empty() {
         return Err(no_address(name, domain));
     }
@@ -394,6 +465,10 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
             bind_path = path;
             Some(addr)
         }
+        (Some(Address::Ip(IpAddr::V6(ip))), _) if spec.bind_scope_id() != 0 => Some(
+            std::net::SocketAddrV6::new(*ip, number_of(&spec.bind_port), 0, spec.bind_scope_id())
+                .into(),
+        ),
         (Some(Address::Ip(ip)), _) => Some(SocketAddr::new(*ip, number_of(&spec.bind_port)).into()),
         // A client binds only when asked to; a server or datagram socket binds to any address.
         (None, Domain::Inet | Domain::Inet6)
@@ -421,9 +496,7 @@ fn plan(spec: &Spec) -> Result<Plan, Failure> {
         (_, Some(Protocol::Number(number))) => Some(*number),
         _ => None,
     };
-    let backlog = spec
-        .listen_queue
-        .map_or(somaxconn(), |asked| asked.min(somaxconn() as u32) as i32);
+    let backlog = backlog(spec.listen_queue);
     let reuse = spec
         .reuse
         .unwrap_or(role == Role::Listen && domain != Domain::Unix);
@@ -463,6 +536,23 @@ fn unix_sockaddr(address: &Address) -> io::Result<(SockAddr, Option<PathBuf>)> {
             io::ErrorKind::InvalidInput,
             format!("{ip} is not a unix socket address"),
         )),
+    }
+}
+
+/// The `listen(2)` backlog for a `ListenQueue`: 0 or none means `SOMAXCONN` (POE's default),
+/// and a larger value is clipped to it, said once at `debug`.
+fn backlog(asked: Option<u32>) -> i32 {
+    let max = somaxconn();
+    match asked {
+        None | Some(0) => max,
+        Some(asked) if asked > max as u32 => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                log::debug!("listen queue {asked} asked, {max} applied (the system's SOMAXCONN)")
+            });
+            max
+        }
+        Some(asked) => asked as i32,
     }
 }
 

@@ -176,3 +176,220 @@ pub(crate) fn inherited_socket(fd: std::os::fd::RawFd) -> io::Result<Socket> {
     socket.set_cloexec(true)?;
     Ok(socket)
 }
+
+/// A file's identity as `fstatat(2)` with `AT_SYMLINK_NOFOLLOW` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) socket: bool,
+}
+
+fn c_name(name: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(name.as_bytes())
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))
+}
+
+/// `fstatat(2)` of `name` in the directory `dir`, never following a symlink.
+pub(crate) fn stat_at(dir: &impl AsRawFd, name: &std::ffi::OsStr) -> io::Result<FileId> {
+    let name = c_name(name)?;
+    // SAFETY: fstatat reads the NUL-terminated name and writes only into the stat buffer we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    let done = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut stat,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if done == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FileId {
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+        socket: stat.st_mode & libc::S_IFMT == libc::S_IFSOCK,
+    })
+}
+
+/// `unlinkat(2)` of `name` in the directory `dir` (a symlink is removed itself, never its
+/// target).
+pub(crate) fn unlink_at(dir: &impl AsRawFd, name: &std::ffi::OsStr) -> io::Result<()> {
+    let name = c_name(name)?;
+    // SAFETY: unlinkat only reads the NUL-terminated name.
+    match unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// `openat(2)` of `name` in `dir` with `O_PATH | O_NOFOLLOW`: a descriptor of the file itself
+/// (a socket cannot be opened for I/O), which pins its inode.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn open_path_at(
+    dir: &impl AsRawFd,
+    name: &std::ffi::OsStr,
+) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let name = c_name(name)?;
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: openat only reads the NUL-terminated name.
+    match unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) } {
+        -1 => Err(io::Error::last_os_error()),
+        // SAFETY: a fresh descriptor that nothing else owns.
+        fd => Ok(unsafe { std::fs::File::from_raw_fd(fd) }),
+    }
+}
+
+/// `flock(2)` `LOCK_EX | LOCK_NB`: `Ok(false)` when another open file holds the lock.
+pub(crate) fn try_lock_exclusive(file: &impl AsRawFd) -> io::Result<bool> {
+    // SAFETY: flock reads no memory of ours.
+    match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } {
+        -1 => {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                Ok(false)
+            } else {
+                Err(error)
+            }
+        }
+        _ => Ok(true),
+    }
+}
+
+/// The process's descriptor limit (`RLIMIT_NOFILE`'s soft value), capped to what an `int`
+/// descriptor can be.
+pub(crate) fn max_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into the rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
+        return 1024;
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let soft = limit.rlim_cur as u64;
+    soft.min(i32::MAX as u64)
+}
+
+// ---- Handover (crate::handover): descriptors passed to a new process ----
+
+/// A pipe, both ends close-on-exec: the readiness channel of a handover.
+pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds: [libc::c_int; 2] = [-1; 2];
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos"
+    ))]
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos"
+    )))]
+    // SAFETY: pipe writes two descriptors into the array we own; fcntl only sets their flags.
+    let rc = unsafe {
+        let rc = libc::pipe(fds.as_mut_ptr());
+        if rc == 0 {
+            libc::fcntl(fds[0], libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        rc
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Makes the child of `command` inherit `fds`, in order, as descriptors 3, 4, ... without
+/// close-on-exec; every other descriptor of ours stays close-on-exec as it is.
+///
+/// In the forked child each source is first copied above the target range (`F_DUPFD_CLOEXEC`,
+/// so a source already sitting on a target number is not overwritten before it is placed), then
+/// `dup2`'d onto its target, which clears close-on-exec on the target only. Only
+/// async-signal-safe calls run between fork and exec, and nothing allocates there: the scratch
+/// space is made here, before the fork.
+pub(crate) fn inherit_at_3(command: &mut std::process::Command, fds: Vec<std::os::fd::RawFd>) {
+    use std::os::unix::process::CommandExt;
+    const FIRST: libc::c_int = 3;
+    let mut scratch: Vec<libc::c_int> = vec![-1; fds.len()];
+    let above = FIRST + fds.len() as libc::c_int;
+    // SAFETY: the closure runs in the forked child before exec and only calls fcntl and dup2,
+    // which are async-signal-safe, on descriptors the parent keeps open until spawn returns;
+    // it reads and writes the two vectors allocated above and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for (copy, &fd) in scratch.iter_mut().zip(&fds) {
+                *copy = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
+                if *copy == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (target, &copy) in (FIRST..).zip(scratch.iter()) {
+                if libc::dup2(copy, target) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes ownership of the write end of a handover's readiness pipe, inherited as `fd`, after
+/// checking it is an open pipe; makes it close-on-exec so no process we start inherits it.
+pub(crate) fn inherited_pipe(fd: std::os::fd::RawFd) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat only writes into the stat buffer we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("inherited descriptor {fd} is not a pipe"),
+        ));
+    }
+    // SAFETY: the descriptor is an open pipe (checked above) that the predecessor placed for this
+    // process; handover::ready takes it once (a static flag), so nothing else owns it.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    // SAFETY: F_SETFD only changes the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// Marks an inherited descriptor close-on-exec if it is a pipe, without taking it: keeps a
+/// handover's readiness pipe from leaking into processes the successor starts before it is
+/// ready.
+pub(crate) fn cloexec_if_pipe(fd: std::os::fd::RawFd) {
+    // SAFETY: fstat only writes into the stat buffer we own; F_SETFD only changes flags.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFIFO {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}

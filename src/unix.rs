@@ -16,6 +16,59 @@ use socket2::{SockAddr, Socket, Type};
 use crate::error::{Failure, Operation};
 use crate::sys;
 
+/// Where a socket file lives: its directory, held open from before `bind`, and its name there.
+/// The file is found again through the directory, so a relative path still names the file that
+/// was made after the process changes its working directory (or the directory is renamed).
+#[derive(Debug)]
+pub(crate) struct Place {
+    /// As given: for messages, the stale probe and the mode.
+    path: PathBuf,
+    /// `O_PATH` on Linux (no read permission needed), read-only elsewhere.
+    dir: fs::File,
+    name: std::ffi::OsString,
+}
+
+impl Place {
+    /// Opens the directory `path` is in.
+    pub(crate) fn of(path: &Path) -> io::Result<Place> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let name = path.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} names no file", path.display()),
+            )
+        })?;
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let flags = libc::O_DIRECTORY | libc::O_PATH;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let flags = libc::O_DIRECTORY;
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(parent)?;
+        Ok(Place {
+            path: path.to_owned(),
+            dir,
+            name: name.to_owned(),
+        })
+    }
+
+    fn stat(&self) -> io::Result<sys::FileId> {
+        sys::stat_at(&self.dir, &self.name)
+    }
+
+    fn parent(&self) -> &Path {
+        match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        }
+    }
+}
+
 /// A socket file this factory made, known by device and inode; dropping it removes the file if
 /// it is still ours, so every error path after `bind` cleans up by itself.
 ///
@@ -26,7 +79,8 @@ use crate::sys;
 /// file system's inode reuse allows.
 #[derive(Debug)]
 pub(crate) struct SocketFile {
-    path: PathBuf,
+    /// Boxed: a factory keeping its file after delivery holds this record inline.
+    place: Box<Place>,
     dev: u64,
     ino: u64,
     /// Keeps our inode, and so its number, from being reused while we may still compare it.
@@ -35,117 +89,203 @@ pub(crate) struct SocketFile {
 }
 
 impl SocketFile {
-    /// Records the file `bind` just made at `path`.
-    pub(crate) fn created(path: &Path) -> io::Result<SocketFile> {
+    /// Records the file `bind` just made at `place`.
+    pub(crate) fn created(place: Place) -> io::Result<SocketFile> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let (pin, meta) = {
-            use std::os::unix::fs::OpenOptionsExt;
+        let (pin, id) = {
             // O_PATH opens the file itself (a socket cannot be opened for I/O) and O_NOFOLLOW a
             // symlink as a link, which the check below then refuses.
-            let pin = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
-                .open(path)?;
+            let pin = sys::open_path_at(&place.dir, &place.name)?;
             let meta = pin.metadata()?;
-            (pin, meta)
+            let id = sys::FileId {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                socket: meta.file_type().is_socket(),
+            };
+            (pin, id)
         };
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let meta = fs::symlink_metadata(path)?;
-        if !meta.file_type().is_socket() {
+        let id = place.stat()?;
+        if !id.socket {
             // Swapped between bind and this look: not ours to record, nor to remove later.
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} was replaced right after bind", path.display()),
+                format!("{} was replaced right after bind", place.path.display()),
             ));
         }
         Ok(SocketFile {
-            path: path.to_owned(),
-            dev: meta.dev(),
-            ino: meta.ino(),
+            place: Box::new(place),
+            dev: id.dev,
+            ino: id.ino,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             _pin: pin,
         })
     }
 
-    /// Whether `meta` describes this very file (not a symlink, not a newer socket at the path).
-    fn is_ours(&self, meta: &fs::Metadata) -> bool {
-        meta.file_type().is_socket() && meta.dev() == self.dev && meta.ino() == self.ino
+    /// Whether `id` is this very file (not a symlink, not a newer socket at the path).
+    fn is_ours(&self, id: &sys::FileId) -> bool {
+        id.socket && id.dev == self.dev && id.ino == self.ino
     }
 
     /// Gives the file exactly `mode`, without following a symlink put at the path since `bind`.
     pub(crate) fn set_mode(&self, mode: u32) -> io::Result<()> {
-        match sys::chmod_nofollow(&self.path, mode) {
+        let path = &self.place.path;
+        match sys::chmod_nofollow(path, mode) {
             Err(error) if error.raw_os_error() == Some(libc::EOPNOTSUPP) => {
                 // A C library without a safe fchmodat(AT_SYMLINK_NOFOLLOW) (glibc < 2.32), or a
                 // symlink now at the path: look first, then chmod by name. The window left is
                 // between the look and the chmod, and only for a user who can write to the
                 // directory, who could remove our socket anyway.
-                let meta = fs::symlink_metadata(&self.path)?;
-                if !self.is_ours(&meta) {
+                if !self.is_ours(&self.place.stat()?) {
                     return Err(io::Error::new(
                         io::ErrorKind::AlreadyExists,
-                        format!("{} was replaced right after bind", self.path.display()),
+                        format!("{} was replaced right after bind", path.display()),
                     ));
                 }
                 use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(&self.path, fs::Permissions::from_mode(mode))
+                fs::set_permissions(path, fs::Permissions::from_mode(mode))
             }
             other => other,
         }
     }
 }
 
+impl SocketFile {
+    /// Forgets the file without removing it: another process (a handover's successor) serves on
+    /// it now. Only the record goes (on Linux, its `O_PATH` pin is closed).
+    pub(crate) fn disown(mut self) {
+        log::debug!(
+            "socket file {} left to its new owner",
+            self.place.path.display()
+        );
+        self.place.path = PathBuf::new();
+    }
+}
+
 impl Drop for SocketFile {
     /// Removes the file if it is still ours; anything else now at the path is left alone.
     ///
-    /// `symlink_metadata` does not follow a symlink, and `unlink(2)` removes a link itself, never
-    /// its target: a symlink put at the path is not ours, and neither it nor what it points to
-    /// is touched.
+    /// The look (`fstatat` with `AT_SYMLINK_NOFOLLOW`) and the removal (`unlinkat`) go through
+    /// the directory held since `bind`, whatever the working directory is now; `unlinkat`
+    /// removes a link itself, never its target: a symlink put at the path is not ours, and
+    /// neither it nor what it points to is touched.
     fn drop(&mut self) {
-        match fs::symlink_metadata(&self.path) {
-            Ok(meta) if self.is_ours(&meta) => match fs::remove_file(&self.path) {
-                Ok(()) => log::debug!("removed socket file {}", self.path.display()),
-                Err(error) => log::warn!(
-                    "could not remove socket file {}: {error}",
-                    self.path.display()
-                ),
-            },
-            Ok(_) => log::debug!(
-                "{} no longer holds our socket; left alone",
-                self.path.display()
-            ),
+        if self.place.path.as_os_str().is_empty() {
+            return; // disowned: the file belongs to a successor now
+        }
+        let path = self.place.path.display();
+        match self.place.stat() {
+            Ok(id) if self.is_ours(&id) => {
+                match sys::unlink_at(&self.place.dir, &self.place.name) {
+                    Ok(()) => log::debug!("removed socket file {path}"),
+                    Err(error) => log::warn!("could not remove socket file {path}: {error}"),
+                }
+            }
+            Ok(_) => log::debug!("{path} no longer holds our socket; left alone"),
             Err(_) => {}
         }
     }
 }
 
-/// Makes room for a `bind` at `path`: refuses a live socket, replaces a stale one only when
-/// `replace_stale`, and leaves anything that is not a socket to fail the bind.
+/// An exclusive `flock(2)` on the directory of a socket file, held from the stale check to the
+/// end of `bind`: two factories (in this process or another) replacing the same stale file take
+/// turns, so the second sees the first one's socket, bound and live, instead of unlinking it.
+#[derive(Debug)]
+pub(crate) struct ReplaceLock {
+    _dir: Option<fs::File>,
+}
+
+/// How long a factory waits for another one's replacement in the same directory (each takes
+/// microseconds: a look, a probe, an unlink, a bind).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl ReplaceLock {
+    fn take(place: &Place) -> Result<ReplaceLock, Failure> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(place.parent())
+        {
+            Ok(dir) => dir,
+            Err(error) => {
+                // A directory we may search but not read: no lock to take; the replacement
+                // still re-checks the file right before removing it.
+                log::debug!(
+                    "no lock on {} ({error}); replacing without it",
+                    place.parent().display()
+                );
+                return Ok(ReplaceLock { _dir: None });
+            }
+        };
+        let until = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match sys::try_lock_exclusive(&dir) {
+                Ok(true) => return Ok(ReplaceLock { _dir: Some(dir) }),
+                Ok(false) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Ok(false) => {
+                    return Err(Failure {
+                        operation: Operation::Bind,
+                        errno: Some(libc::EADDRINUSE),
+                        error: io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!(
+                                "another process keeps {} locked while replacing a socket file",
+                                place.parent().display()
+                            ),
+                        ),
+                    })
+                }
+                Err(error) => {
+                    log::debug!("flock on {}: {error}", place.parent().display());
+                    return Ok(ReplaceLock { _dir: None });
+                }
+            }
+        }
+    }
+}
+
+/// Makes room for a `bind` at `place`: refuses a live socket, replaces a stale one only when
+/// `replace_stale`, and leaves anything that is not a socket to fail the bind. Keep the lock it
+/// returns until `bind` is done.
 ///
 /// # Errors
-/// [`Operation::Bind`] with `EADDRINUSE` for a live socket, and for a stale one the owner did not
-/// let us replace (the text says how); the OS's error when the path cannot be examined or the
-/// stale file cannot be removed.
-pub(crate) fn prepare_path(path: &Path, replace_stale: bool) -> Result<(), Failure> {
+/// [`Operation::Bind`] with `EADDRINUSE` for a live socket (also one another factory just put
+/// in place of the stale file), and for a stale one the owner did not let us replace (the text
+/// says how); the OS's error when the path cannot be examined or the stale file cannot be
+/// removed.
+pub(crate) fn prepare_path(
+    place: &Place,
+    replace_stale: bool,
+) -> Result<Option<ReplaceLock>, Failure> {
+    let path = &place.path;
     let in_use = |text: String| Failure {
         operation: Operation::Bind,
         errno: Some(libc::EADDRINUSE),
         error: io::Error::new(io::ErrorKind::AddrInUse, text),
     };
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(Failure::new(Operation::Bind, error)),
-    };
-    if !meta.file_type().is_socket() {
-        // bind(2) reports EADDRINUSE itself; a regular file or a link is never touched.
-        return Ok(());
-    }
-    if !is_stale(path) {
-        return Err(in_use(format!(
+    let live = || {
+        in_use(format!(
             "a live socket is bound to {} (something answers there)",
             path.display()
-        )));
+        ))
+    };
+    let look = || match place.stat() {
+        Ok(id) => Ok(Some(id)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(Failure::new(Operation::Bind, error)),
+    };
+    match look()? {
+        // bind(2) reports EADDRINUSE itself for anything that is not a socket; a regular file
+        // or a link is never touched.
+        None => return Ok(None),
+        Some(id) if !id.socket => return Ok(None),
+        Some(_) => {}
+    }
+    if !is_stale(path) {
+        return Err(live());
     }
     if !replace_stale {
         return Err(in_use(format!(
@@ -154,8 +294,21 @@ pub(crate) fn prepare_path(path: &Path, replace_stale: bool) -> Result<(), Failu
             path.display()
         )));
     }
+    let lock = ReplaceLock::take(place)?;
+    // Under the lock, look again: another factory may have replaced the file meanwhile, and its
+    // socket (bound, maybe not yet listening) is live to the probe.
+    match look()? {
+        None => return Ok(Some(lock)),
+        Some(id) if !id.socket => return Ok(Some(lock)),
+        Some(_) if !is_stale(path) => return Err(live()),
+        Some(_) => {}
+    }
     log::info!("replacing stale socket file {}", path.display());
-    fs::remove_file(path).map_err(|error| Failure::new(Operation::Bind, error))
+    match sys::unlink_at(&place.dir, &place.name) {
+        Ok(()) => Ok(Some(lock)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Some(lock)),
+        Err(error) => Err(Failure::new(Operation::Bind, error)),
+    }
 }
 
 /// Whether the socket file at `path` is known to be stale: a `connect(2)` to it is refused.
@@ -246,7 +399,7 @@ mod tests {
     fn dropping_a_record_of_a_replaced_file_leaves_it() {
         let (_dir, path) = bound_dir();
         let first = std::os::unix::net::UnixListener::bind(&path).expect("bind");
-        let record = SocketFile::created(&path).expect("record");
+        let record = SocketFile::created(Place::of(&path).unwrap()).expect("record");
         // Our socket closed and our file unlinked: its inode number is free for reuse (tmpfs
         // hands it to the very next file), unless the record pins it.
         drop(first);

@@ -177,10 +177,14 @@ async fn an_explicit_domain_keeps_one_family_and_an_empty_list_is_refused() {
         matches!(empty, Err(ConfigError::NoRemoteAddresses)),
         "{empty:?}"
     );
-    assert!(SocketFactory::builder()
-        .remote_addresses(mixed)
-        .build()
-        .is_ok());
+    // A mixed list is fine: only the missing recipient is left to complain about.
+    assert_eq!(
+        SocketFactory::builder()
+            .remote_addresses(mixed)
+            .build()
+            .err(),
+        Some(ConfigError::NoRecipient)
+    );
 }
 
 /// Runs `body_name` alone in a child process (descriptor counts need no other test running).

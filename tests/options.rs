@@ -11,7 +11,6 @@ use actix_socket_factory::{
     ConfigError, Domain, Operation, SocketCreated, SocketFactory, SocketFactoryBuilder, SocketType,
 };
 use socket2::Socket;
-use tokio::io::AsyncReadExt;
 use util::*;
 
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -273,44 +272,39 @@ async fn multicast_v6_join_holds_the_membership_while_the_socket_lives() {
     );
 }
 
+/// A value only the kernel can judge: a multicast group joined on an interface address no
+/// interface has (TEST-NET-1). The factory fails with "setsockopt" and the OS's error.
 #[actix::test]
-async fn a_refused_option_fails_a_client_with_setsockopt() {
+async fn a_refused_option_fails_the_factory_with_setsockopt() {
     let mut events = Events::start();
-    let listener = std::net::TcpListener::bind((V4, 0)).expect("bind");
-    // IP_TTL takes 1 to 255 (ip(7)): the kernel refuses 0.
     events
         .builder()
-        .remote_addresses([listener.local_addr().expect("addr")])
-        .ttl(0)
+        .socket_type(SocketType::Datagram)
+        .bind_address(V4)
+        .join_multicast_v4(group_v4(), Ipv4Addr::new(192, 0, 2, 1))
         .start();
     let failed = events.next_failed(LIMIT).await.expect("SocketFailed");
-    assert_eq!(failed.operation, Operation::SetSockOpt);
-    assert_eq!(failed.errno, Some(libc::EINVAL));
+    assert_eq!(failed.operation, Operation::SetSockOpt, "{failed}");
+    assert!(failed.errno.is_some(), "{failed}");
     assert!(events.try_created().is_none());
 }
 
+/// `ttl(0)`, which every accepted socket used to refuse with "setsockopt" `EINVAL` (each client
+/// dropped), is now refused once, before any socket is made.
 #[actix::test]
-async fn a_refused_option_drops_that_accepted_socket_and_the_server_goes_on() {
+async fn a_ttl_the_kernel_refuses_fails_the_server_before_it_listens() {
     let mut events = Events::start();
-    let (server, addr) = start_and_locate(events.builder().bind_address(V4).bind_port(0).ttl(0))
-        .await
-        .expect("the listener takes no per-connection option");
-    for _ in 0..2 {
-        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let failed = events.next_failed(LIMIT).await.expect("reported");
-        assert_eq!(failed.operation, Operation::SetSockOpt);
-        assert_eq!(failed.errno, Some(libc::EINVAL));
-        let mut buf = [0u8; 1];
-        let read = tokio::time::timeout(LIMIT, client.read(&mut buf))
-            .await
-            .expect("the dropped socket closes in time");
-        assert!(
-            matches!(read, Ok(0) | Err(_)),
-            "closed, not served: {read:?}"
-        );
-    }
+    let server = events
+        .builder()
+        .bind_address(V4)
+        .bind_port(0)
+        .ttl(0)
+        .start();
+    let failed = events.next_failed(LIMIT).await.expect("reported");
+    assert_eq!(failed.operation, Operation::Config, "{failed}");
+    assert_eq!(failed.errno, Some(libc::EINVAL));
+    assert!(wait_until(LIMIT, || !server.connected()).await);
     assert!(events.try_created().is_none(), "never delivered");
-    assert!(server.connected(), "the server keeps listening");
 }
 
 #[actix::test]
@@ -339,4 +333,116 @@ async fn options_that_do_not_fit_are_config_errors() {
         .bind_address(std::path::Path::new("/tmp/never-made.sock"))
         .tcp_nodelay(true);
     assert_eq!(unfit(unix), "TCP_NODELAY");
+}
+
+// ---- values the kernel would refuse are refused by build() ----
+
+fn out_of_range(builder: SocketFactoryBuilder) -> &'static str {
+    match builder.build() {
+        Err(ConfigError::OutOfRange { setting, .. }) => setting,
+        other => panic!("expected OutOfRange, got {other:?}"),
+    }
+}
+
+#[test]
+fn values_the_kernel_refuses_are_config_errors() {
+    let server = || SocketFactory::builder().bind_address("127.0.0.1");
+    let secs = Duration::from_secs;
+    let linux = cfg!(any(target_os = "linux", target_os = "android"));
+    if linux {
+        assert_eq!(
+            out_of_range(server().tcp_keepalive_time(secs(32_768))),
+            "TCP_KEEPIDLE"
+        );
+        assert_eq!(
+            out_of_range(server().tcp_keepalive_interval(secs(32_768))),
+            "TCP_KEEPINTVL"
+        );
+        assert_eq!(
+            out_of_range(server().tcp_keepalive_retries(128)),
+            "TCP_KEEPCNT"
+        );
+    }
+    assert_eq!(
+        out_of_range(server().tcp_keepalive_time(Duration::from_millis(500))),
+        "TCP_KEEPIDLE"
+    );
+    assert_eq!(
+        out_of_range(server().tcp_keepalive_time(Duration::ZERO)),
+        "TCP_KEEPIDLE"
+    );
+    assert_eq!(
+        out_of_range(server().tcp_keepalive_retries(0)),
+        "TCP_KEEPCNT"
+    );
+    assert_eq!(out_of_range(server().ttl(0)), "IP_TTL");
+    assert_eq!(out_of_range(server().ttl(256)), "IP_TTL");
+    assert_eq!(out_of_range(server().ttl(u32::MAX)), "IP_TTL");
+    assert_eq!(
+        out_of_range(server().send_buffer_size(i32::MAX as usize + 1)),
+        "SO_SNDBUF"
+    );
+    assert_eq!(
+        out_of_range(server().recv_buffer_size(usize::MAX)),
+        "SO_RCVBUF"
+    );
+    assert_eq!(
+        out_of_range(server().linger(Some(Duration::from_millis(500)))),
+        "SO_LINGER"
+    );
+    assert_eq!(
+        out_of_range(server().linger(Some(secs(i32::MAX as u64 + 1)))),
+        "SO_LINGER"
+    );
+    // start() reports the same as a SocketFailed "config" (checked by the actor's start).
+    let error = ConfigError::OutOfRange {
+        setting: "IP_TTL",
+        value: "0".into(),
+        allowed: "1 to 255".into(),
+    };
+    assert!(error.to_string().contains("IP_TTL 0 is out of range"));
+}
+
+/// The bounds themselves are accepted, by build() and by the kernel on every accepted socket.
+#[actix::test]
+async fn the_limits_themselves_are_taken_by_the_kernel() {
+    let mut events = Events::start();
+    let max_secs = if cfg!(any(target_os = "linux", target_os = "android")) {
+        32_767
+    } else {
+        3_600
+    };
+    let builder = events
+        .builder()
+        .bind_address("127.0.0.1")
+        .bind_port(0)
+        .tcp_keepalive_time(Duration::from_secs(max_secs))
+        .tcp_keepalive_interval(Duration::from_secs(max_secs))
+        .tcp_keepalive_retries(if max_secs == 32_767 { 127 } else { 9 })
+        .linger(Some(Duration::from_secs(1)))
+        .ttl(255);
+    assert!(builder.clone().build().is_ok());
+    let (_server, addr) = start_and_locate(builder).await.expect("server");
+    let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let created = events
+        .next_created(LIMIT)
+        .await
+        .expect("accepted, not dropped");
+    let socket = &created.socket;
+    assert_eq!(
+        socket.tcp_keepalive_time().expect("idle"),
+        Duration::from_secs(max_secs)
+    );
+    assert_eq!(socket.ttl_v4().expect("ttl"), 255);
+    let failed = events.try_failed();
+    assert!(failed.is_none(), "{failed:?}");
+}
+
+#[actix::test]
+async fn an_out_of_range_option_given_to_start_is_a_config_failure() {
+    let mut events = Events::start();
+    let _factory = events.builder().bind_address("127.0.0.1").ttl(0).start();
+    let failed = events.next_failed(LIMIT).await.expect("a failure");
+    assert_eq!(failed.operation, Operation::Config, "{failed}");
+    assert_eq!(failed.errno, Some(libc::EINVAL));
 }

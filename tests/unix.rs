@@ -658,3 +658,122 @@ async fn start_binds_before_it_returns() {
         .expect("connect");
     events.next_created(LIMIT).await.expect("delivered");
 }
+
+// ---- two replacers of one stale file, and relative paths after a chdir ----
+
+/// What one racer's factory came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Raced {
+    Listening,
+    Failed(Operation, Option<i32>),
+}
+
+/// Starts a replacing server at `path` on a System of its own on this thread, once `start` lets
+/// every racer go; reports, then waits for `done` before stopping.
+fn racer(
+    path: std::path::PathBuf,
+    start: std::sync::Arc<std::sync::Barrier>,
+    report: std::sync::mpsc::Sender<Raced>,
+    done: std::sync::Arc<std::sync::Barrier>,
+) {
+    System::new().block_on(async move {
+        let mut events = Events::start();
+        let builder = events
+            .builder()
+            .bind_address(path.as_path())
+            .replace_stale_socket(true);
+        start.wait();
+        let server = builder.start();
+        let outcome = match server.send(GetSockName).await {
+            Ok(Ok(_)) => Raced::Listening,
+            _ => match events.next_failed(LIMIT).await {
+                Ok(failed) => Raced::Failed(failed.operation, failed.errno),
+                Err(error) => panic!("neither listening nor failed: {error:?}"),
+            },
+        };
+        let _ = report.send(outcome);
+        done.wait();
+        let _ = server.send(StopFactory).await;
+    });
+}
+
+/// Two servers replacing the same stale file at once: in every round exactly one listens (and
+/// answers at the path) and the other gets "bind" `EADDRINUSE`, never `ENOENT`.
+#[test]
+fn two_replacers_of_one_stale_file_one_listens_the_other_gets_eaddrinuse() {
+    use std::sync::{mpsc, Arc, Barrier};
+    const ROUNDS: usize = 300;
+    let began = std::time::Instant::now();
+    let (_dir, path) = temp_socket_path("contested.sock");
+    for round in 0..ROUNDS {
+        assert!(began.elapsed() < Duration::from_secs(120), "round {round}");
+        let _ = fs::remove_file(&path);
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("stale file"));
+        let start = Arc::new(Barrier::new(2));
+        let done = Arc::new(Barrier::new(3));
+        let (report, outcomes) = mpsc::channel();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, start, report, done) =
+                    (path.clone(), start.clone(), report.clone(), done.clone());
+                std::thread::spawn(move || racer(path, start, report, done))
+            })
+            .collect();
+        let mut seen: Vec<Raced> = (0..2)
+            .map(|_| outcomes.recv_timeout(LIMIT).expect("a racer's outcome"))
+            .collect();
+        seen.sort_by_key(|outcome| *outcome != Raced::Listening);
+        let answers = std::os::unix::net::UnixStream::connect(&path).is_ok();
+        done.wait();
+        for thread in threads {
+            thread.join().expect("racer thread");
+        }
+        assert_eq!(
+            seen,
+            [
+                Raced::Listening,
+                Raced::Failed(Operation::Bind, Some(libc::EADDRINUSE))
+            ],
+            "round {round}"
+        );
+        assert!(
+            answers,
+            "round {round}: the listening server's file is at the path"
+        );
+    }
+    println!("{ROUNDS} rounds in {:?}", began.elapsed());
+}
+
+/// A server bound at a relative path removes that very file at stop after the process changed
+/// its working directory, and leaves alone a file of the same name in the new one.
+#[actix::test]
+async fn relative_socket_path_is_removed_after_a_chdir() {
+    if !run_in_child("relative_socket_path_is_removed_after_a_chdir") {
+        return;
+    }
+    let first = tempfile::tempdir().expect("temp dir");
+    let second = tempfile::tempdir().expect("temp dir");
+    std::env::set_current_dir(first.path()).expect("chdir");
+    let events = Events::start();
+    let server = events
+        .builder()
+        .domain(Domain::Unix)
+        .bind_address(Path::new("rel.sock"))
+        .start();
+    let local = server.send(GetSockName).await.expect("answer");
+    assert!(local.is_ok(), "{local:?}");
+    assert!(is_socket(&first.path().join("rel.sock")));
+    std::env::set_current_dir(second.path()).expect("chdir");
+    // A stale socket of the same name in the new working directory: not ours.
+    drop(std::os::unix::net::UnixListener::bind("rel.sock").expect("decoy"));
+    server.send(StopFactory).await.expect("stopped");
+    assert!(wait_until(LIMIT, || !server.connected()).await);
+    assert!(
+        !first.path().join("rel.sock").exists(),
+        "the file made at bind is removed"
+    );
+    assert!(
+        is_socket(&second.path().join("rel.sock")),
+        "the same name in the new directory is left alone"
+    );
+}

@@ -1,0 +1,330 @@
+//! A rot13 server that upgrades itself without refusing a single connection.
+//!
+//! On `SIGHUP` it starts a new copy of its own binary (the file now at its path: build a new
+//! version first and that one starts) with the listening socket inherited, waits until the new
+//! process says it is ready, then stops accepting and closes its listener. Clients still in the
+//! listen queue are the new process's; clients already connected keep talking to the old one,
+//! which exits when the last of them leaves. Every reply is tagged with the pid that served it.
+//!
+//! Try it with two terminals:
+//!
+//! ```text
+//! # terminal 1
+//! cargo run --example upgrade                  # 127.0.0.1:12345 (or: -- PORT)
+//!
+//! # terminal 2
+//! nc 127.0.0.1 12345                           # type: hello     -> [4242] uryyb
+//!                                              # keep this nc open
+//! # terminal 3 (or suspend nc with Ctrl-Z)
+//! kill -HUP $(pgrep -n upgrade)                # terminal 1: "pid 4242: handed over to 4250"
+//! nc 127.0.0.1 12345                           # type: hello     -> [4250] uryyb
+//! ```
+//!
+//! The first `nc` still gets answers from the old pid; when it quits (Ctrl-D), the old process
+//! exits. `kill -HUP` the new pid to upgrade again. Options:
+//!
+//! - `--ready-delay-ms N`: a slow start, N ms before the new process takes the socket and says
+//!   it is ready (kill the new pid meanwhile: the old one keeps serving and says why);
+//! - `--ready-timeout-ms N`: how long the old process waits for that (default 10000);
+//! - `--drain-ms N`: how long the old process serves its clients after a handover at most
+//!   (default 60000).
+//!
+//! The old process's `Upgrade` message does the work: [`ShareListener`] to the factory,
+//! [`Successor`] to start the new process, [`Relinquish`] once it is ready.
+
+use std::time::Duration;
+
+use actix::io::{FramedWrite, WriteHandler};
+use actix::prelude::*;
+use actix_socket_factory::handover::{self, Successor};
+use actix_socket_factory::{Relinquish, ShareListener, SocketCreated, SocketFactory, SocketFailed};
+use tokio::io::WriteHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+/// The name the listening socket is handed over by.
+const NAME: &str = "rot13";
+
+struct Options {
+    port: u16,
+    /// A slow start, before the socket is taken.
+    ready_delay: Duration,
+    ready_timeout: Duration,
+    drain: Duration,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        port: 12345,
+        ready_delay: Duration::ZERO,
+        ready_timeout: Duration::from_secs(10),
+        drain: Duration::from_secs(60),
+    };
+    let usage = || -> ! {
+        eprintln!(
+            "usage: upgrade [PORT] [--ready-delay-ms N] [--ready-timeout-ms N] [--drain-ms N]"
+        );
+        std::process::exit(2)
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut millis = || {
+            args.next()
+                .and_then(|n| n.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or_else(|| usage())
+        };
+        match arg.as_str() {
+            "--ready-delay-ms" => options.ready_delay = millis(),
+            "--ready-timeout-ms" => options.ready_timeout = millis(),
+            "--drain-ms" => options.drain = millis(),
+            port => options.port = port.parse().unwrap_or_else(|_| usage()),
+        }
+    }
+    options
+}
+
+/// Ask the server to hand its socket to a new copy of itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Upgrade;
+
+/// A session ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SessionClosed;
+
+struct Server {
+    factory: Option<Addr<SocketFactory>>,
+    sessions: usize,
+    upgrading: bool,
+    handed_over: bool,
+    ready_timeout: Duration,
+    drain: Duration,
+}
+
+impl Actor for Server {
+    type Context = Context<Self>;
+}
+
+impl Server {
+    fn exit_if_drained(&self) {
+        if self.handed_over && self.sessions == 0 {
+            println!("pid {}: last client gone; exiting", std::process::id());
+            System::current().stop();
+        }
+    }
+}
+
+impl Handler<SocketCreated> for Server {
+    type Result = ();
+
+    fn handle(&mut self, created: SocketCreated, ctx: &mut Context<Self>) {
+        match created.into_tcp_stream() {
+            Ok(stream) => {
+                self.sessions += 1;
+                Session::serve(stream, ctx.address().recipient());
+            }
+            Err(error) => eprintln!("cannot use the accepted socket: {error}"),
+        }
+    }
+}
+
+impl Handler<SocketFailed> for Server {
+    type Result = ();
+
+    fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
+        eprintln!("pid {}: {failed}", std::process::id());
+        System::current().stop();
+    }
+}
+
+impl Handler<SessionClosed> for Server {
+    type Result = ();
+
+    fn handle(&mut self, _: SessionClosed, _: &mut Context<Self>) {
+        self.sessions -= 1;
+        self.exit_if_drained();
+    }
+}
+
+impl Handler<Upgrade> for Server {
+    type Result = ();
+
+    fn handle(&mut self, _: Upgrade, ctx: &mut Context<Self>) {
+        let Some(factory) = self.factory.clone() else {
+            return;
+        };
+        if self.upgrading || self.handed_over {
+            println!(
+                "pid {}: an upgrade is under way already",
+                std::process::id()
+            );
+            return;
+        }
+        self.upgrading = true;
+        let timeout = self.ready_timeout;
+        let me = std::process::id();
+        let upgrade = async move {
+            let shared = factory
+                .send(ShareListener::named(NAME))
+                .await
+                .map_err(|error| error.to_string())?
+                .map_err(|error| error.to_string())?;
+            let successor = Successor::this_program()
+                .map_err(|error| error.to_string())?
+                .socket(shared)
+                .ready_timeout(timeout);
+            let spawned = successor.spawn().map_err(|error| error.to_string())?;
+            println!("pid {me}: started successor {}", spawned.id());
+            let child = spawned.ready().await.map_err(|error| error.to_string())?;
+            // Ready: from now on the queued clients are the successor's.
+            let _ = factory.send(Relinquish).await;
+            Ok::<u32, String>(child.id())
+        };
+        // `spawn`, not `wait`: clients keep being served while the successor starts.
+        ctx.spawn(upgrade.into_actor(self).map(move |outcome, act, ctx| {
+            act.upgrading = false;
+            match outcome {
+                Ok(pid) => {
+                    act.handed_over = true;
+                    act.factory = None;
+                    println!(
+                        "pid {me}: handed over to {pid}; serving {} client(s) until they leave",
+                        act.sessions
+                    );
+                    ctx.run_later(act.drain, move |_, _| {
+                        println!("pid {me}: drain time over; exiting");
+                        System::current().stop();
+                    });
+                    act.exit_if_drained();
+                }
+                Err(why) => println!("pid {me}: upgrade failed: {why}; still serving"),
+            }
+        }));
+    }
+}
+
+/// One client: lines in, `[pid] rot13` lines out.
+struct Session {
+    out: FramedWrite<String, WriteHalf<TcpStream>, LinesCodec>,
+    server: Recipient<SessionClosed>,
+}
+
+impl Session {
+    fn serve(stream: TcpStream, server: Recipient<SessionClosed>) {
+        Session::create(|ctx| {
+            let (read, write) = tokio::io::split(stream);
+            ctx.add_stream(FramedRead::new(read, LinesCodec::new_with_max_length(4096)));
+            Session {
+                out: FramedWrite::new(write, LinesCodec::new(), ctx),
+                server,
+            }
+        });
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.server.do_send(SessionClosed);
+    }
+}
+
+impl StreamHandler<Result<String, LinesCodecError>> for Session {
+    fn handle(&mut self, line: Result<String, LinesCodecError>, ctx: &mut Context<Self>) {
+        match line {
+            Ok(line) => self
+                .out
+                .write(format!("[{}] {}", std::process::id(), rot13(&line))),
+            Err(_) => ctx.stop(),
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        self.out.close();
+    }
+}
+
+impl WriteHandler<LinesCodecError> for Session {}
+
+fn rot13(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'a'..='m' | 'A'..='M' => (c as u8 + 13) as char,
+            'n'..='z' | 'N'..='Z' => (c as u8 - 13) as char,
+            _ => c,
+        })
+        .collect()
+}
+
+fn main() -> std::io::Result<()> {
+    let options = options();
+    let me = std::process::id();
+    let system = System::new();
+    system.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // SIGHUP's default is to end the process: catch it before anyone learns our pid.
+        let mut hangups = signal(SignalKind::hangup()).expect("a SIGHUP handler");
+        let server = Server::create(|_| Server {
+            factory: None,
+            sessions: 0,
+            upgrading: false,
+            handed_over: false,
+            ready_timeout: options.ready_timeout,
+            drain: options.drain,
+        });
+        // A slow start (loading, warming caches) happens before the socket is taken: until
+        // then, the old process serves every client.
+        if !options.ready_delay.is_zero() {
+            tokio::time::sleep(options.ready_delay).await;
+        }
+        // The predecessor's socket when there is one, else a fresh one.
+        let builder = SocketFactory::builder().owner(&server);
+        let builder = if handover::is_inherited(NAME) {
+            builder.systemd(Some(NAME))
+        } else {
+            builder.bind_address("127.0.0.1").bind_port(options.port)
+        };
+        let factory = match builder.spawn().await {
+            Ok(spawned) => spawned,
+            Err(failed) => {
+                eprintln!("pid {me}: {failed}");
+                System::current().stop();
+                return;
+            }
+        };
+        let local = factory.local.clone().expect("a listener has an address");
+        server.do_send(SetFactory(factory.addr));
+        for name in handover::close_unclaimed() {
+            println!("pid {me}: closed a socket this version does not know: {name}");
+        }
+        match handover::ready() {
+            Ok(true) => println!("pid {me}: took over {local}"),
+            Ok(false) => println!("pid {me}: rot13 server listening on {local}"),
+            Err(error) => println!("pid {me}: could not tell the old process: {error}"),
+        }
+        println!("pid {me}: upgrade with: kill -HUP {me}");
+        // SIGHUP: upgrade. This task holds the server (factories hold their owner weakly).
+        actix::spawn(async move {
+            while hangups.recv().await.is_some() {
+                server.do_send(Upgrade);
+            }
+        });
+    });
+    system.run()
+}
+
+/// Gives the server its factory once it has started.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SetFactory(Addr<SocketFactory>);
+
+impl Handler<SetFactory> for Server {
+    type Result = ();
+
+    fn handle(&mut self, SetFactory(factory): SetFactory, _: &mut Context<Self>) {
+        self.factory = Some(factory);
+    }
+}

@@ -1,0 +1,571 @@
+//! The actor contract (`SocketFactory`'s `# Life` and `# Delivery`): who holds whom, when
+//! messages arrive, where errors go, how it stops. Real System, loopback, bounded waits.
+
+mod util;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_socket_factory::testing::{wait_until, Events};
+use actix_socket_factory::{
+    ConfigError, GetSockName, Operation, SetEvents, SocketCreated, SocketFactory, SocketFailed,
+    SocketType, StopFactory,
+};
+use util::{black_hole, child, netns};
+
+const LIMIT: Duration = Duration::from_secs(5);
+
+// ---- no message before start() has returned ----
+
+/// An owner on its own Arbiter that checks, for every message, that the start call it came
+/// from had returned.
+struct Watcher {
+    returned: Arc<AtomicBool>,
+    early: Arc<AtomicUsize>,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Actor for Watcher {
+    type Context = Context<Self>;
+}
+
+impl Watcher {
+    fn check(&self) {
+        if !self.returned.load(Ordering::SeqCst) {
+            self.early.fetch_add(1, Ordering::SeqCst);
+        }
+        self.seen.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Handler<SocketCreated> for Watcher {
+    type Result = ();
+    fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {
+        self.check();
+    }
+}
+
+impl Handler<SocketFailed> for Watcher {
+    type Result = ();
+    fn handle(&mut self, _: SocketFailed, _: &mut Context<Self>) {
+        self.check();
+    }
+}
+
+/// 1,000 tries of one kind of one-shot factory, with the owner on another Arbiter and the
+/// factory made here (`start()`) or on a third Arbiter (`start_in_arbiter()`).
+async fn never_early(kind: &str, make: impl Fn() -> actix_socket_factory::SocketFactoryBuilder) {
+    const TRIES: usize = 1000;
+    let owner_arbiter = Arbiter::new();
+    let factory_arbiter = Arbiter::new();
+    let returned = Arc::new(AtomicBool::new(false));
+    let early = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (returned, early, seen) = (returned.clone(), early.clone(), seen.clone());
+        Watcher::start_in_arbiter(&owner_arbiter.handle(), move |_| Watcher {
+            returned,
+            early,
+            seen,
+        })
+    };
+    for round in 0..TRIES {
+        returned.store(false, Ordering::SeqCst);
+        let builder = make().owner(&watcher);
+        let _factory = if round % 2 == 0 {
+            builder.start()
+        } else {
+            builder.start_in_arbiter(&factory_arbiter.handle())
+        };
+        returned.store(true, Ordering::SeqCst);
+        let seen = seen.clone();
+        assert!(
+            wait_until(LIMIT, move || seen.load(Ordering::SeqCst) > round).await,
+            "{kind}: no outcome for try {round}"
+        );
+    }
+    assert_eq!(
+        early.load(Ordering::SeqCst),
+        0,
+        "{kind}: messages handled before start() returned"
+    );
+    owner_arbiter.stop();
+    factory_arbiter.stop();
+}
+
+#[actix::test]
+async fn no_message_before_start_returns_for_a_loopback_client() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+    let addr = listener.local_addr().expect("address");
+    // The kernel completes each handshake inside connect(2); accept to keep the queue short.
+    let stop = Arc::new(AtomicBool::new(false));
+    listener.set_nonblocking(true).expect("non-blocking");
+    let drain = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                if listener.accept().is_err() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    never_early("loopback client", || SocketFactory::builder().connect(addr)).await;
+    stop.store(true, Ordering::SeqCst);
+    drain.join().expect("drain thread");
+}
+
+#[actix::test]
+async fn no_message_before_start_returns_for_a_datagram_factory() {
+    never_early("datagram", || {
+        SocketFactory::builder()
+            .socket_type(SocketType::Datagram)
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    })
+    .await;
+}
+
+#[actix::test]
+async fn no_message_before_start_returns_for_a_failing_unix_connect() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nobody-listens-here.sock");
+    never_early("failing UNIX connect", || {
+        SocketFactory::builder().connect(missing.as_path())
+    })
+    .await;
+}
+
+// ---- who holds whom ----
+
+/// An owner that holds its factory and says when it stops.
+struct Holder {
+    factory: Option<Addr<SocketFactory>>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Actor for Holder {
+    type Context = Context<Self>;
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Handler<SocketCreated> for Holder {
+    type Result = ();
+    fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {}
+}
+
+impl Handler<SocketFailed> for Holder {
+    type Result = ();
+    fn handle(&mut self, _: SocketFailed, _: &mut Context<Self>) {}
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Keep(Addr<SocketFactory>);
+
+impl Handler<Keep> for Holder {
+    type Result = ();
+    fn handle(&mut self, keep: Keep, _: &mut Context<Self>) {
+        self.factory = Some(keep.0);
+    }
+}
+
+#[actix::test]
+async fn the_owner_stops_with_its_last_addr_and_the_factory_follows() {
+    let stopped = Arc::new(AtomicBool::new(false));
+    let owner = Holder {
+        factory: None,
+        stopped: stopped.clone(),
+    }
+    .start();
+    let server = SocketFactory::builder()
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .owner(&owner)
+        .owner_check_interval(Some(Duration::from_millis(50)))
+        .spawn()
+        .await
+        .expect("listening");
+    let addr = server.local_addr().expect("an INET address");
+    owner.do_send(Keep(server.addr.clone()));
+    let factory = server.addr.downgrade();
+    drop(server);
+    assert!(!util::can_bind(addr), "the factory listens");
+
+    // The factory holds its owner weakly: dropping the owner's last Addr stops it.
+    drop(owner);
+    let owner_stopped = stopped.clone();
+    assert!(
+        wait_until(LIMIT, move || owner_stopped.load(Ordering::SeqCst)).await,
+        "the owner did not stop when its last Addr was dropped"
+    );
+    // ... and the factory follows, freeing its port.
+    assert!(
+        wait_until(LIMIT, move || factory
+            .upgrade()
+            .is_none_or(|f| !f.connected()))
+        .await,
+        "the factory outlived its owner"
+    );
+    assert!(
+        wait_until(LIMIT, move || util::can_bind(addr)).await,
+        "the port stayed bound"
+    );
+}
+
+#[actix::test]
+async fn a_description_with_no_recipient_is_a_config_error_and_opens_nothing() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("probe");
+    let addr = listener.local_addr().expect("address");
+    drop(listener);
+    let builder = SocketFactory::builder().bind(addr);
+    assert_eq!(
+        builder.clone().build().err(),
+        Some(ConfigError::NoRecipient)
+    );
+    let failed = builder.clone().spawn().await.expect_err("refused");
+    assert_eq!(failed.config_error(), Some(&ConfigError::NoRecipient));
+    let factory = builder.start();
+    assert!(
+        wait_until(LIMIT, move || !factory.connected()).await,
+        "a factory with no recipient keeps running"
+    );
+    assert!(
+        util::can_bind(addr),
+        "a factory with no recipient bound its port"
+    );
+}
+
+// ---- SetEvents and GetSockName right after start() ----
+
+#[actix::test]
+async fn set_events_right_after_start_redirects_a_loopback_client() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+    let addr = listener.local_addr().expect("address");
+    let mut first = Events::start();
+    let mut second = Events::start();
+    for _ in 0..50 {
+        let client = first.builder().connect(addr).start();
+        client.do_send(SetEvents::success(second.owner().clone().recipient()));
+        let created = second
+            .next_created(LIMIT)
+            .await
+            .expect("the new recipient gets the socket");
+        assert_eq!(created.peer.and_then(|p| p.as_inet()), Some(addr));
+        let _ = listener.accept().expect("accepted");
+    }
+    assert!(
+        first.next(Duration::from_millis(100)).await.is_err(),
+        "the old recipient got something"
+    );
+}
+
+#[actix::test]
+async fn get_sock_name_right_after_start_answers_for_every_kind() {
+    let events = Events::start();
+    // A server.
+    let server = events
+        .builder()
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .start();
+    let local = server
+        .send(GetSockName)
+        .await
+        .expect("mailbox")
+        .expect("bound");
+    let port = local.port().expect("a port");
+    assert_ne!(port, 0);
+
+    // A datagram factory: answered before its socket is delivered.
+    let datagram = events
+        .builder()
+        .socket_type(SocketType::Datagram)
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .start();
+    let local = datagram
+        .send(GetSockName)
+        .await
+        .expect("mailbox")
+        .expect("bound");
+    assert_ne!(local.port(), Some(0));
+
+    // A loopback client whose connect finished inside start().
+    let client = events
+        .builder()
+        .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .start();
+    let local = client
+        .send(GetSockName)
+        .await
+        .expect("mailbox")
+        .expect("bound");
+    assert_eq!(
+        local.as_inet().map(|a| a.ip()),
+        Some(Ipv4Addr::LOCALHOST.into())
+    );
+    assert_ne!(local.port(), Some(0));
+}
+
+#[actix::test]
+async fn a_pending_client_answers_get_sock_name_and_stops_at_once() {
+    let (_listener, _filler, hole) = black_hole(Ipv4Addr::LOCALHOST.into()).await;
+    let mut events = Events::start();
+    let client = events.builder().connect(hole).start();
+    let local = client
+        .send(GetSockName)
+        .await
+        .expect("mailbox")
+        .expect("bound");
+    assert_eq!(
+        local.as_inet().map(|a| a.ip()),
+        Some(Ipv4Addr::LOCALHOST.into())
+    );
+    assert!(
+        util::syn_sent_to(hole.port()) >= 1,
+        "the connect is under way"
+    );
+
+    client.do_send(StopFactory);
+    let stopped = client.clone();
+    assert!(wait_until(Duration::from_millis(500), move || !stopped.connected()).await);
+    assert!(
+        wait_until(LIMIT, move || util::syn_sent_to(hole.port()) == 0).await,
+        "the half-open socket stayed"
+    );
+    assert!(
+        events.next(Duration::from_millis(200)).await.is_err(),
+        "delivered after stop"
+    );
+}
+
+#[actix::test]
+async fn a_pending_client_follows_its_owner_within_the_check_period() {
+    let (_listener, _filler, hole) = black_hole(Ipv4Addr::LOCALHOST.into()).await;
+    let events = Events::start();
+    let client = events
+        .builder()
+        .connect(hole)
+        .owner_check_interval(Some(Duration::from_millis(50)))
+        .start();
+    assert!(util::syn_sent_to(hole.port()) >= 1);
+    events.stop_owner();
+    let started = Instant::now();
+    assert!(
+        wait_until(LIMIT, move || !client.connected()).await,
+        "the pending client outlived its owner"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// ---- errors where you await ----
+
+#[actix::test]
+async fn spawn_gives_the_os_error_for_a_port_in_use() {
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+    let addr = taken.local_addr().expect("address");
+    let mut events = Events::start();
+    let failed = events
+        .builder()
+        .bind(addr)
+        .spawn()
+        .await
+        .expect_err("in use");
+    assert_eq!(failed.operation, Operation::Bind);
+    assert_eq!(failed.errno, Some(libc::EADDRINUSE));
+    let text = failed.to_string();
+    assert_eq!(text.matches("98").count(), 1, "the OS error once: {text}");
+    let boxed: Box<dyn std::error::Error> = Box::new(failed);
+    assert!(boxed.source().is_some());
+    // Taken where awaited, not sent to the recipient as well.
+    assert!(events.next(Duration::from_millis(100)).await.is_err());
+}
+
+#[actix::test]
+async fn spawn_gives_a_config_error_typed() {
+    let events = Events::start();
+    let failed = events
+        .builder()
+        .remote_address("127.0.0.1")
+        .spawn()
+        .await
+        .expect_err("no port");
+    assert_eq!(failed.operation, Operation::Config);
+    assert_eq!(failed.config_error(), Some(&ConfigError::MissingRemotePort));
+}
+
+#[actix::test]
+async fn spawn_answers_the_bound_address_of_a_server() {
+    let events = Events::start();
+    let server = events
+        .builder()
+        .bind(
+            "tcp://127.0.0.1:0"
+                .parse::<actix_socket_factory::Endpoint>()
+                .expect("endpoint"),
+        )
+        .spawn()
+        .await
+        .expect("listening");
+    let asked = server
+        .addr
+        .send(GetSockName)
+        .await
+        .expect("mailbox")
+        .expect("bound");
+    assert_eq!(server.local.as_ref(), Some(&asked));
+    assert!(server.port().is_some_and(|port| port != 0));
+}
+
+// ---- bad values ----
+
+#[actix::test]
+async fn extreme_durations_never_panic() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+    let addr = listener.local_addr().expect("address");
+    let mut events = Events::start();
+    events
+        .builder()
+        .connect(addr)
+        .connect_timeout(Duration::MAX)
+        .happy_eyeballs_delay(Duration::MAX)
+        .owner_check_interval(Some(Duration::MAX))
+        .start();
+    events.next_created(LIMIT).await.expect("connected");
+
+    assert!(matches!(
+        events
+            .builder()
+            .owner_check_interval(Some(Duration::ZERO))
+            .build()
+            .err(),
+        Some(ConfigError::InvalidDuration { .. })
+    ));
+    // A server with the longest check period is still checked (capped), and serves.
+    let server = events
+        .builder()
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .owner_check_interval(Some(Duration::MAX))
+        .spawn()
+        .await
+        .expect("listening");
+    server.addr.do_send(StopFactory);
+}
+
+#[actix::test]
+async fn listen_queue_zero_means_the_default() {
+    use actix_socket_factory::PauseAccept;
+    let events = Events::start();
+    let server = events
+        .builder()
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .listen_queue(0)
+        .start();
+    server.do_send(PauseAccept);
+    let addr = server
+        .send(GetSockName)
+        .await
+        .expect("mailbox")
+        .expect("bound")
+        .as_inet()
+        .expect("inet");
+    // With a backlog of 0 Linux queues one client and drops the rest's SYNs; with the default
+    // all eight complete their handshake while nobody accepts.
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let client =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+                .await
+                .expect("handshake completed: the queue is longer than one")
+                .expect("connected");
+        clients.push(client);
+    }
+}
+
+// ---- stopping during a look-up ----
+
+#[test]
+fn stop_during_a_slow_lookup_is_immediate() {
+    child::run("child_stop_during_lookup", LIMIT * 6);
+}
+
+/// In a private mount and network namespace the resolver is a responder of ours that holds its
+/// answer for five seconds. Skips (passing, with the reason printed) without the privilege.
+#[test]
+#[ignore = "run by stop_during_a_slow_lookup_is_immediate in a child process"]
+fn child_stop_during_lookup() {
+    use util::dns::{Record, Responder};
+
+    if !child::is_child("child_stop_during_lookup") {
+        return;
+    }
+    if let Err(reason) = netns::enter() {
+        return child::skip(&format!("no private namespaces here ({reason})"));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in [
+        (
+            "resolv.conf",
+            "nameserver 127.0.0.1\noptions timeout:6 attempts:1\n",
+        ),
+        ("hosts", "127.0.0.1 localhost\n"),
+        ("nsswitch.conf", "hosts: files dns\n"),
+    ] {
+        let source = dir.path().join(name);
+        std::fs::write(&source, text).expect("write /etc file");
+        if let Err(reason) = netns::bind_file(&source, &Path::new("/etc").join(name)) {
+            return child::skip(&format!("cannot replace /etc/{name} ({reason})"));
+        }
+    }
+    let _dns = Responder::start(
+        (Ipv4Addr::LOCALHOST, 53).into(),
+        vec![Record {
+            name: "slow.test".into(),
+            v4: Some(Ipv4Addr::LOCALHOST),
+            v6: None,
+            answer_after: Some(Duration::from_secs(5)),
+        }],
+    )
+    .expect("DNS responder on 127.0.0.1:53");
+
+    System::new().block_on(async {
+        let mut events = Events::start();
+        let client = events.builder().connect(("slow.test", 9)).start();
+        let server = events.builder().bind(("slow.test", 0)).start();
+        tokio::time::sleep(Duration::from_millis(50)).await; // both look-ups under way
+        let asked = Instant::now();
+        client.do_send(StopFactory);
+        server.do_send(StopFactory);
+        let (c, s) = (client.clone(), server.clone());
+        assert!(
+            wait_until(LIMIT, move || !c.connected() && !s.connected()).await,
+            "the factories did not stop"
+        );
+        let took = asked.elapsed();
+        assert!(took < Duration::from_millis(100), "stopping took {took:?}");
+        // Nothing is delivered afterwards, even when the answer comes.
+        assert!(
+            events.next(Duration::from_secs(6)).await.is_err(),
+            "delivered after stop"
+        );
+        println!("stopped during look-ups in {took:?}");
+
+        // An unknown host is an error where the awaited start is awaited.
+        let failed = events
+            .builder()
+            .connect(("unknown.test", 9))
+            .spawn()
+            .await
+            .expect_err("an unknown host");
+        assert_eq!(failed.operation, Operation::Resolve, "{failed}");
+        assert!(events.next(Duration::from_millis(100)).await.is_err());
+    });
+}
