@@ -198,7 +198,8 @@ fn factory(members: usize) -> io::Result<()> {
             .await
             .map_err(|e| io::Error::other(e.to_string()))??;
         ready(local.port().unwrap_or(0));
-        Ok::<_, io::Error>((arbiters, servers))
+        // The factories hold their owner weakly: the server keeps it alive.
+        Ok::<_, io::Error>((arbiters, servers, owner))
     })?;
     system.run()?;
     drop(keep);
