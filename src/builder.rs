@@ -249,6 +249,9 @@ pub(crate) struct Spec {
     /// Look-up and zone settings most factories leave alone: boxed once one is set, so an
     /// idle factory does not carry them.
     pub(crate) rare: Option<Box<Rare>>,
+    /// PROXY protocol on accepted connections (servers only).
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy: Option<crate::proxy::ProxyProtocol>,
 }
 
 /// What a factory needs of its description once its socket is made.
@@ -259,6 +262,9 @@ pub(crate) struct Service {
     pub(crate) accept_backoff: Pacing,
     /// For accepted sockets.
     pub(crate) options: Options,
+    /// PROXY protocol on accepted connections.
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) proxy: Option<crate::proxy::ProxyProtocol>,
 }
 
 impl Spec {
@@ -268,6 +274,8 @@ impl Spec {
             happy_eyeballs_delay: self.happy_eyeballs_delay,
             accept_backoff: self.accept_backoff,
             options: self.options.clone(),
+            #[cfg(feature = "proxy-protocol")]
+            proxy: self.proxy.clone(),
         }
     }
 }
@@ -360,6 +368,8 @@ impl Default for Spec {
             unix: UnixOptions::default(),
             source: Source::Describe,
             rare: None,
+            #[cfg(feature = "proxy-protocol")]
+            proxy: None,
         }
     }
 }
@@ -812,6 +822,52 @@ impl SocketFactoryBuilder {
         self.spec.rare_mut().lookup_timeout = Some(timeout);
         self
     }
+
+    /// Reads a PROXY protocol header (v1 or v2, as HAProxy, nginx's stream module, AWS NLB and
+    /// others send it) at the start of every accepted connection, and delivers the client's
+    /// address from it as [`SocketCreated::peer`]; the header's details and the balancer's own
+    /// address are in `SocketCreated::proxy_header`. Stream servers only (TCP and UNIX). Not
+    /// in POE.
+    ///
+    /// Only the header's bytes are read: the client's first bytes stay in the socket for the
+    /// owner. Headers are read beside the accept loop, never holding it or other connections
+    /// up; each connection still reading counts against
+    /// [`max_outstanding`](Self::max_outstanding). A connection that sends no complete header
+    /// before the deadline, or a malformed, oversized or (when required) missing one, is closed,
+    /// counted in [`FactoryStats::proxy`](crate::FactoryStats::proxy) and logged at `debug`:
+    /// never a [`SocketFailed`]. A `LOCAL` header (a health check) is delivered with the
+    /// connection's own peer, as the specification says.
+    ///
+    /// ```
+    /// # use actix::prelude::*;
+    /// # use actix_socket_factory::{SocketFactory, SocketCreated, SocketFailed, ProxyProtocol};
+    /// # struct Owner;
+    /// # impl Actor for Owner { type Context = Context<Self>; }
+    /// # impl Handler<SocketCreated> for Owner { type Result = (); fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {} }
+    /// # impl Handler<SocketFailed> for Owner { type Result = (); fn handle(&mut self, _: SocketFailed, _: &mut Context<Self>) {} }
+    /// # #[actix::main] async fn main() {
+    /// # let owner = Owner.start();
+    /// let server = SocketFactory::builder()
+    ///     .bind_address("127.0.0.1")
+    ///     .bind_port(0)
+    ///     .proxy_protocol(ProxyProtocol::required().allow_from(["127.0.0.1".parse().unwrap()]))
+    ///     .owner(&owner)
+    ///     .build()
+    ///     .expect("a valid description");
+    /// # let _ = server;
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// On a client or datagram factory, or with a zero header timeout:
+    /// [`ConfigError::UnfitOption`] from `build()` (`SocketFailed` "config" from `start()`). An
+    /// adopted socket that turns out not to be a listener ignores the setting.
+    #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
+    pub fn proxy_protocol(mut self, proxy: crate::proxy::ProxyProtocol) -> Self {
+        self.spec.proxy = Some(proxy);
+        self
+    }
 }
 
 /// A factory started with [`SocketFactoryBuilder::spawn`], its setup over.
@@ -843,5 +899,26 @@ impl SocketFactory {
     /// A builder with POE's defaults: a stream server on any address, port 0.
     pub fn builder() -> SocketFactoryBuilder {
         SocketFactoryBuilder::new()
+    }
+}
+
+#[cfg(feature = "proxy-protocol")]
+impl Spec {
+    /// The PROXY protocol fits stream servers only.
+    pub(crate) fn check_proxy(&self) -> Result<(), ConfigError> {
+        let Some(proxy) = &self.proxy else {
+            return Ok(());
+        };
+        if self.socket_type != SocketType::Stream {
+            return Err(crate::proxy::unfit(
+                "a stream server setting, and this is a datagram factory",
+            ));
+        }
+        if self.remote_address.is_some() {
+            return Err(crate::proxy::unfit(
+                "a server setting, and this is a client factory",
+            ));
+        }
+        proxy.check()
     }
 }

@@ -158,6 +158,9 @@ struct Listening {
     exhausted: bool,
     /// The accept loop is spawned (it ends when the listener goes).
     looping: bool,
+    /// PROXY protocol (issue 17): the settings and counters of a server that reads headers.
+    #[cfg(feature = "proxy-protocol")]
+    proxy: Option<crate::proxy::Gatekeeper>,
 }
 
 /// A one-shot outcome waiting for its turn.
@@ -403,6 +406,8 @@ impl SocketFactory {
             kind,
             exhausted: false,
             looping: true,
+            #[cfg(feature = "proxy-protocol")]
+            proxy: service.proxy.map(crate::proxy::Gatekeeper::new),
         }));
         self.failed_starts = 0;
         self.answer_ready(Some(local));
@@ -486,6 +491,8 @@ impl SocketFactory {
             domain,
             socket_type,
             _permit: permit,
+            #[cfg(feature = "proxy-protocol")]
+            proxy_header: None,
         }
     }
 
@@ -714,6 +721,12 @@ impl SocketFactory {
                     _ => peer.as_socket().map(SocketAddress::Inet),
                 };
                 let local = Some(listening.local.clone());
+                // PROXY protocol (issue 17): the header is read beside the accept loop.
+                #[cfg(feature = "proxy-protocol")]
+                if let Some(gate) = listening.proxy.as_ref().map(|k| Rc::clone(k.gate())) {
+                    let kind = (domain, socket_type);
+                    return self.proxied(&gate, socket, peer, local, kind, permit, ctx);
+                }
                 let created =
                     self.created(socket, peer, local, (domain, socket_type), Some(permit));
                 match self.owners.deliver(created) {
@@ -743,6 +756,122 @@ impl SocketFactory {
                 listening.looping = false;
                 self.release(ctx);
                 self.fail(Failure::new(Operation::Accept, error), ctx);
+                false
+            }
+        }
+    }
+}
+
+/// PROXY protocol (issue 17): an accepted connection goes through the gate, and is delivered
+/// when its header is read (or it needs none). The permit goes with the read, so headers in
+/// flight count against `max_outstanding`; a read still running when the factory stops is
+/// cancelled with the actor's futures, and one that ends after the listener is gone delivers
+/// nothing.
+#[cfg(feature = "proxy-protocol")]
+const PROXY_HELD_RETRY: Duration = Duration::from_millis(20);
+
+/// A connection whose header a read task finished: back to the factory for delivery.
+#[cfg(feature = "proxy-protocol")]
+struct ProxyAdmitted {
+    admitted: crate::proxy::Admitted,
+    local: Option<SocketAddress>,
+    kind: (Domain, SocketType),
+    permit: crate::accept::Permit,
+}
+
+#[cfg(feature = "proxy-protocol")]
+impl Message for ProxyAdmitted {
+    type Result = ();
+}
+
+#[cfg(feature = "proxy-protocol")]
+impl Handler<ProxyAdmitted> for SocketFactory {
+    type Result = ();
+
+    fn handle(&mut self, message: ProxyAdmitted, ctx: &mut Context<Self>) {
+        let ProxyAdmitted {
+            admitted,
+            local,
+            kind,
+            permit,
+        } = message;
+        self.admit(admitted, local, kind, permit, ctx);
+    }
+}
+
+#[cfg(feature = "proxy-protocol")]
+impl SocketFactory {
+    /// Screens one accepted connection; false: take no more clients in this turn.
+    #[allow(clippy::too_many_arguments)]
+    fn proxied(
+        &mut self,
+        gate: &Rc<crate::proxy::Gate>,
+        socket: Socket,
+        peer: Option<SocketAddress>,
+        local: Option<SocketAddress>,
+        kind: (Domain, SocketType),
+        permit: crate::accept::Permit,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        use crate::proxy::Screened;
+        match gate.screen(socket, peer) {
+            Screened::Deliver(admitted) => self.admit(admitted, local, kind, permit, ctx),
+            Screened::Dropped => true,
+            Screened::Read(read) => {
+                // Its own task, not a context future: actix polls all of a context's futures
+                // at each wake-up, a task wakes for its own socket only. Back by message.
+                let factory = ctx.address().downgrade();
+                actix::spawn(async move {
+                    let Some(admitted) = read.await else { return };
+                    if let Some(factory) = factory.upgrade() {
+                        factory.do_send(ProxyAdmitted {
+                            admitted,
+                            local,
+                            kind,
+                            permit,
+                        });
+                    }
+                });
+                true
+            }
+        }
+    }
+
+    /// Delivers a screened connection, while the factory still listens.
+    fn admit(
+        &mut self,
+        admitted: crate::proxy::Admitted,
+        local: Option<SocketAddress>,
+        kind: (Domain, SocketType),
+        permit: crate::accept::Permit,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        if !matches!(self.state, State::Listening(_)) {
+            return false;
+        }
+        if !self.owners.has_success() {
+            // Success disabled by SetEvents while the header was read: keep the connection, as
+            // the listen queue keeps the clients not accepted yet, and look again shortly (the
+            // permit stays held, so at most max_outstanding wait; a stop cancels the wait).
+            ctx.run_later(PROXY_HELD_RETRY, move |act, ctx| {
+                act.admit(admitted, local, kind, permit, ctx);
+            });
+            return false;
+        }
+        let crate::proxy::Admitted {
+            socket,
+            peer,
+            header,
+        } = admitted;
+        let mut created = self.created(socket, peer, local, kind, Some(permit));
+        created.proxy_header = header;
+        match self.owners.deliver(created) {
+            Ok(()) => {
+                self.counters.delivered += 1;
+                true
+            }
+            Err(_undelivered) => {
+                self.stop_if_owner_gone(ctx);
                 false
             }
         }
@@ -1036,6 +1165,11 @@ impl Handler<GetStats> for SocketFactory {
             backoff_episodes: self.counters.backoff_episodes,
             in_backoff: listening.is_some_and(|listening| listening.exhausted),
             since: self.counters.since,
+            #[cfg(feature = "proxy-protocol")]
+            proxy: listening
+                .and_then(|listening| listening.proxy.as_ref())
+                .map(|keeper| keeper.gate().stats())
+                .unwrap_or_default(),
         })
     }
 }

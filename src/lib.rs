@@ -37,6 +37,8 @@
 //! - [`handover`]: passing listening sockets to a new process (graceful restart, binary
 //!   upgrade, pre-forked workers), with [`ShareListener`] and [`Relinquish`] on the actor's side.
 //! - [`testing`]: a collecting owner with bounded waits, for message-driven tests.
+//! - `proxy` (feature `proxy-protocol`): PROXY protocol v1/v2 headers on accepted connections
+//!   (`ProxyProtocol`, `ProxyHeader`), parsed with the `ppp` crate.
 //!
 //! # Example
 //! A server on a free loopback port, and a client factory that connects to it:
@@ -113,6 +115,8 @@ mod open;
 mod options;
 mod owner;
 mod poe;
+#[cfg(feature = "proxy-protocol")]
+mod proxy;
 mod resolve;
 mod stats;
 mod sys;
@@ -144,5 +148,11 @@ pub use messages::{
 };
 pub use messages::{Relinquish, ShareListener};
 pub use poe::reuse_from_poe;
+#[cfg(feature = "proxy-protocol")]
+pub use proxy::{
+    InvalidNetwork, IpNetwork, ProxyCommand, ProxyHeader, ProxyMode, ProxyProtocol, ProxyStats,
+    ProxyTransport, ProxyVersion, ProxyVersions, Tlv, Untrusted, DEFAULT_PROXY_HEADER_TIMEOUT,
+    DEFAULT_PROXY_MAX_HEADER_LEN,
+};
 pub use socket2;
 pub use stats::{FactoryStats, GetStats};

@@ -82,19 +82,30 @@ pub struct SocketCreated {
     pub socket_type: SocketType,
     /// Held while the message is outstanding; dropping it lets the factory accept again.
     pub(crate) _permit: Option<crate::accept::Permit>,
+    /// The PROXY protocol header the connection started with, for a server set up with
+    /// [`proxy_protocol`](crate::SocketFactoryBuilder::proxy_protocol): the version, command,
+    /// addresses, TLVs and the balancer's own address. `peer` is then the client's address from
+    /// the header. `None` for a connection delivered without one (an untrusted peer treated as
+    /// direct, or no header under [`ProxyMode::Optional`](crate::ProxyMode::Optional)).
+    #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
+    pub proxy_header: Option<Box<crate::proxy::ProxyHeader>>,
 }
 
 impl fmt::Debug for SocketCreated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SocketCreated")
+        let mut debug = f.debug_struct("SocketCreated");
+        debug
             .field("socket", &self.socket)
             .field("peer", &self.peer)
             .field("local", &self.local)
             .field("credentials", &self.credentials)
             .field("id", &self.id)
             .field("domain", &self.domain)
-            .field("socket_type", &self.socket_type)
-            .finish()
+            .field("socket_type", &self.socket_type);
+        #[cfg(feature = "proxy-protocol")]
+        debug.field("proxy_header", &self.proxy_header);
+        debug.finish()
     }
 }
 

@@ -473,6 +473,8 @@ mod tests {
             domain: Domain::Inet,
             socket_type: SocketType::Datagram,
             _permit: None,
+            #[cfg(feature = "proxy-protocol")]
+            proxy_header: None,
         }
     }
 

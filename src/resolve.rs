@@ -162,6 +162,8 @@ impl Spec {
             });
         }
         self.options.validate(domain, self.socket_type)?;
+        #[cfg(feature = "proxy-protocol")]
+        self.check_proxy()?;
         Ok(())
     }
 

@@ -35,6 +35,11 @@ pub struct FactoryStats {
     pub in_backoff: bool,
     /// When the factory (last) started.
     pub since: SystemTime,
+    /// PROXY protocol header handling: headers read, connections dropped and why (all zero for
+    /// a server without [`proxy_protocol`](crate::SocketFactoryBuilder::proxy_protocol)).
+    #[cfg(feature = "proxy-protocol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
+    pub proxy: crate::proxy::ProxyStats,
 }
 
 /// The counters a factory keeps.

@@ -393,3 +393,28 @@ pub(crate) fn cloexec_if_pipe(fd: std::os::fd::RawFd) {
         }
     }
 }
+
+/// `recv(2)` with `MSG_PEEK`: copies what the socket has queued into `buf` without taking it, so
+/// a PROXY protocol header can be measured before exactly its bytes are read. Retries `EINTR`.
+#[cfg(feature = "proxy-protocol")]
+pub(crate) fn peek(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which we own mutably.
+        let n = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK,
+            )
+        };
+        if n >= 0 {
+            // Non-negative and at most buf.len(): the conversion cannot fail.
+            return Ok(usize::try_from(n).unwrap_or(0));
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
