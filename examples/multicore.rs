@@ -5,12 +5,17 @@
 //! cargo run --example multicore            # 2 Arbiters, 2000 loopback clients, then exits
 //! cargo run --example multicore -- 4 10000 # 4 Arbiters, 10000 clients
 //! ```
+//!
+//! SIGTERM, SIGINT (Ctrl-C) or SIGQUIT stop every member and end it early with status 0.
+//! `RUST_LOG=debug` shows the factories' life.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_socket_factory::{FactoryGroup, FactoryId, SocketCreated, SocketFactory, SocketFailed};
+use actix_socket_factory::{
+    stop_on_signal, FactoryGroup, FactoryId, SocketCreated, SocketFactory, SocketFailed,
+};
 
 /// Counts the connections each member delivered; drops them (closing them) at once.
 struct Owner {
@@ -46,6 +51,7 @@ impl Handler<SocketFailed> for Owner {
 }
 
 fn main() -> std::io::Result<()> {
+    env_logger::init();
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
     let members = args.next().and_then(Result::ok).unwrap_or(2).max(1);
     let clients = args.next().and_then(Result::ok).unwrap_or(2000);
@@ -72,6 +78,9 @@ fn main() -> std::io::Result<()> {
                 return;
             }
         };
+        if let Err(error) = stop_on_signal(group.members().to_vec()) {
+            eprintln!("cannot catch SIGTERM: {error}");
+        }
         let addr = group
             .local_addr()
             .as_inet()

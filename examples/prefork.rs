@@ -67,6 +67,7 @@ fn options() -> Options {
 }
 
 fn main() -> std::io::Result<()> {
+    env_logger::init();
     let options = options();
     let system = System::new();
     if options.worker {

@@ -9,10 +9,13 @@
 //! The factory runs on its own Arbiter; the server actor receives each accepted socket as a
 //! plain non-blocking socket and turns it into a tokio stream on its own Arbiter, where one
 //! session actor per client serves it.
+//!
+//! SIGTERM, SIGINT (Ctrl-C) or SIGQUIT stop it as a service stops: the factory closes its
+//! listener, then the program exits with status 0. `RUST_LOG=debug` shows the factory's life.
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
-use actix_socket_factory::{SocketCreated, SocketFactory, SocketFailed};
+use actix_socket_factory::{stop_on_signal, SocketCreated, SocketFactory, SocketFailed};
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -120,22 +123,28 @@ fn port() -> u16 {
 }
 
 fn main() -> std::io::Result<()> {
+    env_logger::init();
     let port = port();
     let system = System::new();
     let factory_arbiter = Arbiter::new();
-    system.block_on(async {
+    // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
+    // address for as long as the server should run.
+    let _server = system.block_on(async {
         let server = Server.start();
         let factory = SocketFactory::builder()
             .bind_address("127.0.0.1")
             .bind_port(port)
             .owner(&server)
             .start_in_arbiter(&factory_arbiter.handle());
+        // SIGTERM, SIGINT, SIGQUIT: stop accepting, close the listener, exit 0.
+        stop_on_signal([factory.clone()])?;
         // On failure the SocketFailed handler reports it and stops the system.
         if let Ok(Ok(local)) = factory.send(actix_socket_factory::GetSockName).await {
             let port = local.port().unwrap_or(port);
             println!("rot13 server listening on {local}");
             println!("talk to it with: nc 127.0.0.1 {port}");
         }
-    });
+        Ok::<_, std::io::Error>(server)
+    })?;
     system.run()
 }

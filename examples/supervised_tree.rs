@@ -174,6 +174,7 @@ async fn ask(addr: SocketAddr, line: &str) -> std::io::Result<(String, BufReader
 }
 
 fn main() -> std::io::Result<()> {
+    env_logger::init();
     let system = System::new();
     system.block_on(async {
         // Take a port, so the factory's first bind fails with EADDRINUSE.

@@ -5,9 +5,14 @@
 //! cargo run --example udp_echo -- 4000    # or another port (0: the kernel picks)
 //! nc -u 127.0.0.1 12346                   # type a line, get it back
 //! ```
+//!
+//! SIGTERM, SIGINT (Ctrl-C) or SIGQUIT end it with status 0. `RUST_LOG=debug` shows the
+//! factory's life.
 
 use actix::prelude::*;
-use actix_socket_factory::{SocketCreated, SocketFactory, SocketFailed, SocketType};
+use actix_socket_factory::{
+    stop_on_signal, SocketCreated, SocketFactory, SocketFailed, SocketType,
+};
 
 /// The owner: serves the one socket the factory makes.
 struct Server;
@@ -74,16 +79,22 @@ fn port() -> u16 {
 }
 
 fn main() -> std::io::Result<()> {
+    env_logger::init();
     let port = port();
     let system = System::new();
-    system.block_on(async {
+    // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
+    // address for as long as the server should run.
+    let _server = system.block_on(async {
         let server = Server.start();
-        SocketFactory::builder()
+        let factory = SocketFactory::builder()
             .socket_type(SocketType::Datagram) // SocketType => SOCK_DGRAM
             .bind_address("127.0.0.1")
             .bind_port(port)
             .owner(&server)
             .start();
-    });
+        // SIGTERM, SIGINT, SIGQUIT: stop (the socket closes with the owner), exit 0.
+        stop_on_signal([factory])?;
+        Ok::<_, std::io::Error>(server)
+    })?;
     system.run()
 }

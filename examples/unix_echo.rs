@@ -8,13 +8,16 @@
 //! ```
 //!
 //! The file is made with mode 0600 (never more open, not even for a moment), a stale file left by
-//! a crash is replaced, a live server at the path is not. Ctrl-C stops the factory, which removes
-//! the file it made.
+//! a crash is replaced, a live server at the path is not. SIGTERM, SIGINT (Ctrl-C) or SIGQUIT stop
+//! the factory, which removes the file it made, and the program exits with status 0.
+//! `RUST_LOG=debug` shows the factory's life.
 
 use std::path::PathBuf;
 
 use actix::prelude::*;
-use actix_socket_factory::{GetSockName, SocketCreated, SocketFactory, SocketFailed, StopFactory};
+use actix_socket_factory::{
+    stop_on_signal, GetSockName, SocketCreated, SocketFactory, SocketFailed,
+};
 
 /// The owner of the factory: one echo task per accepted client.
 struct Server;
@@ -61,9 +64,12 @@ fn path() -> PathBuf {
 }
 
 fn main() -> std::io::Result<()> {
+    env_logger::init();
     let path = path();
     let system = System::new();
-    system.block_on(async {
+    // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
+    // address for as long as the server should run.
+    let _server = system.block_on(async {
         let server = Server.start();
         let factory = SocketFactory::builder()
             .bind_address(path.as_path()) // a path implies AF_UNIX
@@ -71,18 +77,14 @@ fn main() -> std::io::Result<()> {
             .replace_stale_socket(true)
             .owner(&server)
             .start();
+        // SIGTERM, SIGINT, SIGQUIT: stop the factory (it removes its socket file), exit 0.
+        stop_on_signal([factory.clone()])?;
         // On failure the SocketFailed handler reports it and stops the system.
         if let Ok(Ok(local)) = factory.send(GetSockName).await {
             println!("echo server listening on {local}");
             println!("talk to it with: nc -U {local}");
         }
-        actix::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                // Stopping the factory removes its socket file; then the program ends.
-                let _ = factory.send(StopFactory).await;
-                System::current().stop();
-            }
-        });
-    });
+        Ok::<_, std::io::Error>(server)
+    })?;
     system.run()
 }

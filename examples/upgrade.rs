@@ -260,6 +260,7 @@ fn rot13(text: &str) -> String {
 }
 
 fn main() -> std::io::Result<()> {
+    env_logger::init();
     let options = options();
     let me = std::process::id();
     let system = System::new();

@@ -132,7 +132,8 @@ impl Cap {
     }
 
     /// Ready while below the cap; at it, leaves the waker for the next [`Permit`] dropped.
-    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// `listener` names the server in the log line.
+    fn poll_room(&self, listener: &Socket, cx: &mut Context<'_>) -> Poll<()> {
         if self.held.load(Ordering::SeqCst) < self.max {
             return Poll::Ready(());
         }
@@ -147,8 +148,14 @@ impl Cap {
         if self.held.load(Ordering::SeqCst) < self.max {
             return Poll::Ready(());
         }
-        if fresh {
-            log::debug!("outstanding deliveries at the cap: accept waits for the owner");
+        if fresh && log::log_enabled!(log::Level::Debug) {
+            let local = listener.local_addr().map_or_else(
+                |_| "?".to_owned(),
+                |addr| crate::addr::SocketAddress::from_sockaddr(&addr).to_string(),
+            );
+            log::debug!(
+                "server on {local}: outstanding deliveries at the cap; accept waits for the owner"
+            );
         }
         Poll::Pending
     }
@@ -320,7 +327,7 @@ impl Acceptor {
             // The cap is checked only once a client waits, and counts only deliveries. A guard
             // dropped here (at the cap) keeps the readiness.
             let cap = cap.get_or_insert_with(|| Arc::new(Cap::new(*max_outstanding)));
-            ready!(cap.poll_room(cx));
+            ready!(cap.poll_room(listener.get_ref(), cx));
             let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
                 Ok(Ok((socket, peer))) => {
                     backoff.clear();
@@ -371,17 +378,19 @@ mod tests {
         let waker = Waker::from(Arc::clone(&count));
         let mut cx = Context::from_waker(&waker);
         let cap = Arc::new(Cap::new(2));
-        assert!(cap.poll_room(&mut cx).is_ready());
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket for the log line");
+        assert!(cap.poll_room(&socket, &mut cx).is_ready());
         let first = cap.take();
         let second = cap.take();
         assert_eq!(cap.held.load(Ordering::SeqCst), 2);
-        assert!(cap.poll_room(&mut cx).is_pending(), "at the cap");
+        assert!(cap.poll_room(&socket, &mut cx).is_pending(), "at the cap");
         // Dropped where an owner on another Arbiter would drop it.
         std::thread::spawn(move || drop(first))
             .join()
             .expect("the dropping thread");
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
-        assert!(cap.poll_room(&mut cx).is_ready());
+        assert!(cap.poll_room(&socket, &mut cx).is_ready());
         // Below the cap, drops wake nobody and leave no waker behind.
         drop(second);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);

@@ -246,6 +246,9 @@ pub(crate) struct Spec {
     pub(crate) accept_backoff: Pacing,
     pub(crate) unix: UnixOptions,
     pub(crate) source: Source,
+    /// An endpoint string given to `bind` or `connect` that did not parse: reported as a
+    /// `ConfigError` by `build()` and `start()`.
+    pub(crate) endpoint_error: Option<crate::endpoint::EndpointError>,
     /// Look-up and zone settings most factories leave alone: boxed once one is set, so an
     /// idle factory does not carry them.
     pub(crate) rare: Option<Box<Rare>>,
@@ -367,6 +370,7 @@ impl Default for Spec {
             accept_backoff: Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1),
             unix: UnixOptions::default(),
             source: Source::Describe,
+            endpoint_error: None,
             rare: None,
             #[cfg(feature = "proxy-protocol")]
             proxy: None,

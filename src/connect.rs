@@ -330,8 +330,8 @@ where
 
 fn log_failure(addr: &SockAddr, failure: &Failure) {
     log::debug!(
-        "connect attempt to {:?} failed: {}: {}",
-        addr.as_socket(),
+        "connect attempt to {} failed: {}: {}",
+        crate::addr::SocketAddress::from_sockaddr(addr),
         failure.operation,
         failure.error
     );

@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use crate::addr::{Address, Port};
 use crate::builder::{Domain, SocketFactoryBuilder, SocketType};
+#[cfg(doc)]
+use crate::error::ConfigError;
 use crate::resolve::max_unix_path;
 
 /// The part of an endpoint string before the `:`: transport and, optionally, family.
@@ -124,15 +126,28 @@ impl fmt::Display for Scheme {
 /// | `unix:@NAME` | UNIX stream socket, Linux abstract name |
 /// | `unix-dgram:PATH`, `unix-dgram:@NAME` | UNIX datagram socket (alias `unixgram:`) |
 /// | `sd-listen`, `sd-listen:NAME` | a socket from systemd socket activation (by `FileDescriptorName=`) |
+/// | `HOST:PORT`, `[IPV6]:PORT` (no scheme) | `tcp://HOST:PORT`, as std, tokio and actix-web take it |
+/// | `/PATH`, `./PATH`, `../PATH` (no scheme) | `unix:PATH` |
+/// | `@NAME` (no scheme) | `unix:@NAME` |
 ///
 /// `HOST` is an IPv4 literal, an IPv6 literal in brackets (`[::1]`) or a host name (letters,
 /// digits, `.`, `-`, `_`). `PORT` is a number from 0 to 65535 or a service name (`http`); it is
 /// required (write `:0` to let the kernel choose). Schemes are read in any case. Names are looked
-/// up when the factory starts, never while parsing.
+/// up when the factory starts, never while parsing. A bare form is read as its scheme form
+/// (`"127.0.0.1:80"` and `"tcp://127.0.0.1:80"` are the same value); a host named like a scheme
+/// needs the scheme (`tcp://udp:53`). [`Display`](fmt::Display) always writes the scheme.
 ///
 /// # Examples
 /// ```
-/// use actix_socket_factory::{Domain, Endpoint, Port, SocketType};
+/// use actix_socket_factory::{Address, Domain, Endpoint, Port, Scheme, SocketType};
+///
+/// let endpoint: Endpoint = "127.0.0.1:8080".parse().unwrap();
+/// assert_eq!(endpoint.scheme(), Scheme::Tcp);
+/// assert_eq!(endpoint.to_string(), "tcp://127.0.0.1:8080");
+///
+/// let endpoint: Endpoint = "/run/app.sock".parse().unwrap();
+/// assert_eq!(endpoint.address(), &Address::Path("/run/app.sock".into()));
+/// assert_eq!(endpoint.to_string(), "unix:/run/app.sock");
 ///
 /// let endpoint: Endpoint = "udp://[::1]:domain".parse().unwrap();
 /// assert_eq!(endpoint.socket_type(), SocketType::Datagram);
@@ -271,10 +286,11 @@ pub enum EndpointErrorKind {
     Empty,
     /// The string contains a NUL byte.
     NulByte,
-    /// No `scheme:` at the start.
+    /// Neither a `scheme:` nor one of the bare forms (`HOST:PORT`, `[IPV6]:PORT`, a path
+    /// starting with `/` or `./`, `@NAME`).
     MissingScheme,
-    /// A scheme that is none of `tcp`, `tcp4`, `tcp6`, `udp`, `udp4`, `udp6`, `unix`,
-    /// `unix-dgram`, `unixgram`.
+    /// A `name://` whose name is none of `tcp`, `tcp4`, `tcp6`, `udp`, `udp4`, `udp6`, `unix`,
+    /// `unix-dgram`, `unixgram`, `sd-listen`.
     UnknownScheme(String),
     /// An INET scheme not followed by `//`.
     MissingSlashes,
@@ -322,12 +338,18 @@ impl fmt::Display for EndpointErrorKind {
         match self {
             K::Empty => f.write_str("empty endpoint"),
             K::NulByte => f.write_str("NUL byte"),
-            K::MissingScheme => f.write_str("missing scheme (tcp://, udp://, unix:, ...)"),
+            K::MissingScheme => f.write_str(
+                "expected HOST:PORT, [IPV6]:PORT, a UNIX path starting with / or ./, @NAME, \
+                 sd-listen, or a scheme (tcp://, udp://, unix:, ...)",
+            ),
             K::UnknownScheme(scheme) => write!(
                 f,
-                "unknown scheme {scheme:?} (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix, unix-dgram or sd-listen)"
+                "unknown scheme {scheme:?} (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix, \
+                 unix-dgram or sd-listen; or no scheme: HOST:PORT, /PATH, @NAME)"
             ),
-            K::MissingSlashes => f.write_str("expected \"//\" after the scheme"),
+            K::MissingSlashes => {
+                f.write_str("expected \"//\" after the scheme, as in tcp://HOST:PORT")
+            }
             K::MissingHost => f.write_str("missing host"),
             K::InvalidHost(c) => write!(f, "character {c:?} cannot be part of a host name"),
             K::InvalidIpv4(text) => write!(f, "{text:?} is not an IPv4 address"),
@@ -422,11 +444,28 @@ impl Parser<'_> {
         if input.eq_ignore_ascii_case("sd-listen") {
             return Ok(Endpoint::systemd(None));
         }
+        // The bare forms, as std, tokio and actix-web take them: a path, an abstract name, or
+        // `host:port` without a scheme.
+        if ["/", "./", "../", "@"].iter().any(|p| input.starts_with(p)) {
+            return self.unix_address(Scheme::Unix, input, 0);
+        }
+        if input.starts_with('[') {
+            return self.inet(Scheme::Tcp, input, 0);
+        }
         let Some((name, rest)) = input.split_once(':') else {
+            if input.parse::<Ipv4Addr>().is_ok() {
+                return Err(self.error(input.len(), EndpointErrorKind::MissingPort));
+            }
             return Err(self.error(0, EndpointErrorKind::MissingScheme));
         };
-        let scheme = Scheme::from_name(name)
-            .ok_or_else(|| self.error(0, EndpointErrorKind::UnknownScheme(name.to_owned())))?;
+        let Some(scheme) = Scheme::from_name(name) else {
+            if rest.starts_with("//") {
+                let kind = EndpointErrorKind::UnknownScheme(name.to_owned());
+                return Err(self.error(0, kind));
+            }
+            // `host:port`: a bare TCP address.
+            return self.inet(Scheme::Tcp, input, 0);
+        };
         let at = name.len() + 1;
         if scheme == Scheme::SdListen {
             return self.systemd_name(rest, at);
@@ -463,7 +502,11 @@ impl Parser<'_> {
             };
             (Address::Ip(ip.into()), port_text, after_at + 1)
         } else {
-            if text.matches(':').count() > 1 {
+            let unbracketed = |text: &str| text.parse::<Ipv6Addr>().is_ok();
+            if text.matches(':').count() > 1
+                && (unbracketed(text)
+                    || text.rsplit_once(':').is_some_and(|(ip, _)| unbracketed(ip)))
+            {
                 return Err(self.error(at, EndpointErrorKind::UnbracketedIpv6));
             }
             let Some((host, port_text)) = text.split_once(':') else {
@@ -560,6 +603,16 @@ impl Parser<'_> {
             Some(path) => (path, at + 2),
             None => (text, at),
         };
+        self.unix_address(scheme, text, at)
+    }
+
+    /// A path, or `@NAME` for an abstract name, as it stands.
+    fn unix_address(
+        &self,
+        scheme: Scheme,
+        text: &str,
+        at: usize,
+    ) -> Result<Endpoint, EndpointError> {
         let (address, len) = match text.strip_prefix('@') {
             Some(name) => (Address::Abstract(name.as_bytes().to_vec()), name.len()),
             None => (Address::Path(PathBuf::from(text)), text.len()),
@@ -583,7 +636,8 @@ impl Parser<'_> {
 mod sealed {
     use super::*;
 
-    /// What a bind or remote address sets on the builder.
+    /// What a bind or remote address sets on the builder. Public in a private module: no
+    /// other crate can name it, so none can implement [`ToEndpoint`](super::ToEndpoint).
     #[derive(Debug)]
     pub struct Parts {
         pub(crate) address: Address,
@@ -595,139 +649,166 @@ mod sealed {
         /// The IPv6 zone of an IP address (0: none).
         pub(crate) scope_id: u32,
     }
-
-    /// Keeps [`ToEndpoint`](super::ToEndpoint) closed to this crate's inputs.
-    pub trait Sealed {
-        fn parts(self) -> Parts;
-    }
 }
 
 use sealed::Parts;
 
-/// Anything that names a bind or remote address: an [`Endpoint`], a [`SocketAddr`] (v4 or v6),
-/// an `(IpAddr, u16)` (or `Ipv4Addr`/`Ipv6Addr`), a `(&str, u16)` or `(String, u16)` host and
-/// port, or a UNIX socket path (`&Path`, `PathBuf`).
+/// Anything that names a bind or remote address: an endpoint string (`&str`, `String`: any
+/// form [`Endpoint`] parses, such as `"127.0.0.1:8080"`, `"[::1]:0"`, `"localhost:http"`,
+/// `"/run/app.sock"`, `"@name"`, `"udp://0.0.0.0:53"`), an [`Endpoint`], a [`SocketAddr`]
+/// (v4 or v6), an `(IpAddr, u16)` (or `Ipv4Addr`/`Ipv6Addr`), a `(&str, u16)` or
+/// `(String, u16)` host and port, or a UNIX socket path (`&Path`, `PathBuf`).
 ///
-/// Taken by [`SocketFactoryBuilder::bind`] and [`SocketFactoryBuilder::connect`]. Sealed: the
-/// inputs are this crate's to choose. A string is not among them: parse it into an [`Endpoint`]
-/// first, so that a typo is an error where it is written, not a failure later.
-pub trait ToEndpoint: sealed::Sealed {}
+/// Taken by [`SocketFactoryBuilder::bind`] and [`SocketFactoryBuilder::connect`]. A string that
+/// does not parse is kept as a [`ConfigError::InvalidEndpoint`](crate::ConfigError::InvalidEndpoint):
+/// [`build`](SocketFactoryBuilder::build) returns it and [`start`](SocketFactoryBuilder::start)
+/// reports it as a `SocketFailed` "config", as for any other bad description. Parse it into an
+/// [`Endpoint`] yourself to see the error where the string is written.
+///
+/// The inputs are this crate's to choose: the trait cannot be implemented elsewhere.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not name a socket address for `bind` or `connect`",
+    note = "pass an endpoint string (\"127.0.0.1:8080\", \"/run/app.sock\", \"udp://[::1]:53\"), an `Endpoint`, a `SocketAddr`, an `(IpAddr, u16)` or `(&str, u16)` pair, or a `Path`"
+)]
+pub trait ToEndpoint {
+    /// What the input sets on the builder, or why it cannot.
+    #[doc(hidden)]
+    fn to_parts(self) -> Result<Parts, EndpointError>;
+}
 
-impl<T: sealed::Sealed> ToEndpoint for T {}
-
-fn inet(ip: IpAddr, port: u16) -> Parts {
-    Parts {
+fn inet(ip: IpAddr, port: u16) -> Result<Parts, EndpointError> {
+    Ok(Parts {
         address: Address::Ip(ip),
         port: Some(Port::Number(port)),
         domain: None,
         socket_type: None,
         systemd: None,
         scope_id: 0,
-    }
+    })
 }
 
-impl sealed::Sealed for Endpoint {
+impl ToEndpoint for Endpoint {
     /// An endpoint sets the socket type too, and the domain when its scheme fixes one.
-    fn parts(self) -> Parts {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
         let systemd =
             (self.scheme == Scheme::SdListen).then(|| self.systemd_name().map(str::to_owned));
-        Parts {
+        Ok(Parts {
             domain: self.scheme.domain(),
             socket_type: Some(self.scheme.socket_type()),
             address: self.address,
             port: self.port,
             systemd,
             scope_id: self.scope_id,
-        }
+        })
     }
 }
 
-impl sealed::Sealed for &Endpoint {
-    fn parts(self) -> Parts {
-        self.clone().parts()
+impl ToEndpoint for &Endpoint {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        self.clone().to_parts()
     }
 }
 
-impl sealed::Sealed for SocketAddr {
+impl ToEndpoint for &str {
+    /// An endpoint string, parsed as [`Endpoint`] parses it.
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        self.parse::<Endpoint>()?.to_parts()
+    }
+}
+
+impl ToEndpoint for String {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        self.as_str().to_parts()
+    }
+}
+
+impl ToEndpoint for &String {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        self.as_str().to_parts()
+    }
+}
+
+impl ToEndpoint for SocketAddr {
     /// An IPv6 address keeps its zone (scope id).
-    fn parts(self) -> Parts {
-        match self {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        let parts = inet(self.ip(), self.port())?;
+        Ok(match self {
             SocketAddr::V6(v6) => Parts {
                 scope_id: v6.scope_id(),
-                ..inet(self.ip(), self.port())
+                ..parts
             },
-            SocketAddr::V4(_) => inet(self.ip(), self.port()),
-        }
+            SocketAddr::V4(_) => parts,
+        })
     }
 }
 
-impl sealed::Sealed for SocketAddrV4 {
-    fn parts(self) -> Parts {
-        SocketAddr::from(self).parts()
+impl ToEndpoint for SocketAddrV4 {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        SocketAddr::from(self).to_parts()
     }
 }
 
-impl sealed::Sealed for SocketAddrV6 {
-    fn parts(self) -> Parts {
-        SocketAddr::from(self).parts()
+impl ToEndpoint for SocketAddrV6 {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        SocketAddr::from(self).to_parts()
     }
 }
 
-impl sealed::Sealed for (IpAddr, u16) {
-    fn parts(self) -> Parts {
-        SocketAddr::from(self).parts()
+impl ToEndpoint for (IpAddr, u16) {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        SocketAddr::from(self).to_parts()
     }
 }
 
-impl sealed::Sealed for (Ipv4Addr, u16) {
-    fn parts(self) -> Parts {
-        SocketAddr::from(self).parts()
+impl ToEndpoint for (Ipv4Addr, u16) {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        SocketAddr::from(self).to_parts()
     }
 }
 
-impl sealed::Sealed for (Ipv6Addr, u16) {
-    fn parts(self) -> Parts {
-        SocketAddr::from(self).parts()
+impl ToEndpoint for (Ipv6Addr, u16) {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        SocketAddr::from(self).to_parts()
     }
 }
 
-impl sealed::Sealed for (&str, u16) {
+impl ToEndpoint for (&str, u16) {
     /// An IP literal or a host name, as [`Address::from`] reads it.
-    fn parts(self) -> Parts {
-        Parts {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        Ok(Parts {
             address: Address::from(self.0),
             port: Some(Port::Number(self.1)),
             domain: None,
             socket_type: None,
             systemd: None,
             scope_id: 0,
-        }
+        })
     }
 }
 
-impl sealed::Sealed for (String, u16) {
-    fn parts(self) -> Parts {
-        (self.0.as_str(), self.1).parts()
+impl ToEndpoint for (String, u16) {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        (self.0.as_str(), self.1).to_parts()
     }
 }
 
-impl sealed::Sealed for &Path {
-    fn parts(self) -> Parts {
-        self.to_path_buf().parts()
+impl ToEndpoint for &Path {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        self.to_path_buf().to_parts()
     }
 }
 
-impl sealed::Sealed for PathBuf {
+impl ToEndpoint for PathBuf {
     /// A UNIX socket path; the domain becomes UNIX.
-    fn parts(self) -> Parts {
-        Parts {
+    fn to_parts(self) -> Result<Parts, EndpointError> {
+        Ok(Parts {
             address: Address::Path(self),
             port: None,
             domain: Some(Domain::Unix),
             socket_type: None,
             systemd: None,
             scope_id: 0,
-        }
+        })
     }
 }
 
@@ -738,19 +819,21 @@ impl SocketFactoryBuilder {
     /// `unix`, ...).
     ///
     /// Without [`connect`](Self::connect) the factory is a server (stream) or a bound socket
-    /// (datagram).
+    /// (datagram). A string that does not parse is a [`ConfigError::InvalidEndpoint`]
+    /// (see [`ToEndpoint`]).
     ///
     /// ```
     /// # use actix_socket_factory::{Endpoint, GetSockName, SocketFactory};
     /// # use actix_socket_factory::testing::Events;
     /// # #[actix::main] async fn main() {
     /// # let events = Events::start();
-    /// let endpoint: Endpoint = "tcp://127.0.0.1:0".parse().unwrap();
-    /// let server = events.builder().bind(endpoint).start();
+    /// let server = events.builder().bind("127.0.0.1:0").start();
     /// let local = server.send(GetSockName).await.unwrap().unwrap();
     /// assert_ne!(local.port(), Some(0));
     ///
     /// // Or whatever address the caller already has:
+    /// let endpoint: Endpoint = "udp://[::1]:0".parse().unwrap();
+    /// let _datagram = SocketFactory::builder().bind(endpoint);
     /// let _same = SocketFactory::builder().bind(("127.0.0.1", 0));
     /// # }
     /// ```
@@ -758,9 +841,12 @@ impl SocketFactoryBuilder {
     /// An `sd-listen` endpoint takes the socket from systemd instead, as
     /// [`systemd`](Self::systemd) does.
     pub fn bind(self, local: impl ToEndpoint) -> Self {
-        let parts = local.parts();
+        let parts = match local.to_parts() {
+            Ok(parts) => parts,
+            Err(error) => return self.place(Err(error), Self::bind_address, Self::bind_port),
+        };
         let scope_id = parts.scope_id;
-        let mut builder = self.place(parts, Self::bind_address, Self::bind_port);
+        let mut builder = self.place(Ok(parts), Self::bind_address, Self::bind_port);
         if scope_id != 0 || builder.spec.rare.is_some() {
             builder.spec.rare_mut().bind_scope_id = scope_id;
         }
@@ -773,15 +859,21 @@ impl SocketFactoryBuilder {
     ///
     /// ```
     /// # use actix_socket_factory::{Endpoint, SocketFactory};
+    /// let _client = SocketFactory::builder().connect("localhost:80");
     /// let endpoint: Endpoint = "tcp://localhost:http".parse().unwrap();
-    /// let _client = SocketFactory::builder().connect(endpoint);
-    /// let _also = SocketFactory::builder().connect(std::net::SocketAddr::from(([127, 0, 0, 1], 80)));
+    /// let _also = SocketFactory::builder().connect(endpoint);
+    /// let _again = SocketFactory::builder().connect(std::net::SocketAddr::from(([127, 0, 0, 1], 80)));
     /// ```
     ///
     /// An `sd-listen` endpoint names no remote: it takes the socket from systemd, as
     /// [`bind`](Self::bind) does.
     pub fn connect(self, remote: impl ToEndpoint) -> Self {
-        let parts = remote.parts();
+        let parts = match remote.to_parts() {
+            Ok(parts) => parts,
+            Err(error) => {
+                return self.place(Err(error), Self::remote_address, Self::remote_port);
+            }
+        };
         if let (Address::Ip(IpAddr::V6(ip)), Some(Port::Number(port)), scope @ 1..) =
             (&parts.address, &parts.port, parts.scope_id)
         {
@@ -791,17 +883,25 @@ impl SocketFactoryBuilder {
                 .remote_addresses([SocketAddr::V6(addr)])
                 .apply(parts.domain, parts.socket_type);
         }
-        self.place(parts, Self::remote_address, Self::remote_port)
+        self.place(Ok(parts), Self::remote_address, Self::remote_port)
     }
 
     /// Sets an address and port with the given setters (bind or remote), and the domain and
     /// type the input fixes; an `sd-listen` endpoint turns into [`systemd`](Self::systemd).
     fn place(
-        self,
-        parts: Parts,
+        mut self,
+        parts: Result<Parts, EndpointError>,
         set_address: fn(Self, Address) -> Self,
         set_port: fn(Self, Port) -> Self,
     ) -> Self {
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(error) => {
+                // Kept for build() and start() to report; the first bad string wins.
+                self.spec.endpoint_error.get_or_insert(error);
+                return self;
+            }
+        };
         let Parts {
             address,
             port,
@@ -914,6 +1014,82 @@ mod tests {
         let e = parse("unix:////double");
         assert_eq!(e.address(), &Address::Path("//double".into()));
         assert_eq!(parse(&e.to_string()), e);
+    }
+
+    #[test]
+    fn bare_forms_are_their_scheme_forms() {
+        for (bare, full) in [
+            ("127.0.0.1:8080", "tcp://127.0.0.1:8080"),
+            ("[::1]:0", "tcp://[::1]:0"),
+            ("localhost:http", "tcp://localhost:http"),
+            ("web-1.example:443", "tcp://web-1.example:443"),
+            ("/run/app.sock", "unix:/run/app.sock"),
+            ("//double", "unix:////double"),
+            ("./app.sock", "unix:./app.sock"),
+            ("../app.sock", "unix:../app.sock"),
+            ("@abstract", "unix:@abstract"),
+        ] {
+            let endpoint = parse(bare);
+            assert_eq!(endpoint, parse(full), "{bare}");
+            assert_eq!(endpoint.to_string(), full, "{bare}");
+        }
+        assert_eq!(parse("[::1]:0").domain(), Domain::Inet6);
+        assert_eq!(parse("/x").socket_type(), SocketType::Stream);
+        // A scheme name before the `:` is a scheme, never a host.
+        assert_eq!(fail("tcp:80"), (4, K::MissingSlashes));
+        assert_eq!(
+            parse("tcp://udp:53").address(),
+            &Address::Host("udp".into())
+        );
+    }
+
+    #[test]
+    fn bare_errors_say_what_was_expected() {
+        assert_eq!(fail("127.0.0.1"), (9, K::MissingPort));
+        assert_eq!(fail("127.0.0.1:"), (10, K::MissingPort));
+        assert_eq!(
+            fail("127.0.0.1:99999"),
+            (10, K::PortOutOfRange("99999".into()))
+        );
+        assert_eq!(fail("::1:80"), (0, K::UnbracketedIpv6));
+        assert_eq!(fail(":80"), (0, K::MissingHost));
+        assert_eq!(fail("[::1]"), (5, K::MissingPort));
+        assert_eq!(fail("127.0.0.1:80:x"), (12, K::InvalidPort(':')));
+        assert_eq!(fail("@"), (0, K::EmptyPath));
+        let (_, kind) = fail("app.sock");
+        assert_eq!(kind, K::MissingScheme);
+        let text = "app.sock".parse::<Endpoint>().unwrap_err().to_string();
+        assert!(text.contains("HOST:PORT") && text.contains("./"), "{text}");
+        let text = "http://x:80".parse::<Endpoint>().unwrap_err().to_string();
+        assert!(text.contains("unknown scheme \"http\""), "{text}");
+        assert!(text.contains("HOST:PORT"), "{text}");
+    }
+
+    #[test]
+    fn strings_are_endpoints_and_bad_ones_config_errors() {
+        let b = SocketFactoryBuilder::new().bind("[::1]:0");
+        assert_eq!(
+            b.spec.bind_address,
+            Some(Address::Ip(Ipv6Addr::LOCALHOST.into()))
+        );
+        assert_eq!(b.spec.domain, None);
+        let b = SocketFactoryBuilder::new().connect(String::from("udp://127.0.0.1:53"));
+        assert_eq!(b.spec.socket_type, SocketType::Datagram);
+        assert_eq!(b.spec.remote_port, Some(Port::Number(53)));
+        let path = String::from("/tmp/x.sock");
+        let b = SocketFactoryBuilder::new().bind(&path);
+        assert_eq!(b.spec.domain, Some(Domain::Unix));
+
+        let error = SocketFactoryBuilder::new()
+            .bind("127.0.0.1:http:x")
+            .bind("127.0.0.1:0")
+            .build()
+            .unwrap_err();
+        let crate::ConfigError::InvalidEndpoint(inner) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(inner.input(), "127.0.0.1:http:x");
+        assert!(error.to_string().starts_with("invalid endpoint"), "{error}");
     }
 
     #[test]

@@ -141,6 +141,10 @@ pub enum ConfigError {
         /// Why it cannot be used.
         reason: &'static str,
     },
+    /// An endpoint string given to [`bind`](crate::SocketFactoryBuilder::bind) or
+    /// [`connect`](crate::SocketFactoryBuilder::connect) that does not parse: what is wrong and
+    /// where.
+    InvalidEndpoint(crate::EndpointError),
 }
 
 impl fmt::Display for ConfigError {
@@ -194,11 +198,19 @@ impl fmt::Display for ConfigError {
                 "no recipient: give an owner, a success recipient or a failure recipient",
             ),
             ConfigError::InvalidDuration { setting, reason } => write!(f, "{setting}: {reason}"),
+            ConfigError::InvalidEndpoint(error) => fmt::Display::fmt(error, f),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::InvalidEndpoint(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl ConfigError {
     /// The OS error number that stands for this mistake in a `SocketFailed`.

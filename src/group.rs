@@ -91,7 +91,10 @@ impl FactoryGroup {
         &self.members
     }
 
-    /// The address every member listens on.
+    /// The address every member listens on: what each answers to
+    /// [`GetSockName`](crate::GetSockName) (POE's `getsockname()`), under std's name for it.
+    #[doc(alias = "getsockname")]
+    #[doc(alias = "GetSockName")]
     pub fn local_addr(&self) -> &SocketAddress {
         &self.local
     }

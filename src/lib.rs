@@ -16,29 +16,65 @@
 //! small detached thread pool), and every failure is a message, never a panic.
 //!
 //! # Organization
-//! - [`SocketFactoryBuilder`] (`builder`): the description, with POE's parameter names in its docs.
-//! - [`SocketFactory`] (`factory`): the actor and its life.
-//! - `accept`: the accept loop, its error classes, back-off and delivery cap.
-//! - `connect`: the client path, with RFC 8305 address racing.
-//! - `options`: socket options set before delivery (`TCP_NODELAY`, keepalive, buffers, ...).
-//! - [`Address`], [`Port`], [`SocketAddress`] (`addr`); `resolve`: non-blocking look-ups.
-//! - [`Resolve`], [`SystemResolver`] (`lookup`): pluggable host name resolvers and the bounded,
-//!   detached look-up pool; `HickoryResolver` (`hickory`, feature `hickory`): async DNS.
-//! - [`Endpoint`] (`endpoint`): `tcp://host:port`, `unix:/path` strings, and [`ToEndpoint`] for
-//!   [`bind`](SocketFactoryBuilder::bind) / [`connect`](SocketFactoryBuilder::connect);
-//!   [`reuse_from_poe`] (`poe`) for POE's `Reuse` spellings.
-//! - `adopt`: sockets made elsewhere ([`adopt`](SocketFactoryBuilder::adopt)) and systemd
-//!   socket activation ([`systemd`](SocketFactoryBuilder::systemd)).
-//! - `unix`: the UNIX socket file's life (stale files, mode, removal of our own file only).
-//! - [`FactoryGroup`] (`group`): one factory per Arbiter on one port, with `SO_REUSEPORT`.
-//! - [`GetStats`] / [`FactoryStats`] (`stats`): live counters.
-//! - messages (`messages`) and errors (`error`); `sys`: the few raw system calls, all the
-//!   crate's `unsafe`.
-//! - [`handover`]: passing listening sockets to a new process (graceful restart, binary
-//!   upgrade, pre-forked workers), with [`ShareListener`] and [`Relinquish`] on the actor's side.
-//! - [`testing`]: a collecting owner with bounded waits, for message-driven tests.
-//! - `proxy` (feature `proxy-protocol`): PROXY protocol v1/v2 headers on accepted connections
-//!   (`ProxyProtocol`, `ProxyHeader`), parsed with the `ppp` crate.
+//! Everything below is reachable from the crate root, and from the two public modules
+//! [`handover`] and [`testing`].
+//!
+//! - **Describe and start**: [`SocketFactory::builder`] gives a [`SocketFactoryBuilder`], whose
+//!   methods carry POE's parameter names in their docs ([`Domain`], [`SocketType`],
+//!   [`Protocol`], socket options, delivery settings, [`adopt`](SocketFactoryBuilder::adopt),
+//!   [`systemd`](SocketFactoryBuilder::systemd)); [`reuse_from_poe`] reads POE's `Reuse`
+//!   spellings.
+//! - **The actor**: [`SocketFactory`], with its messages in ([`PauseAccept`], [`ResumeAccept`],
+//!   [`SetEvents`], [`GetSockName`], [`GetId`], [`GetStats`], [`StopFactory`]) and out
+//!   ([`SocketCreated`], [`SocketFailed`]); [`FactoryStats`] answers `GetStats`.
+//! - **Many cores**: [`FactoryGroup`], one factory per Arbiter on one port.
+//! - **Zero-downtime upgrades**: [`handover`] passes listening sockets to a new process
+//!   (graceful restart, binary upgrade, pre-forked workers), with the [`ShareListener`] and
+//!   [`Relinquish`] messages on the actor's side.
+//! - **Stopping like a service**: [`stop_on_signal`] stops factories and the System at SIGTERM,
+//!   SIGINT or SIGQUIT (exit status 0, UNIX socket files removed); [`shutdown_signal`] waits
+//!   for one.
+//! - **Name look-ups**: [`Resolve`] (pluggable resolvers) and [`SystemResolver`] (the default,
+//!   on a small detached thread pool, under a deadline); `HickoryResolver` (feature `hickory`):
+//!   async DNS.
+//! - **Behind a load balancer** (feature `proxy-protocol`): `ProxyProtocol` and `ProxyHeader`,
+//!   PROXY protocol v1/v2 headers on accepted connections.
+//! - **Errors**: [`ConfigError`] (a bad description, before any socket), [`Operation`] (the step
+//!   a [`SocketFailed`] names), [`EndpointError`] (a bad endpoint string).
+//! - **Tests**: [`testing`]: a collecting owner with bounded waits, and real messages for
+//!   testing your own owner actor without a factory.
+//!
+//! How the crate is built inside (modules, layers, the actor's states) is in `ARCHITECTURE.md`
+//! in the repository.
+//!
+//! # Which address type is for what
+//! | type | what it is | where you meet it |
+//! | --- | --- | --- |
+//! | [`Endpoint`] (or a `&str`) | a whole address as a user writes it: transport, family, host or path, port (`"127.0.0.1:8080"`, `"unix:/run/app.sock"`, `"udp://[::1]:53"`) | config files and flags (features `serde`, `clap`); [`bind`](SocketFactoryBuilder::bind), [`connect`](SocketFactoryBuilder::connect) |
+//! | [`Address`] and [`Port`] | POE's halves: an IP, a host name (looked up later), a path or an abstract name; a port number or service name | [`bind_address`](SocketFactoryBuilder::bind_address), [`bind_port`](SocketFactoryBuilder::bind_port), [`remote_address`](SocketFactoryBuilder::remote_address), [`remote_port`](SocketFactoryBuilder::remote_port) |
+//! | std [`SocketAddr`](std::net::SocketAddr) | an IP and port, nothing to look up | given to `bind`, `connect`, [`remote_addresses`](SocketFactoryBuilder::remote_addresses); [`SocketAddress::as_inet`] gives one back |
+//! | [`SocketAddress`] | an address the kernel reports: INET (a std `SocketAddr`), UNIX path, abstract name or unnamed | [`GetSockName`]'s answer, [`SocketCreated::peer`], [`FactoryGroup::local_addr`] |
+//! | [`socket2::SockAddr`] | the raw `sockaddr` | only on the [`socket2::Socket`] inside a [`SocketCreated`] (`local_addr()`, `peer_addr()`) |
+//!
+//! # Names
+//! Messages carry POE's names, so a POE program maps one to one: [`GetSockName`] is
+//! `getsockname()`, [`GetId`] is `ID()`, [`PauseAccept`] is `pause_accept()`. Methods carry
+//! std's and tokio's: [`FactoryGroup::local_addr`] is what every member answers to
+//! `GetSockName`; a [`SocketCreated`] converts with `into_` + tokio's type
+//! ([`into_tcp_stream`](SocketCreated::into_tcp_stream), [`into_udp_socket`](SocketCreated::into_udp_socket),
+//! [`into_unix_stream`](SocketCreated::into_unix_stream), [`into_unix_datagram`](SocketCreated::into_unix_datagram))
+//! or `into_std_` + std's type ([`into_std_tcp_stream`](SocketCreated::into_std_tcp_stream),
+//! [`into_std_udp_socket`](SocketCreated::into_std_udp_socket),
+//! [`into_std_unix_stream`](SocketCreated::into_std_unix_stream),
+//! [`into_std_unix_datagram`](SocketCreated::into_std_unix_datagram)). Older names remain for
+//! one release as deprecated aliases.
+//!
+//! # Features
+//! - `serde`: [`Endpoint`] is `Serialize` and `Deserialize` as its string form.
+//! - `clap`: [`Endpoint`] works with clap's `value_parser!` and derive, through
+//!   `EndpointValueParser`.
+//! - `hickory`: `HickoryResolver`, an async, cancellable DNS resolver.
+//! - `proxy-protocol`: PROXY protocol v1/v2 on accepted connections, parsed with `ppp`.
 //!
 //! # Example
 //! A server on a free loopback port, and a client factory that connects to it:
@@ -87,8 +123,9 @@
 //!
 //! # Goals and non-goals
 //! The crate makes, accepts and connects sockets and hands them over; it does not read or write
-//! them. Turn a delivered socket into a tokio stream (`into_tcp_stream`, ...) and use actix's
-//! `StreamHandler`, `FramedWrite` or plain tokio I/O from there.
+//! them. Turn a delivered socket into a tokio stream
+//! ([`into_tcp_stream`](SocketCreated::into_tcp_stream), ...) and use actix's `StreamHandler`,
+//! `FramedWrite` or plain tokio I/O from there.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -104,6 +141,7 @@ mod connect;
 mod endpoint;
 mod error;
 mod factory;
+mod features;
 mod group;
 pub mod handover;
 #[cfg(feature = "hickory")]
@@ -118,6 +156,7 @@ mod poe;
 #[cfg(feature = "proxy-protocol")]
 mod proxy;
 mod resolve;
+mod shutdown;
 mod stats;
 mod sys;
 mod unix;
@@ -134,6 +173,8 @@ pub use builder::{
 pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use error::{ConfigError, Operation};
 pub use factory::SocketFactory;
+#[cfg(feature = "clap")]
+pub use features::EndpointValueParser;
 pub use group::FactoryGroup;
 #[cfg(feature = "hickory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
@@ -154,5 +195,12 @@ pub use proxy::{
     ProxyTransport, ProxyVersion, ProxyVersions, Tlv, Untrusted, DEFAULT_PROXY_HEADER_TIMEOUT,
     DEFAULT_PROXY_MAX_HEADER_LEN,
 };
+pub use shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use socket2;
 pub use stats::{FactoryStats, GetStats};
+
+/// Every Rust block of the README, compiled and run as a doc test so the README stays true
+/// (with every feature on, as `.ci/run` tests: the README shows the optional ones too).
+#[cfg(all(doctest, feature = "proxy-protocol"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -54,7 +54,15 @@ pub struct PeerCredentials {
 ///
 /// The socket is a plain non-blocking, close-on-exec [`socket2::Socket`], registered with no
 /// runtime, so the owner may use it on any Arbiter: the `into_*` methods turn it into the tokio or
-/// std type in one call, on the receiver's side.
+/// std type in one call, on the receiver's side. They are named after the type they make:
+/// `into_` + tokio's type ([`into_tcp_stream`](Self::into_tcp_stream),
+/// [`into_udp_socket`](Self::into_udp_socket), [`into_unix_stream`](Self::into_unix_stream),
+/// [`into_unix_datagram`](Self::into_unix_datagram)), `into_std_` + std's type
+/// ([`into_std_tcp_stream`](Self::into_std_tcp_stream),
+/// [`into_std_udp_socket`](Self::into_std_udp_socket),
+/// [`into_std_unix_stream`](Self::into_std_unix_stream),
+/// [`into_std_unix_datagram`](Self::into_std_unix_datagram)), as tokio's own `from_std` and
+/// `into_std` pair them; [`into_socket`](Self::into_socket) keeps the socket2 type.
 ///
 /// # Delivery
 /// A server counts the `SocketCreated` messages sent and not yet dropped by the owner (see
@@ -149,7 +157,7 @@ impl SocketCreated {
     ///
     /// # Errors
     /// `InvalidInput` when the socket is not an INET or INET6 stream.
-    pub fn into_std_tcp(self) -> io::Result<std::net::TcpStream> {
+    pub fn into_std_tcp_stream(self) -> io::Result<std::net::TcpStream> {
         self.check_kind(
             &[Domain::Inet, Domain::Inet6],
             SocketType::Stream,
@@ -166,14 +174,14 @@ impl SocketCreated {
     /// runtime.
     pub fn into_tcp_stream(self) -> io::Result<tokio::net::TcpStream> {
         self.in_runtime()?;
-        tokio::net::TcpStream::from_std(self.into_std_tcp()?)
+        tokio::net::TcpStream::from_std(self.into_std_tcp_stream()?)
     }
 
     /// The socket as a std UDP socket (still non-blocking).
     ///
     /// # Errors
     /// `InvalidInput` when the socket is not an INET or INET6 datagram socket.
-    pub fn into_std_udp(self) -> io::Result<std::net::UdpSocket> {
+    pub fn into_std_udp_socket(self) -> io::Result<std::net::UdpSocket> {
         self.check_kind(
             &[Domain::Inet, Domain::Inet6],
             SocketType::Datagram,
@@ -185,10 +193,11 @@ impl SocketCreated {
     /// The socket as a tokio UDP socket on the calling thread's runtime.
     ///
     /// # Errors
-    /// As [`into_std_udp`](Self::into_std_udp), or when called outside a tokio runtime.
+    /// As [`into_std_udp_socket`](Self::into_std_udp_socket), or when called outside a tokio
+    /// runtime.
     pub fn into_udp_socket(self) -> io::Result<tokio::net::UdpSocket> {
         self.in_runtime()?;
-        tokio::net::UdpSocket::from_std(self.into_std_udp()?)
+        tokio::net::UdpSocket::from_std(self.into_std_udp_socket()?)
     }
 
     /// The socket as a std UNIX stream (still non-blocking).
@@ -229,6 +238,30 @@ impl SocketCreated {
     pub fn into_unix_datagram(self) -> io::Result<tokio::net::UnixDatagram> {
         self.in_runtime()?;
         tokio::net::UnixDatagram::from_std(self.into_std_unix_datagram()?)
+    }
+
+    /// The old name of [`into_std_tcp_stream`](Self::into_std_tcp_stream).
+    ///
+    /// # Errors
+    /// As [`into_std_tcp_stream`](Self::into_std_tcp_stream).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed to `into_std_tcp_stream`, after std's type"
+    )]
+    pub fn into_std_tcp(self) -> io::Result<std::net::TcpStream> {
+        self.into_std_tcp_stream()
+    }
+
+    /// The old name of [`into_std_udp_socket`](Self::into_std_udp_socket).
+    ///
+    /// # Errors
+    /// As [`into_std_udp_socket`](Self::into_std_udp_socket).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed to `into_std_udp_socket`, after std's type"
+    )]
+    pub fn into_std_udp(self) -> io::Result<std::net::UdpSocket> {
+        self.into_std_udp_socket()
     }
 }
 
@@ -391,6 +424,8 @@ impl SetEvents {
 /// (names still being looked up) or after a setup failure, or the OS's error.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "io::Result<SocketAddress>")]
+#[doc(alias = "local_addr")]
+#[doc(alias = "getsockname")]
 pub struct GetSockName;
 
 /// Ask for the factory's id: POE's `ID()`.

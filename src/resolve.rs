@@ -104,6 +104,9 @@ impl Spec {
 
     /// Checks made without the OS, shared by `build()` and the actor's start.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(error) = &self.endpoint_error {
+            return Err(ConfigError::InvalidEndpoint(error.clone()));
+        }
         let domain = self.effective_domain();
         for (which, address) in [
             ("bind", &self.bind_address),

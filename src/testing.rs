@@ -1,5 +1,8 @@
 //! Helpers for message-driven tests: an owner actor that collects what a factory sends, with
-//! bounded waits, and a one-call loopback server.
+//! bounded waits; a one-call loopback server; and real messages, made without a factory, to
+//! test your own owner actor.
+//!
+//! # Testing a factory with the collecting owner
 //!
 //! ```
 //! use actix_socket_factory::testing::{self, Events};
@@ -14,15 +17,85 @@
 //!     assert!(created.peer.is_some());
 //! }
 //! ```
+//!
+//! # Testing your own owner actor
+//! [`created_tcp_pair`] and [`created_unix_pair`] make a [`SocketCreated`] around one end of a
+//! connected pair and give the test the other end; [`failed`] makes a [`SocketFailed`] for a
+//! chosen operation and errno; [`factory_id`] makes the id they carry. Send them to the actor as a
+//! factory would, then check what it does with the socket from the other end:
+//!
+//! ```
+//! use actix::prelude::*;
+//! use actix_socket_factory::testing::{self, wait_until_async};
+//! use actix_socket_factory::{Operation, SocketCreated, SocketFailed};
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//!
+//! /// The actor under test: greets each client, counts failures.
+//! #[derive(Default)]
+//! struct Greeter {
+//!     failures: usize,
+//! }
+//! impl Actor for Greeter {
+//!     type Context = Context<Self>;
+//! }
+//! impl Handler<SocketCreated> for Greeter {
+//!     type Result = ();
+//!     fn handle(&mut self, created: SocketCreated, _: &mut Context<Self>) {
+//!         let stream = created.into_std_tcp_stream().unwrap();
+//!         let _ = (&stream).write(b"hello\n"); // non-blocking, but a fresh socket has room
+//!     }
+//! }
+//! impl Handler<SocketFailed> for Greeter {
+//!     type Result = ();
+//!     fn handle(&mut self, _: SocketFailed, _: &mut Context<Self>) {
+//!         self.failures += 1;
+//!     }
+//! }
+//! #[derive(Message)]
+//! #[rtype(result = "usize")]
+//! struct Failures;
+//! impl Handler<Failures> for Greeter {
+//!     type Result = usize;
+//!     fn handle(&mut self, _: Failures, _: &mut Context<Self>) -> usize {
+//!         self.failures
+//!     }
+//! }
+//!
+//! #[actix::main]
+//! async fn main() {
+//!     let greeter = Greeter::default().start();
+//!     let id = testing::factory_id(7);
+//!
+//!     let (created, mut client) = testing::created_tcp_pair(id).unwrap();
+//!     greeter.send(created).await.unwrap();
+//!     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+//!     let mut hello = [0; 6];
+//!     client.read_exact(&mut hello).unwrap();
+//!     assert_eq!(&hello, b"hello\n");
+//!
+//!     greeter.do_send(testing::failed(Operation::Accept, libc::EMFILE, id));
+//!     let counted = wait_until_async(Duration::from_secs(5), || async {
+//!         greeter.send(Failures).await == Ok(1)
+//!     });
+//!     assert!(counted.await);
+//! }
+//! ```
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use actix::prelude::*;
+use socket2::Socket;
 use tokio::sync::mpsc;
 
+use crate::addr::SocketAddress;
+use crate::builder::{Domain, SocketType};
+use crate::error::{Failure, Operation};
+use crate::messages::FactoryId;
 use crate::{GetSockName, SocketCreated, SocketFactory, SocketFactoryBuilder, SocketFailed};
 
 /// A wait that ended without the expected message.
@@ -139,28 +212,54 @@ impl Events {
 
     /// The next [`SocketCreated`], waiting at most `limit`.
     ///
+    /// A [`SocketCreated`] already received is returned first; otherwise the wait ends at the
+    /// first message of either kind.
+    ///
     /// # Errors
-    /// [`WaitError::Timeout`] if none arrives in time, [`WaitError::Closed`] when the
-    /// collector is gone.
+    /// [`WaitError::Unexpected`] at once when a [`SocketFailed`] arrives instead (the failure is
+    /// taken: its text is in the error); [`WaitError::Timeout`] if nothing arrives in time;
+    /// [`WaitError::Closed`] when the collector is gone.
     pub async fn next_created(&mut self, limit: Duration) -> Result<SocketCreated, WaitError> {
-        bounded(limit, self.created.recv()).await
+        match self.next(limit).await? {
+            Event::Created(created) => Ok(created),
+            Event::Failed(failed) => Err(WaitError::Unexpected(failed.to_string())),
+        }
     }
 
     /// The next [`SocketFailed`], waiting at most `limit`.
     ///
-    /// # Errors
-    /// As [`next_created`](Self::next_created).
-    pub async fn next_failed(&mut self, limit: Duration) -> Result<SocketFailed, WaitError> {
-        bounded(limit, self.failed.recv()).await
-    }
-
-    /// The next message of either kind, waiting at most `limit`.
+    /// A [`SocketFailed`] already received is returned first; otherwise the wait ends at the
+    /// first message of either kind.
     ///
     /// # Errors
-    /// As [`next_created`](Self::next_created).
+    /// [`WaitError::Unexpected`] at once when a [`SocketCreated`] arrives instead (the message
+    /// is dropped, closing its socket; its description is in the error), else as
+    /// [`next_created`](Self::next_created).
+    pub async fn next_failed(&mut self, limit: Duration) -> Result<SocketFailed, WaitError> {
+        let either = async {
+            tokio::select! {
+                biased;
+                Some(failed) = self.failed.recv() => Some(Event::Failed(failed)),
+                Some(created) = self.created.recv() => Some(Event::Created(created)),
+                else => None,
+            }
+        };
+        match bounded(limit, either).await? {
+            Event::Failed(failed) => Ok(failed),
+            Event::Created(created) => Err(WaitError::Unexpected(format!("{created:?}"))),
+        }
+    }
+
+    /// The next message of either kind, waiting at most `limit`; a [`SocketCreated`] already
+    /// received comes before a [`SocketFailed`] already received.
+    ///
+    /// # Errors
+    /// [`WaitError::Timeout`] if nothing arrives in time, [`WaitError::Closed`] when the
+    /// collector is gone.
     pub async fn next(&mut self, limit: Duration) -> Result<Event, WaitError> {
         let either = async {
             tokio::select! {
+                biased;
                 Some(created) = self.created.recv() => Some(Event::Created(created)),
                 Some(failed) = self.failed.recv() => Some(Event::Failed(failed)),
                 else => None,
@@ -240,7 +339,8 @@ pub async fn start_and_locate(
 }
 
 /// Polls `condition` every few milliseconds until it holds or `limit` passes; true if it held.
-/// For states no message announces (a port free again, a file gone).
+/// For states no message announces (a port free again, a file gone). To ask an actor, use
+/// [`wait_until_async`].
 pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -252,4 +352,111 @@ pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) ->
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Polls the async `condition` every few milliseconds until it yields true or `limit` passes;
+/// true if it held. Each evaluation is bounded by what is left of `limit`, so a condition that
+/// never completes (an actor that never answers) cannot hang the test.
+///
+/// For asking an actor until it reports a state:
+/// `wait_until_async(limit, || async { addr.send(GetCount).await == Ok(3) })`.
+pub async fn wait_until_async<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, condition()).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(_) => return false,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A [`FactoryId`] for messages made in tests ([`created_tcp_pair`], [`failed`], ...). Ids of
+/// real factories count up from 1; pick any number, e.g. one a real factory reported, to test
+/// code that tells factories apart.
+pub const fn factory_id(id: u64) -> FactoryId {
+    FactoryId(id)
+}
+
+/// A [`SocketCreated`] around one end of a connected TCP pair on 127.0.0.1, as a server factory
+/// with id `id` would deliver it (non-blocking, close-on-exec, `peer` the other end's address,
+/// `local` its own), and the other end for the test (a blocking std stream).
+///
+/// # Errors
+/// The OS's error from making the pair.
+pub fn created_tcp_pair(id: FactoryId) -> io::Result<(SocketCreated, std::net::TcpStream)> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let theirs = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let (ours, peer) = listener.accept()?;
+    let socket = Socket::from(ours);
+    socket.set_nonblocking(true)?;
+    let created = created(
+        socket,
+        Some(SocketAddress::Inet(peer)),
+        None,
+        Domain::Inet,
+        id,
+    );
+    Ok((created, theirs))
+}
+
+/// A [`SocketCreated`] around one end of a connected UNIX stream pair, as a UNIX server factory
+/// with id `id` would deliver it (non-blocking, close-on-exec, `peer: None` as for an accepted
+/// UNIX socket, `credentials` this process's), and the other end for the test (a blocking std
+/// stream).
+///
+/// # Errors
+/// The OS's error from making the pair.
+pub fn created_unix_pair(
+    id: FactoryId,
+) -> io::Result<(SocketCreated, std::os::unix::net::UnixStream)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let socket = Socket::from(ours);
+    socket.set_nonblocking(true)?;
+    let credentials = crate::sys::peer_credentials(&socket).ok();
+    let created = created(socket, None, credentials, Domain::Unix, id);
+    Ok((created, theirs))
+}
+
+fn created(
+    socket: Socket,
+    peer: Option<SocketAddress>,
+    credentials: Option<crate::PeerCredentials>,
+    domain: Domain,
+    id: FactoryId,
+) -> SocketCreated {
+    // One place that builds the message outside a factory: no delivery permit is held.
+    let local = socket
+        .local_addr()
+        .ok()
+        .map(|addr| SocketAddress::from_sockaddr(&addr));
+    SocketCreated {
+        socket,
+        peer,
+        local,
+        id,
+        credentials,
+        domain,
+        socket_type: SocketType::Stream,
+        #[cfg(feature = "proxy-protocol")]
+        proxy_header: None,
+        _permit: None,
+    }
+}
+
+/// A [`SocketFailed`] from factory `id` for `operation`, with the OS error `errno` (its text is
+/// the OS's, as in a real failure): `failed(Operation::Connect, libc::ECONNREFUSED, id)`.
+pub fn failed(operation: Operation, errno: i32, id: FactoryId) -> SocketFailed {
+    SocketFailed::new(
+        Failure::new(operation, io::Error::from_raw_os_error(errno)),
+        id,
+    )
 }

@@ -755,7 +755,7 @@ fn handover_successor_child() {
         assert!(handover::ready().expect("told"));
         assert!(!handover::ready().expect("once only"), "told once");
         let created = events.next_created(util::LIMIT).await.expect("a client");
-        let mut stream = created.into_std_tcp().expect("tcp");
+        let mut stream = created.into_std_tcp_stream().expect("tcp");
         stream.set_nonblocking(false).unwrap();
         writeln!(stream, "served by {}", std::process::id()).expect("answer");
     });

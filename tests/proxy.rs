@@ -68,7 +68,7 @@ async fn proxy_server(events: &Events, proxy: ProxyProtocol) -> (Addr<SocketFact
 
 /// Reads what the client sent after its header, from the delivered socket.
 fn client_bytes(created: SocketCreated, len: usize) -> Vec<u8> {
-    let mut stream = created.into_std_tcp().expect("a TCP stream");
+    let mut stream = created.into_std_tcp_stream().expect("a TCP stream");
     stream.set_nonblocking(false).expect("blocking");
     stream.set_read_timeout(Some(LIMIT)).expect("read timeout");
     let mut out = vec![0; len];
