@@ -8,13 +8,13 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
 use crate::sys;
@@ -55,7 +55,7 @@ pub(crate) enum AcceptEvent {
     Accepted {
         socket: Socket,
         peer: SockAddr,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
     },
     /// The first resource-exhaustion error of an episode; the loop backs off by itself.
     Exhausted(io::Error),
@@ -105,7 +105,89 @@ pub(crate) fn classify(error: &io::Error) -> ErrorClass {
     }
 }
 
-type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>>>>;
+/// The cap on deliveries the owner has not dropped yet, shared by the accept loop and every
+/// delivered socket's [`Permit`].
+///
+/// Far below the cap (the usual case) a delivery costs one atomic add when it is made and one
+/// atomic subtract when it is dropped, wherever that happens; the lock is taken only at the
+/// cap: by the accept loop to leave its waker, and by the drop that takes the count off the
+/// cap, to wake it.
+#[derive(Debug)]
+struct Cap {
+    /// Delivered and not yet dropped. Only the accept loop adds (after checking the cap), so
+    /// it never exceeds `max`; any thread subtracts.
+    held: AtomicUsize,
+    max: usize,
+    /// The accept loop's waker, left only while it waits at the cap.
+    waiter: Mutex<Option<Waker>>,
+}
+
+impl Cap {
+    fn new(max: usize) -> Cap {
+        Cap {
+            held: AtomicUsize::new(0),
+            max,
+            waiter: Mutex::new(None),
+        }
+    }
+
+    /// Ready while below the cap; at it, leaves the waker for the next [`Permit`] dropped.
+    /// `listener` names the server in the log line.
+    fn poll_room(&self, listener: &Socket, cx: &mut Context<'_>) -> Poll<()> {
+        if self.held.load(Ordering::SeqCst) < self.max {
+            return Poll::Ready(());
+        }
+        let fresh = {
+            let mut waiter = self.waiter.lock().unwrap_or_else(PoisonError::into_inner);
+            let fresh = waiter.is_none();
+            *waiter = Some(cx.waker().clone());
+            fresh
+        };
+        // A drop between the check above and the waker being left saw no waker: look again.
+        // (A drop after this look finds the waker: it subtracts before it takes the lock.)
+        if self.held.load(Ordering::SeqCst) < self.max {
+            return Poll::Ready(());
+        }
+        if fresh && log::log_enabled!(log::Level::Debug) {
+            let local = listener.local_addr().map_or_else(
+                |_| "?".to_owned(),
+                |addr| crate::addr::SocketAddress::from_sockaddr(&addr).to_string(),
+            );
+            log::debug!(
+                "server on {local}: outstanding deliveries at the cap; accept waits for the owner"
+            );
+        }
+        Poll::Pending
+    }
+
+    /// Counts one delivery; the caller has seen room under the cap.
+    fn take(self: &Arc<Cap>) -> Permit {
+        self.held.fetch_add(1, Ordering::SeqCst);
+        Permit(Arc::clone(self))
+    }
+}
+
+/// One delivered socket the owner still holds: dropping it (on any thread) frees its place
+/// under the factory's cap on outstanding deliveries.
+#[derive(Debug)]
+pub(crate) struct Permit(Arc<Cap>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let cap = &self.0;
+        // Only the drop that takes the count off the cap can end a wait.
+        if cap.held.fetch_sub(1, Ordering::SeqCst) == cap.max {
+            let waker = cap
+                .waiter
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
 
 /// Resource-exhaustion episodes: the pacing, and nothing more (one pointer) between them.
 struct Backoff {
@@ -191,12 +273,10 @@ impl Backoff {
 /// A stream of [`AcceptEvent`]s from one listening socket, which it owns.
 pub(crate) struct Acceptor {
     listener: AsyncFd<Socket>,
-    /// One permit per delivered socket not yet dropped by the owner. Made at the first client:
-    /// a listener that never accepts (many in a large process) does without.
-    permits: Option<Arc<Semaphore>>,
+    /// Counts the delivered sockets not yet dropped by the owner. Made at the first client: a
+    /// listener that never accepts (many in a large process) does without.
+    cap: Option<Arc<Cap>>,
     max_outstanding: usize,
-    /// Set only while waiting for a permit (the owner is at its cap).
-    waiting: Option<Acquire>,
     backoff: Backoff,
 }
 
@@ -206,9 +286,8 @@ impl Acceptor {
     pub(crate) fn new(listener: AsyncFd<Socket>, max_outstanding: usize, pacing: Pacing) -> Self {
         Acceptor {
             listener,
-            permits: None,
+            cap: None,
             max_outstanding,
-            waiting: None,
             backoff: Backoff::new(pacing),
         }
     }
@@ -221,10 +300,9 @@ impl Acceptor {
 
     /// Delivered sockets the owner still holds.
     pub(crate) fn outstanding(&self) -> usize {
-        self.permits.as_ref().map_or(0, |permits| {
-            self.max_outstanding
-                .saturating_sub(permits.available_permits())
-        })
+        self.cap
+            .as_ref()
+            .map_or(0, |cap| cap.held.load(Ordering::Relaxed))
     }
 
     /// The cap on [`outstanding`](Self::outstanding).
@@ -232,13 +310,12 @@ impl Acceptor {
         self.max_outstanding
     }
 
-    /// The next event; `None` once the permits are closed.
+    /// The next event. (Never `None`: the stream of clients does not end by itself.)
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
         let Acceptor {
             listener,
-            permits,
+            cap,
             max_outstanding,
-            waiting,
             backoff,
         } = self;
         loop {
@@ -247,24 +324,21 @@ impl Acceptor {
                 Ok(guard) => guard,
                 Err(error) => return Poll::Ready(Some(AcceptEvent::Fatal(error))),
             };
-            // The permit is taken only once a client waits, so an idle loop holds none and
-            // `outstanding` counts deliveries only. A guard dropped here keeps the readiness.
-            let permits = permits.get_or_insert_with(|| Arc::new(Semaphore::new(*max_outstanding)));
-            let Some(permit) = ready!(poll_permit(permits, waiting, listener.get_ref(), cx)) else {
-                return Poll::Ready(None);
-            };
+            // The cap is checked only once a client waits, and counts only deliveries. A guard
+            // dropped here (at the cap) keeps the readiness.
+            let cap = cap.get_or_insert_with(|| Arc::new(Cap::new(*max_outstanding)));
+            ready!(cap.poll_room(listener.get_ref(), cx));
             let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
                 Ok(Ok((socket, peer))) => {
                     backoff.clear();
                     return Poll::Ready(Some(AcceptEvent::Accepted {
                         socket,
                         peer,
-                        permit,
+                        permit: cap.take(),
                     }));
                 }
                 Ok(Err(error)) => error,
                 // WouldBlock: readiness is cleared; the next poll_read_ready waits for a client.
-                // The permit goes back with it, so an idle loop holds none.
                 Err(_would_block) => continue,
             };
             match classify(&error) {
@@ -280,37 +354,6 @@ impl Acceptor {
     }
 }
 
-/// A permit for the next delivery, waiting while the owner has too many outstanding.
-fn poll_permit(
-    permits: &Arc<Semaphore>,
-    waiting: &mut Option<Acquire>,
-    listener: &Socket,
-    cx: &mut Context<'_>,
-) -> Poll<Option<OwnedSemaphorePermit>> {
-    if waiting.is_none() {
-        match Arc::clone(permits).try_acquire_owned() {
-            Ok(permit) => return Poll::Ready(Some(permit)),
-            Err(tokio::sync::TryAcquireError::Closed) => return Poll::Ready(None),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                if log::log_enabled!(log::Level::Debug) {
-                    let local = listener.local_addr().map_or_else(
-                        |_| "?".to_owned(),
-                        |addr| crate::addr::SocketAddress::from_sockaddr(&addr).to_string(),
-                    );
-                    log::debug!(
-                        "server on {local}: outstanding deliveries at the cap; accept waits \
-                         for the owner"
-                    );
-                }
-            }
-        }
-    }
-    let acquire = waiting.get_or_insert_with(|| Box::pin(Arc::clone(permits).acquire_owned()));
-    let acquired = ready!(acquire.as_mut().poll(cx));
-    *waiting = None;
-    Poll::Ready(acquired.ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +361,41 @@ mod tests {
 
     fn os(errno: i32) -> io::Error {
         io::Error::from_raw_os_error(errno)
+    }
+
+    /// Counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn cap_waits_at_the_limit_and_a_drop_on_another_thread_wakes_it() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let cap = Arc::new(Cap::new(2));
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket for the log line");
+        assert!(cap.poll_room(&socket, &mut cx).is_ready());
+        let first = cap.take();
+        let second = cap.take();
+        assert_eq!(cap.held.load(Ordering::SeqCst), 2);
+        assert!(cap.poll_room(&socket, &mut cx).is_pending(), "at the cap");
+        // Dropped where an owner on another Arbiter would drop it.
+        std::thread::spawn(move || drop(first))
+            .join()
+            .expect("the dropping thread");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
+        assert!(cap.poll_room(&socket, &mut cx).is_ready());
+        // Below the cap, drops wake nobody and leave no waker behind.
+        drop(second);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(cap.held.load(Ordering::SeqCst), 0);
+        assert!(cap.waiter.lock().expect("not poisoned").is_none());
     }
 
     #[test]

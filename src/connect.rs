@@ -142,8 +142,28 @@ where
         delay: Duration,
         deadline: Option<Instant>,
     ) -> Started<F> {
-        let mut race = Race {
-            waiting: interleave(candidates),
+        if candidates.len() == 1 {
+            return Race::start_one(candidates, open, delay, deadline);
+        }
+        let mut race = Race::new(interleave(candidates), open, delay, deadline);
+        race.start_next();
+        match race.won.take() {
+            Some(won) => Started::Over(Ok(won)),
+            None if race.running.is_empty() && race.waiting.is_empty() => {
+                Started::Over(Err(race.failure()))
+            }
+            None => Started::Racing(race),
+        }
+    }
+
+    fn new(
+        waiting: VecDeque<SockAddr>,
+        open: F,
+        delay: Duration,
+        deadline: Option<Instant>,
+    ) -> Race<F> {
+        Race {
+            waiting,
             running: Vec::new(),
             won: None,
             open,
@@ -154,14 +174,45 @@ where
             deadline,
             timeout: None,
             last_failure: None,
+        }
+    }
+
+    /// [`start`](Self::start) with a lone candidate (a literal address, a UNIX path, most
+    /// names): the same outcomes, but the race is built only when the handshake is still under
+    /// way after `connect(2)`, so a connect the kernel finishes at once (loopback, UNIX) moves
+    /// and drops no race state.
+    fn start_one(
+        mut candidates: Vec<SockAddr>,
+        open: F,
+        delay: Duration,
+        deadline: Option<Instant>,
+    ) -> Started<F> {
+        let Some(addr) = candidates.pop() else {
+            return Started::Over(Err(
+                Race::new(VecDeque::new(), open, delay, deadline).failure()
+            ));
         };
-        race.start_next();
-        match race.won.take() {
-            Some(won) => Started::Over(Ok(won)),
-            None if race.running.is_empty() && race.waiting.is_empty() => {
-                Started::Over(Err(race.failure()))
+        drop(candidates);
+        let Opened { socket, file } = match open(&addr) {
+            Ok(opened) => opened,
+            Err(failure) => {
+                log_failure(&addr, &failure);
+                return Started::Over(Err(failure));
             }
-            None => Started::Racing(race),
+        };
+        match begin(socket, &addr) {
+            Ok(Handshake::Done(socket)) => Started::Over(Ok((Opened { socket, file }, addr))),
+            Ok(Handshake::Waiting(fd)) => {
+                // No clock read: the start time only spaces the starts of further candidates.
+                let mut race = Race::new(VecDeque::new(), open, delay, deadline);
+                race.running.push(Attempt { addr, file, fd });
+                Started::Racing(race)
+            }
+            Err(error) => {
+                let failure = Failure::new(Operation::Connect, error);
+                log_failure(&addr, &failure);
+                Started::Over(Err(failure))
+            }
         }
     }
 
@@ -220,12 +271,7 @@ where
     }
 
     fn record(&mut self, addr: &SockAddr, failure: Failure) {
-        log::debug!(
-            "connect attempt to {} failed: {}: {}",
-            crate::addr::SocketAddress::from_sockaddr(addr),
-            failure.operation,
-            failure.error
-        );
+        log_failure(addr, &failure);
         self.last_failure = Some(failure);
     }
 
@@ -280,6 +326,15 @@ where
             self.start_next();
         }
     }
+}
+
+fn log_failure(addr: &SockAddr, failure: &Failure) {
+    log::debug!(
+        "connect attempt to {} failed: {}: {}",
+        crate::addr::SocketAddress::from_sockaddr(addr),
+        failure.operation,
+        failure.error
+    );
 }
 
 impl<F> Future for Race<F>

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use socket2::{SockAddr, Socket};
 use tokio::io::Interest;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::accept::{AcceptEvent, Acceptor};
 use crate::addr::SocketAddress;
@@ -474,7 +474,7 @@ impl SocketFactory {
         peer: Option<SocketAddress>,
         local: Option<SocketAddress>,
         (domain, socket_type): (Domain, SocketType),
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<crate::accept::Permit>,
     ) -> SocketCreated {
         let credentials = match (domain, socket_type) {
             (Domain::Unix, SocketType::Stream) => sys::peer_credentials(&socket)
@@ -776,7 +776,7 @@ struct ProxyAdmitted {
     admitted: crate::proxy::Admitted,
     local: Option<SocketAddress>,
     kind: (Domain, SocketType),
-    permit: OwnedSemaphorePermit,
+    permit: crate::accept::Permit,
 }
 
 #[cfg(feature = "proxy-protocol")]
@@ -810,7 +810,7 @@ impl SocketFactory {
         peer: Option<SocketAddress>,
         local: Option<SocketAddress>,
         kind: (Domain, SocketType),
-        permit: OwnedSemaphorePermit,
+        permit: crate::accept::Permit,
         ctx: &mut Context<Self>,
     ) -> bool {
         use crate::proxy::Screened;
@@ -843,7 +843,7 @@ impl SocketFactory {
         admitted: crate::proxy::Admitted,
         local: Option<SocketAddress>,
         kind: (Domain, SocketType),
-        permit: OwnedSemaphorePermit,
+        permit: crate::accept::Permit,
         ctx: &mut Context<Self>,
     ) -> bool {
         if !matches!(self.state, State::Listening(_)) {

@@ -8,7 +8,6 @@ use std::io;
 
 use actix::{Message, Recipient};
 use socket2::Socket;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::addr::SocketAddress;
 use crate::builder::{Domain, SocketType};
@@ -90,7 +89,7 @@ pub struct SocketCreated {
     /// Stream or datagram.
     pub socket_type: SocketType,
     /// Held while the message is outstanding; dropping it lets the factory accept again.
-    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+    pub(crate) _permit: Option<crate::accept::Permit>,
     /// The PROXY protocol header the connection started with, for a server set up with
     /// [`proxy_protocol`](crate::SocketFactoryBuilder::proxy_protocol): the version, command,
     /// addresses, TLVs and the balancer's own address. `peer` is then the client's address from

@@ -21,8 +21,22 @@ pub struct Child {
 impl Child {
     /// Re-runs this binary with `args` (a role and its parameters).
     pub fn spawn(args: &[String]) -> io::Result<Child> {
+        Child::spawn_under(&[], args)
+    }
+
+    /// Re-runs this binary with `args` under `wrapper` (a program and its options, such as
+    /// `valgrind --tool=callgrind`); with no wrapper, as [`spawn`](Self::spawn).
+    pub fn spawn_under(wrapper: &[String], args: &[String]) -> io::Result<Child> {
         let exe = std::env::current_exe()?;
-        let mut process = Command::new(exe)
+        let mut command = match wrapper.split_first() {
+            Some((program, options)) => {
+                let mut command = Command::new(program);
+                command.args(options).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut process = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -93,6 +107,24 @@ impl Child {
 }
 
 impl Child {
+    /// Closes the child's stdin and waits at most `limit` for it to exit by itself (a child
+    /// under callgrind writes its counts as it exits); kills it after that.
+    pub fn finish(mut self, limit: Duration) -> io::Result<()> {
+        self.stdin = None;
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            match self.process.try_wait()? {
+                Some(status) if status.success() => return Ok(()),
+                Some(status) => return Err(io::Error::other(format!("`{}`: {status}", self.name))),
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("`{}` did not exit within {limit:?}", self.name),
+        ))
+    }
+
     /// Kills the child now: its sockets close, so clients blocked on them return.
     pub fn kill(&mut self) {
         let _ = self.process.kill();

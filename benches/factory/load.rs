@@ -8,7 +8,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Attempts per connection before a client gives up on it (a refused or reset connect).
 const ATTEMPTS: usize = 3;
@@ -23,6 +23,12 @@ pub struct Clients {
 impl Clients {
     /// Starts `threads` clients making `total` connections between them, all released at once.
     pub fn start(addr: SocketAddr, total: u64, threads: usize) -> Clients {
+        Clients::paced(addr, total, threads, Duration::ZERO)
+    }
+
+    /// Like [`start`](Self::start), each client pausing `pause` after each connection: long
+    /// enough for the server to go idle again, so every connection finds it parked.
+    pub fn paced(addr: SocketAddr, total: u64, threads: usize, pause: Duration) -> Clients {
         let threads = threads.max(1);
         let gate = Arc::new(Barrier::new(threads + 1));
         let handles = (0..threads)
@@ -31,7 +37,15 @@ impl Clients {
                 let gate = Arc::clone(&gate);
                 std::thread::spawn(move || {
                     gate.wait();
-                    (0..share).filter(|_| !one_connection(addr)).count() as u64
+                    (0..share)
+                        .filter(|_| {
+                            let made = one_connection(addr);
+                            if !pause.is_zero() {
+                                std::thread::sleep(pause);
+                            }
+                            !made
+                        })
+                        .count() as u64
                 })
             })
             .collect();
@@ -66,4 +80,20 @@ fn one_connection(addr: SocketAddr) -> bool {
 /// `count` connections opened one after another and kept open by the caller.
 pub fn hold(addr: SocketAddr, count: u64) -> std::io::Result<Vec<TcpStream>> {
     (0..count).map(|_| TcpStream::connect(addr)).collect()
+}
+
+/// Like [`hold`], pausing `pause` after each connect, so the server takes them one at a time
+/// (the same way in every run) rather than in bursts of varying size.
+pub fn hold_paced(
+    addr: SocketAddr,
+    count: u64,
+    pause: Duration,
+) -> std::io::Result<Vec<TcpStream>> {
+    (0..count)
+        .map(|_| {
+            let stream = TcpStream::connect(addr);
+            std::thread::sleep(pause);
+            stream
+        })
+        .collect()
 }

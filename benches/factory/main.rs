@@ -1,5 +1,20 @@
 //! Side-by-side performance benchmark: this crate's `SocketFactory` against a raw tokio accept
-//! loop, a plain actix actor and actix-server. Run with `cargo bench --bench factory`.
+//! loop, a plain actix actor and actix-server. Run with `cargo bench --bench factory`;
+//! `cargo bench --bench factory -- --callgrind` makes only the instruction counts (a few
+//! minutes; needs valgrind: `apt-get install valgrind`).
+//!
+//! # Two deployments, two baselines
+//! A factory either shares its Arbiter (thread) with its owner, or runs on its own Arbiter with
+//! the owner on another. Each is compared with the tokio server doing the same: an accept loop
+//! and a consumer task on one current-thread runtime (`factory-same` against `tokio-1t`), or
+//! with the consumer on a second runtime and thread (`factory-cross` against `tokio-2t`). The
+//! second pays a cross-thread wake-up per connection on both sides; the first pays none.
+//!
+//! # Instruction counts
+//! Times on a shared machine drift with the load; the instructions a process runs do not. When
+//! valgrind is present, each server and client also runs under callgrind (see `instr`), and the
+//! user-space instructions per accepted connection and per connect are printed and put in the
+//! JSON line (`instr_per_conn_*`, `instr_per_connect*`). `BENCH_CALLGRIND=0` skips them.
 //!
 //! # Method
 //! - **One process per server, the load generator in another.** This binary is the load
@@ -23,11 +38,14 @@
 //!
 //! # Knobs
 //! `BENCH_N` (timed connections per run, default 20000), `BENCH_RUNS` (default 5),
-//! `BENCH_QUICK=1` (N = 2000, 3 runs, smaller probes: a smoke run of about 30 s).
+//! `BENCH_QUICK=1` (N = 2000, 3 runs, smaller probes: a smoke run of about 30 s);
+//! `BENCH_CALLGRIND=0` (no instruction counts), `BENCH_INSTR_RUNS` (runs per instruction figure,
+//! default 3), `BENCH_CALLGRIND_DIR` (where the callgrind files are kept).
 //!
 //! The last line on stdout is one JSON object with the figures (a missing key was not measured).
 
 mod child;
+mod instr;
 mod load;
 mod os;
 mod probes;
@@ -44,8 +62,17 @@ use load::Clients;
 use servers::Counts;
 use stats::{ratio, Json, Spread};
 
-/// The servers compared, in the table's order.
-const MODES: [&str; 4] = ["factory", "tokio", "actix-actor", "actix-server"];
+/// The servers compared, in the table's order: the factory beside its owner and the
+/// single-thread tokio server; the factory on its own Arbiter and tokio with its consumer on a
+/// second runtime; the other actix ways.
+const MODES: [&str; 6] = [
+    "factory-same",
+    "tokio-1t",
+    "factory-cross",
+    "tokio-2t",
+    "actix-actor",
+    "actix-server",
+];
 /// Connections held open while the factory is timed (sequential clients).
 const HELD: [u64; 3] = [1, 100, 10_000];
 /// Idle listeners per process for the memory figure.
@@ -109,6 +136,7 @@ fn main() {
         Some("--server") => server_role(&args[1..]),
         Some("--probe") => probe_role(&args[1..]),
         // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it.
+        _ if args.iter().any(|a| a == "--callgrind") => callgrind_only(),
         _ if args.iter().any(|a| a == "--bench") => bench(),
         _ => {
             println!("factory benchmark: not run (use `cargo bench --bench factory`)");
@@ -153,7 +181,7 @@ fn parse_numbers(words: &[String]) -> io::Result<Vec<u64>> {
 }
 
 /// Starts server `mode` and returns it with the address it listens on.
-fn start_server(mode: &str, counts: Counts) -> io::Result<(Child, SocketAddr)> {
+pub(crate) fn start_server(mode: &str, counts: Counts) -> io::Result<(Child, SocketAddr)> {
     let child = Child::spawn(&[
         "--server".to_owned(),
         mode.to_owned(),
@@ -254,11 +282,16 @@ impl Job {
 /// next to tokio, held next to none, one factory next to two), so a slow spell of the machine
 /// hits both sides of a ratio.
 fn jobs(hold_max: u64) -> Vec<Job> {
-    let mut jobs = vec![job("factory", 1, 0)];
+    let mut jobs = vec![
+        job("factory-same", 1, 0),
+        job("tokio-1t", 1, 0),
+        job("tokio-2t", 1, 0),
+        job("factory-cross", 1, 0),
+    ];
     for hold in HELD.into_iter().filter(|&h| h <= hold_max) {
-        jobs.push(job("factory", 1, hold));
+        jobs.push(job("factory-cross", 1, hold));
     }
-    jobs.extend(MODES[1..].iter().map(|mode| job(mode, 1, 0)));
+    jobs.extend(MODES[4..].iter().map(|mode| job(mode, 1, 0)));
     jobs.push(job("factory-group", 64, 0));
     jobs.extend(MODES.iter().map(|mode| job(mode, 64, 0)));
     jobs
@@ -339,7 +372,7 @@ fn connect_probe(config: &Config) -> io::Result<[f64; 6]> {
         warm: u64::MAX / 4,
         timed: u64::MAX / 4,
     };
-    let (_server, addr) = start_server("tokio", never)?;
+    let (_server, addr) = start_server("tokio-2t", never)?;
     let figures = probe(
         &[
             "connect",
@@ -377,7 +410,7 @@ fn bench() -> io::Result<()> {
     eprintln!("warm-up: {} connections (untimed)", config.fill);
     {
         let (mut child, addr) = start_server(
-            "tokio",
+            "tokio-2t",
             Counts {
                 hold: 0,
                 warm: config.fill,
@@ -420,9 +453,42 @@ fn bench() -> io::Result<()> {
         }
     }
     let probes = run_probes(&config, nofile);
+    let instr = if std::env::var("BENCH_CALLGRIND").is_ok_and(|v| v == "0") {
+        instr::Instr {
+            note: "instruction counts: skipped (BENCH_CALLGRIND=0)".to_owned(),
+            ..instr::Instr::default()
+        }
+    } else {
+        instr::run()
+    };
     let figures = Figures::new(&samples, &probes);
-    print_tables(&config, &jobs, &samples, &probes, &figures, &cpu, began);
-    println!("{}", figures.json(&config, &cpu, cpus).line());
+    print_tables(&config, &jobs, &samples, &probes, &figures, &cpu);
+    instr.print();
+    println!();
+    println!("(whole run: {:.0} s)", began.elapsed().as_secs_f64());
+    let mut json = figures.json(&config, &cpu, cpus);
+    instr.json(&mut json);
+    println!("{}", json.line());
+    Ok(())
+}
+
+/// `-- --callgrind`: the instruction counts alone, their table and a JSON line.
+fn callgrind_only() -> io::Result<()> {
+    let (machine, cpus) = machine_line();
+    eprintln!("factory benchmark, instruction counts only: {machine}");
+    let instr = instr::run();
+    println!();
+    println!("actix-socket-factory instruction counts: {machine}");
+    println!();
+    instr.print();
+    let mut json = Json::default();
+    instr.json(&mut json);
+    json.number("cpus", Some(cpus as f64));
+    json.string("machine", &machine);
+    println!("{}", json.line());
+    if instr.per.is_empty() && !instr.note.contains("skipped") {
+        return Err(io::Error::other("no instruction count could be made"));
+    }
     Ok(())
 }
 
@@ -484,66 +550,68 @@ impl Figures {
 
         let cpu_of = |s: &Sample| s.cpu_us;
         let rate_of = |s: &Sample| s.rate;
-        let factory = |threads, hold| job("factory", threads, hold);
-        let cpu_seq = paired(samples, &factory(1, 0), &job("tokio", 1, 0), cpu_of);
-        let cpu_c64 = paired(samples, &factory(64, 0), &job("tokio", 64, 0), cpu_of);
-        let cpu_actix_server = paired(
-            samples,
-            &factory(64, 0),
-            &job("actix-server", 64, 0),
-            cpu_of,
-        );
-        let accept = paired(samples, &factory(64, 0), &job("tokio", 64, 0), rate_of);
-        let held_vs_none = |hold| paired(samples, &factory(1, hold), &factory(1, 0), cpu_of);
+        let pair = |a: &'static str, b: &'static str, threads, pick: fn(&Sample) -> f64| {
+            paired(samples, &job(a, threads, 0), &job(b, threads, 0), pick)
+        };
+        let same_seq = pair("factory-same", "tokio-1t", 1, cpu_of);
+        let same_c64 = pair("factory-same", "tokio-1t", 64, cpu_of);
+        let cross_seq = pair("factory-cross", "tokio-2t", 1, cpu_of);
+        let cross_c64 = pair("factory-cross", "tokio-2t", 64, cpu_of);
+        let cpu_actix_server = pair("factory-cross", "actix-server", 64, cpu_of);
+        let accept = pair("factory-cross", "tokio-2t", 64, rate_of);
+        let accept_same = pair("factory-same", "tokio-1t", 64, rate_of);
+        let held_vs_none = |hold| {
+            paired(
+                samples,
+                &job("factory-cross", 1, hold),
+                &job("factory-cross", 1, 0),
+                cpu_of,
+            )
+        };
         let held = held_vs_none(10_000);
-        let multicore = paired(
-            samples,
-            &job("factory-group", 64, 0),
-            &factory(64, 0),
-            rate_of,
-        );
+        let multicore = pair("factory-group", "factory-cross", 64, rate_of);
         let p50 = ratio(pick(0), pick(2));
         let p99 = ratio(pick(1), pick(3));
         let at_most = |v: Option<f64>, t: f64| v.is_some_and(|v| v <= t);
+        let row = |name, value: Option<f64>, target: f64| {
+            (name, value, Some(target), at_most(value, target))
+        };
         let rows = vec![
-            (
-                "server CPU/conn vs tokio, 1 client",
-                cpu_seq,
-                Some(1.05),
-                at_most(cpu_seq, 1.05),
+            row(
+                "same thread: CPU/conn vs tokio 1 runtime, 1 client",
+                same_seq,
+                1.05,
             ),
-            (
-                "server CPU/conn vs tokio, 64 clients",
-                cpu_c64,
-                Some(1.05),
-                at_most(cpu_c64, 1.05),
+            row(
+                "same thread: CPU/conn vs tokio 1 runtime, 64 clients",
+                same_c64,
+                1.0,
             ),
-            (
-                "server CPU/conn vs actix-server, 64 clients",
+            row(
+                "cross-Arbiter: CPU/conn vs tokio 2 runtimes, 1 client",
+                cross_seq,
+                1.05,
+            ),
+            row(
+                "cross-Arbiter: CPU/conn vs tokio 2 runtimes, 64 clients",
+                cross_c64,
+                1.0,
+            ),
+            row(
+                "cross-Arbiter: CPU/conn vs actix-server, 64 clients",
                 cpu_actix_server,
-                Some(0.85),
-                at_most(cpu_actix_server, 0.85),
+                0.85,
             ),
             (
-                "accept rate vs tokio, 64 clients (>=)",
+                "cross-Arbiter: accept rate vs tokio 2 runtimes, 64 clients (>=)",
                 accept,
                 Some(0.97),
                 accept.is_some_and(|v| v >= 0.97),
             ),
-            ("connect p50 vs tokio", p50, Some(1.1), at_most(p50, 1.1)),
-            ("connect p99 vs tokio", p99, Some(1.2), at_most(p99, 1.2)),
-            (
-                "bytes per idle factory",
-                per_factory,
-                Some(1536.0),
-                at_most(per_factory, 1536.0),
-            ),
-            (
-                "server CPU/conn, 10000 held vs none",
-                held,
-                Some(1.1),
-                at_most(held, 1.1),
-            ),
+            row("connect p50 vs tokio", p50, 1.05),
+            row("connect p99 vs tokio", p99, 1.2),
+            row("bytes per idle factory", per_factory, 2048.0),
+            row("cross-Arbiter: CPU/conn, 10000 held vs none", held, 1.1),
             (
                 "accept rate, 2 factories vs 1 (64 clients)",
                 multicore,
@@ -552,8 +620,25 @@ impl Figures {
             ),
         ];
         let json = vec![
-            ("cpu_per_conn_ratio_tokio_seq", cpu_seq),
-            ("cpu_per_conn_ratio_tokio_c64", cpu_c64),
+            ("cpu_per_conn_ratio_same_thread_seq", same_seq),
+            ("cpu_per_conn_ratio_same_thread_c64", same_c64),
+            ("cpu_per_conn_ratio_cross_arbiter_seq", cross_seq),
+            ("cpu_per_conn_ratio_cross_arbiter_c64", cross_c64),
+            ("accept_ratio_same_thread_c64", accept_same),
+            (
+                "cpu_us_per_conn_factory_same_seq",
+                cpu("factory-same", 1, 0),
+            ),
+            ("cpu_us_per_conn_tokio_1t_seq", cpu("tokio-1t", 1, 0)),
+            (
+                "cpu_us_per_conn_factory_same_c64",
+                cpu("factory-same", 64, 0),
+            ),
+            ("cpu_us_per_conn_tokio_1t_c64", cpu("tokio-1t", 64, 0)),
+            // The keys of earlier runs: the factory on its own Arbiter against tokio with two
+            // runtimes.
+            ("cpu_per_conn_ratio_tokio_seq", cross_seq),
+            ("cpu_per_conn_ratio_tokio_c64", cross_c64),
             ("cpu_per_conn_ratio_actix_server_c64", cpu_actix_server),
             ("accept_ratio_tokio_c64", accept),
             ("connect_p50_ratio_tokio", p50),
@@ -562,21 +647,32 @@ impl Figures {
             ("bytes_per_idle_tokio_listener", per_tokio.map(f64::round)),
             ("cpu_per_conn_held_10000_vs_0", held),
             ("multicore_ratio", multicore),
-            ("cpu_us_per_conn_factory_seq", cpu("factory", 1, 0)),
-            ("cpu_us_per_conn_tokio_seq", cpu("tokio", 1, 0)),
-            ("cpu_us_per_conn_factory_c64", cpu("factory", 64, 0)),
-            ("cpu_us_per_conn_tokio_c64", cpu("tokio", 64, 0)),
+            ("cpu_us_per_conn_factory_seq", cpu("factory-cross", 1, 0)),
+            ("cpu_us_per_conn_tokio_seq", cpu("tokio-2t", 1, 0)),
+            ("cpu_us_per_conn_factory_c64", cpu("factory-cross", 64, 0)),
+            ("cpu_us_per_conn_tokio_c64", cpu("tokio-2t", 64, 0)),
             (
                 "cpu_us_per_conn_actix_server_c64",
                 cpu("actix-server", 64, 0),
             ),
-            ("conn_per_s_factory_seq", rate("factory", 1).map(f64::round)),
-            ("conn_per_s_tokio_seq", rate("tokio", 1).map(f64::round)),
+            (
+                "conn_per_s_factory_same_seq",
+                rate("factory-same", 1).map(f64::round),
+            ),
+            (
+                "conn_per_s_tokio_1t_seq",
+                rate("tokio-1t", 1).map(f64::round),
+            ),
+            (
+                "conn_per_s_factory_seq",
+                rate("factory-cross", 1).map(f64::round),
+            ),
+            ("conn_per_s_tokio_seq", rate("tokio-2t", 1).map(f64::round)),
             (
                 "conn_per_s_factory_c64",
-                rate("factory", 64).map(f64::round),
+                rate("factory-cross", 64).map(f64::round),
             ),
-            ("conn_per_s_tokio_c64", rate("tokio", 64).map(f64::round)),
+            ("conn_per_s_tokio_c64", rate("tokio-2t", 64).map(f64::round)),
             ("connect_p50_us_factory", pick(0)),
             ("connect_p50_us_tokio", pick(2)),
             ("connect_p99_us_factory", pick(1)),
@@ -605,14 +701,8 @@ impl Figures {
                     probes.udp_socket2.map(|s| s.median),
                 ),
             ),
-            (
-                "cpu_per_conn_held_1_vs_0",
-                ratio(cpu("factory", 1, 1), cpu("factory", 1, 0)),
-            ),
-            (
-                "cpu_per_conn_held_100_vs_0",
-                ratio(cpu("factory", 1, 100), cpu("factory", 1, 0)),
-            ),
+            ("cpu_per_conn_held_1_vs_0", held_vs_none(1)),
+            ("cpu_per_conn_held_100_vs_0", held_vs_none(100)),
         ];
         Figures { rows, json }
     }
@@ -637,13 +727,20 @@ fn print_tables(
     probes: &Probes,
     figures: &Figures,
     machine: &str,
-    began: Instant,
 ) {
     println!();
     println!(
         "actix-socket-factory benchmark: {machine}; N={} connections per timed run, \
          median [min-max] of {} runs",
         config.timed, config.runs
+    );
+    println!(
+        "factory-same: factory and owner on one Arbiter; tokio-1t: accept loop and consumer task \
+         on one runtime"
+    );
+    println!(
+        "factory-cross: factory on its own Arbiter, owner on another; tokio-2t: consumer on a \
+         second runtime"
     );
     println!();
     println!(
@@ -707,7 +804,7 @@ fn print_tables(
     }
     println!();
     println!(
-        "{:<46} {:>8} {:>8}   (run ratios: median over runs of the same run's ratio)",
+        "{:<64} {:>8} {:>8}   (run ratios: median over runs of the same run's ratio)",
         "figure", "value", "target"
     );
     for (name, value, target, met) in &figures.rows {
@@ -720,8 +817,8 @@ fn print_tables(
         } else {
             "MISS"
         };
-        println!("{name:<46} {value:>8} {target:>8}  {verdict}");
+        println!("{name:<64} {value:>8} {target:>8}  {verdict}");
     }
+
     println!();
-    println!("(whole run: {:.0} s)", began.elapsed().as_secs_f64());
 }

@@ -32,6 +32,8 @@ pub fn run(name: &str, args: &[u64]) -> io::Result<()> {
     };
     match name {
         "connect" => connect_latency(arg(0)? as u16, arg(1)?),
+        "connects-factory" => connects_factory(arg(0)? as u16, arg(1)?),
+        "connects-tokio" => connects_tokio(arg(0)? as u16, arg(1)?),
         "udp" => udp_rate(arg(0)?, arg(1)?),
         "idle-factory" => idle_factories(arg(0)?),
         "idle-tokio" => idle_tokio(arg(0)?),
@@ -152,6 +154,108 @@ impl Handler<Connection> for Latch {
     fn handle(&mut self, _connection: Connection, _: &mut Context<Self>) {
         let _ = self.arrived.send(Ok(Instant::now()));
     }
+}
+
+/// The owner of the counted client factories: each delivery starts the next connect, so the
+/// connects run one after another with nothing between them but the factory's own work.
+struct Chain {
+    port: u16,
+    left: u64,
+    done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// Its own address, taken once (as a user's code holds its owner's address).
+    me: Option<Addr<Chain>>,
+}
+
+impl Chain {
+    fn dial(&self) {
+        if let Some(me) = &self.me {
+            SocketFactory::builder()
+                .remote_address(Ipv4Addr::LOCALHOST)
+                .remote_port(self.port)
+                .owner(me)
+                .start();
+        }
+    }
+
+    fn end(&mut self, result: Result<(), String>) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(result);
+        }
+    }
+}
+
+impl Actor for Chain {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
+        self.dial();
+    }
+}
+
+impl Handler<SocketCreated> for Chain {
+    type Result = ();
+
+    fn handle(&mut self, created: SocketCreated, _: &mut Context<Self>) {
+        drop(created);
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            self.me = None;
+            self.end(Ok(()));
+        } else {
+            self.dial();
+        }
+    }
+}
+
+impl Handler<SocketFailed> for Chain {
+    type Result = ();
+
+    fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
+        self.me = None;
+        self.end(Err(failed.to_string()));
+    }
+}
+
+/// `count` client factories to 127.0.0.1:`port`, one after another, each started by the owner
+/// when the last one's socket arrives. Says `connects COUNT`. Run under callgrind, the
+/// difference between two counts is the instructions of one connect.
+fn connects_factory(port: u16, count: u64) -> io::Result<()> {
+    System::new().block_on(async move {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let _chain = Chain {
+            port,
+            left: count.max(1),
+            done: Some(done),
+            me: None,
+        }
+        .start();
+        let limit = LIMIT + Duration::from_millis(count * 10);
+        match tokio::time::timeout(limit, finished).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(failed))) => return Err(io::Error::other(failed)),
+            Ok(Err(_)) => return Err(io::Error::other("chain gone")),
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connects")),
+        }
+        say(&format!("connects {count}"));
+        Ok(())
+    })
+}
+
+/// `count` `tokio::net::TcpStream::connect`s to 127.0.0.1:`port`, one after another, each
+/// stream dropped at once, on the same kind of runtime (an actix System). Says `connects COUNT`.
+fn connects_tokio(port: u16, count: u64) -> io::Result<()> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    System::new().block_on(async move {
+        for _ in 0..count.max(1) {
+            // No timeout around it, which would add a timer to each connect: on loopback, with
+            // the server listening, it connects or is refused at once.
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            drop(stream);
+        }
+        say(&format!("connects {count}"));
+        Ok(())
+    })
 }
 
 /// A plain actix actor that connects with tokio and delivers the std socket to `to`.

@@ -1,15 +1,21 @@
 //! The servers under test, each run alone in its own process (`--server MODE ...`).
 //!
-//! Every server accepts on 127.0.0.1 and hands each connection to a consumer on another thread,
-//! which counts it and closes it (or holds it, for the first `hold` connections). They differ
-//! only in the machinery between accept and the consumer:
+//! Every server accepts on 127.0.0.1 and hands each connection to a consumer, which counts it
+//! and closes it (or holds it, for the first `hold` connections). They differ only in the
+//! machinery between accept and the consumer. Two deployments of the factory, each against the tokio server that does the same work:
 //!
-//! - `factory`: this crate's `SocketFactory` on the System's Arbiter, delivering `SocketCreated`
-//!   to an owner actor on a second Arbiter;
+//! - `factory-same`: this crate's `SocketFactory` and its owner actor on one Arbiter (one
+//!   thread), against
+//! - `tokio-1t`: a raw `TcpListener::accept` loop and a consumer task on one current-thread
+//!   runtime, each `TcpStream` sent over an unbounded channel;
+//! - `factory-cross`: the factory on the System's Arbiter, delivering `SocketCreated` to an
+//!   owner actor on a second Arbiter (two threads), against
+//! - `tokio-2t`: the same accept loop, its consumer task on a second runtime and thread;
+//!
+//! and the other ways of doing it:
+//!
 //! - `factory-group`: two factories on two Arbiters sharing the port with `SO_REUSEPORT`
 //!   (`FactoryGroup`), the owner on a third;
-//! - `tokio`: a raw `TcpListener::accept` loop on one current-thread runtime, sending each
-//!   `TcpStream` over an unbounded channel to a consumer task on a second runtime and thread;
 //! - `actix-actor`: the listener as a stream added to an actor (`add_stream`), each stream
 //!   forwarded as a std `TcpStream` to a `Recipient` on a second Arbiter;
 //! - `actix-server`: `actix_server::Server` with one worker (its own accept thread, plus the
@@ -88,9 +94,11 @@ pub fn run(mode: &str, counts: Counts) -> io::Result<()> {
     });
     exit_with_parent();
     match mode {
-        "factory" => factory(1),
+        "factory-same" => factory_same_thread(),
+        "factory-cross" => factory(1),
         "factory-group" => factory(2),
-        "tokio" => tokio_loop(),
+        "tokio-1t" => tokio_one_thread(),
+        "tokio-2t" => tokio_loop(),
         "actix-actor" => actix_actor(),
         "actix-server" => actix_server(),
         other => Err(io::Error::new(
@@ -139,6 +147,30 @@ impl Handler<SocketFailed> for Owner {
     }
 }
 
+/// One factory and its owner on the System's Arbiter: the factory's deliveries never leave the
+/// thread.
+fn factory_same_thread() -> io::Result<()> {
+    let system = System::new();
+    let keep = system.block_on(async move {
+        let owner = Owner::default().start();
+        let server = SocketFactory::builder()
+            .bind_address(Ipv4Addr::LOCALHOST)
+            .bind_port(0)
+            .listen_queue(BACKLOG)
+            .owner(&owner)
+            .start();
+        let local = server
+            .send(GetSockName)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))??;
+        ready(local.port().unwrap_or(0));
+        Ok::<_, io::Error>((owner, server))
+    })?;
+    system.run()?;
+    drop(keep);
+    Ok(())
+}
+
 /// `members` = 1: one factory on the System's Arbiter. 2: a `FactoryGroup` on two new Arbiters.
 /// The owner always has an Arbiter of its own.
 fn factory(members: usize) -> io::Result<()> {
@@ -166,7 +198,8 @@ fn factory(members: usize) -> io::Result<()> {
             .await
             .map_err(|e| io::Error::other(e.to_string()))??;
         ready(local.port().unwrap_or(0));
-        Ok::<_, io::Error>((arbiters, servers))
+        // The factories hold their owner weakly: the server keeps it alive.
+        Ok::<_, io::Error>((arbiters, servers, owner))
     })?;
     system.run()?;
     drop(keep);
@@ -177,6 +210,41 @@ fn current_thread() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+}
+
+/// A raw tokio accept loop and its consumer task on one current-thread runtime.
+fn tokio_one_thread() -> io::Result<()> {
+    current_thread()?.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<tokio::net::TcpStream>();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(stream) = rx.recv().await {
+                if Tally::delivered() {
+                    held.push(stream);
+                }
+            }
+        });
+        let listener = listen_tokio()?;
+        ready(listener.local_addr()?.port());
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    if tx.send(stream).is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(error) => eprintln!("server: accept: {error}"),
+            }
+        }
+    })
+}
+
+/// A tokio listener on 127.0.0.1 with the common backlog.
+fn listen_tokio() -> io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(loopback())?;
+    socket.listen(BACKLOG)
 }
 
 /// A raw tokio accept loop; the consumer task runs on a second runtime, on its own thread.
@@ -194,7 +262,7 @@ fn tokio_loop() -> io::Result<()> {
         })
     });
     current_thread()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(loopback()).await?;
+        let listener = listen_tokio()?;
         ready(listener.local_addr()?.port());
         loop {
             match listener.accept().await {
