@@ -133,71 +133,50 @@
 #[cfg(not(unix))]
 compile_error!("actix-socket-factory supports Unix-like systems only");
 
-mod accept;
-mod addr;
-mod adopt;
-mod builder;
-mod connect;
-mod endpoint;
-mod error;
-mod factory;
-mod features;
-mod group;
-pub mod handover;
-#[cfg(feature = "hickory")]
-mod hickory;
-mod lookup;
-mod messages;
-mod netdb;
-mod open;
-mod options;
-mod owner;
-mod poe;
-#[cfg(feature = "proxy-protocol")]
-mod proxy;
-mod resolve;
-mod shutdown;
-mod stats;
-mod sys;
-mod unix;
+// The layers, bottom to top; each imports only those below it (see ARCHITECTURE.md).
+mod actor;
+mod desc;
+mod net;
 
+pub use net::handover;
 pub mod testing;
 
-pub use addr::{Address, Port, SocketAddress};
-pub use builder::DEFAULT_LOOKUP_TIMEOUT;
-pub use builder::{
-    Domain, Protocol, SocketFactoryBuilder, SocketType, Spawned, UnknownName,
-    DEFAULT_ACCEPT_BACKOFF, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_MAX_OUTSTANDING,
-    DEFAULT_OWNER_CHECK, DEFAULT_RESTART_BACKOFF,
+pub use actor::builder::{SocketFactoryBuilder, Spawned};
+pub use actor::factory::SocketFactory;
+pub use actor::group::FactoryGroup;
+pub use actor::messages::{
+    EventChange, FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents,
+    SocketCreated, SocketFailed, StopFactory,
 };
-pub use endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
-pub use error::{ConfigError, Operation};
-pub use factory::SocketFactory;
+pub use actor::messages::{Relinquish, ShareListener};
+pub use actor::shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
+pub use actor::stats::{FactoryStats, GetStats};
+pub use desc::addr::{Address, PeerCredentials, Port, SocketAddress};
+pub use desc::endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
+pub use desc::error::{ConfigError, Operation};
 #[cfg(feature = "clap")]
-pub use features::EndpointValueParser;
-pub use group::FactoryGroup;
-#[cfg(feature = "hickory")]
-#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
-pub use hickory::HickoryResolver;
+pub use desc::features::EndpointValueParser;
+pub use desc::kind::{Domain, Protocol, SocketType, UnknownName};
+pub use desc::poe::reuse_from_poe;
+pub use desc::resolver::{Resolve, Resolving};
+pub use desc::spec::{
+    DEFAULT_ACCEPT_BACKOFF, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_LOOKUP_TIMEOUT,
+    DEFAULT_MAX_OUTSTANDING, DEFAULT_OWNER_CHECK, DEFAULT_RESTART_BACKOFF,
+};
 #[cfg(feature = "hickory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
 pub use hickory_resolver;
-pub use lookup::{Resolve, Resolving, SystemResolver};
-pub use messages::{
-    EventChange, FactoryId, GetId, GetSockName, PauseAccept, PeerCredentials, ResumeAccept,
-    SetEvents, SocketCreated, SocketFailed, StopFactory,
-};
-pub use messages::{Relinquish, ShareListener};
-pub use poe::reuse_from_poe;
+#[cfg(feature = "hickory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hickory")))]
+pub use net::hickory::HickoryResolver;
+pub use net::lookup::SystemResolver;
 #[cfg(feature = "proxy-protocol")]
-pub use proxy::{
+pub use net::proxy::{
     InvalidNetwork, IpNetwork, ProxyCommand, ProxyHeader, ProxyMode, ProxyProtocol, ProxyStats,
     ProxyTransport, ProxyVersion, ProxyVersions, Tlv, Untrusted, DEFAULT_PROXY_HEADER_TIMEOUT,
     DEFAULT_PROXY_MAX_HEADER_LEN,
 };
-pub use shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use socket2;
-pub use stats::{FactoryStats, GetStats};
 
 /// Every Rust block of the README, compiled and run as a doc test so the README stays true
 /// (with every feature on, as `.ci/run` tests: the README shows the optional ones too).

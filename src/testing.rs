@@ -92,10 +92,10 @@ use actix::prelude::*;
 use socket2::Socket;
 use tokio::sync::mpsc;
 
-use crate::addr::SocketAddress;
-use crate::builder::{Domain, SocketType};
-use crate::error::{Failure, Operation};
-use crate::messages::FactoryId;
+use crate::actor::messages::FactoryId;
+use crate::desc::addr::SocketAddress;
+use crate::desc::error::{Failure, Operation};
+use crate::desc::kind::{Domain, SocketType};
 use crate::{GetSockName, SocketCreated, SocketFactory, SocketFactoryBuilder, SocketFailed};
 
 /// A wait that ended without the expected message.
@@ -421,7 +421,7 @@ pub fn created_unix_pair(
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let socket = Socket::from(ours);
     socket.set_nonblocking(true)?;
-    let credentials = crate::sys::peer_credentials(&socket).ok();
+    let credentials = crate::net::sys::peer_credentials(&socket).ok();
     let created = created(socket, None, credentials, Domain::Unix, id);
     Ok((created, theirs))
 }

@@ -261,3 +261,19 @@ impl fmt::Display for SocketAddress {
         }
     }
 }
+
+/// Who is at the other end of a UNIX stream socket, as the kernel recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// The peer's user id.
+    pub uid: u32,
+    /// The peer's group id.
+    pub gid: u32,
+    /// The peer's process id, where the OS reports it (Linux).
+    pub pid: Option<i32>,
+}
+
+/// The longest UNIX path `sun_path` holds, keeping room for the terminating NUL.
+pub(crate) fn max_unix_path() -> usize {
+    std::mem::size_of::<libc::sockaddr_un>() - std::mem::offset_of!(libc::sockaddr_un, sun_path) - 1
+}

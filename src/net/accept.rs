@@ -17,36 +17,8 @@ use socket2::{SockAddr, Socket};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
-use crate::sys;
-
-/// How long a server waits between accept attempts while out of descriptors or memory: `first`
-/// after the first error of an episode, doubled at each further one up to `max`. Whole
-/// milliseconds, kept small because every listening factory holds one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pacing {
-    first_ms: u32,
-    max_ms: u32,
-}
-
-impl Pacing {
-    /// At least 1 ms (a zero pause would spin on EMFILE), and `max` at least `first`.
-    pub(crate) fn new(first: Duration, max: Duration) -> Pacing {
-        let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        let first_ms = millis(first).max(1);
-        Pacing {
-            first_ms,
-            max_ms: millis(max).max(first_ms),
-        }
-    }
-
-    fn first(self) -> Duration {
-        Duration::from_millis(self.first_ms.into())
-    }
-
-    fn max(self) -> Duration {
-        Duration::from_millis(self.max_ms.into())
-    }
-}
+use crate::desc::spec::Pacing;
+use crate::net::sys;
 
 /// What the accept loop produces.
 #[derive(Debug)]
@@ -151,7 +123,7 @@ impl Cap {
         if fresh && log::log_enabled!(log::Level::Debug) {
             let local = listener.local_addr().map_or_else(
                 |_| "?".to_owned(),
-                |addr| crate::addr::SocketAddress::from_sockaddr(&addr).to_string(),
+                |addr| crate::desc::addr::SocketAddress::from_sockaddr(&addr).to_string(),
             );
             log::debug!(
                 "server on {local}: outstanding deliveries at the cap; accept waits for the owner"
@@ -357,7 +329,7 @@ impl Acceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builder::DEFAULT_ACCEPT_BACKOFF;
+    use crate::desc::spec::{Pacing, DEFAULT_ACCEPT_BACKOFF};
 
     fn os(errno: i32) -> io::Error {
         io::Error::from_raw_os_error(errno)

@@ -9,8 +9,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::factory::SocketFactory;
-use crate::messages::StopFactory;
+use crate::actor::factory::SocketFactory;
+use crate::actor::messages::StopFactory;
 
 /// How long [`stop_on_signal`] waits for the factories to finish stopping.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
@@ -120,7 +120,7 @@ pub fn stop_on_signal(factories: impl IntoIterator<Item = Addr<SocketFactory>>) 
         let mut names = Vec::with_capacity(factories.len());
         for factory in &factories {
             // An error means the factory has stopped already.
-            let name = match factory.send(crate::messages::GetSockName).await {
+            let name = match factory.send(crate::actor::messages::GetSockName).await {
                 Ok(Ok(local)) => local.to_string(),
                 _ => "an address not yet known".to_owned(),
             };

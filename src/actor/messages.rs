@@ -9,9 +9,9 @@ use std::io;
 use actix::{Message, Recipient};
 use socket2::Socket;
 
-use crate::addr::SocketAddress;
-use crate::builder::{Domain, SocketType};
-use crate::error::{Failure, Operation};
+use crate::desc::addr::{PeerCredentials, SocketAddress};
+use crate::desc::error::{Failure, Operation};
+use crate::desc::kind::{Domain, SocketType};
 
 /// A factory's unique id: POE's wheel `ID()`, carried by every message the factory sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,17 +34,6 @@ impl fmt::Display for FactoryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
-}
-
-/// Who is at the other end of a UNIX stream socket, as the kernel recorded it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PeerCredentials {
-    /// The peer's user id.
-    pub uid: u32,
-    /// The peer's group id.
-    pub gid: u32,
-    /// The peer's process id, where the OS reports it (Linux).
-    pub pid: Option<i32>,
 }
 
 /// A new socket: POE's `SuccessEvent`.
@@ -89,7 +78,7 @@ pub struct SocketCreated {
     /// Stream or datagram.
     pub socket_type: SocketType,
     /// Held while the message is outstanding; dropping it lets the factory accept again.
-    pub(crate) _permit: Option<crate::accept::Permit>,
+    pub(crate) _permit: Option<crate::net::accept::Permit>,
     /// The PROXY protocol header the connection started with, for a server set up with
     /// [`proxy_protocol`](crate::SocketFactoryBuilder::proxy_protocol): the version, command,
     /// addresses, TLVs and the balancer's own address. `peer` is then the client's address from
@@ -97,7 +86,7 @@ pub struct SocketCreated {
     /// direct, or no header under [`ProxyMode::Optional`](crate::ProxyMode::Optional)).
     #[cfg(feature = "proxy-protocol")]
     #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
-    pub proxy_header: Option<Box<crate::proxy::ProxyHeader>>,
+    pub proxy_header: Option<Box<crate::net::proxy::ProxyHeader>>,
 }
 
 impl fmt::Debug for SocketCreated {
@@ -440,16 +429,16 @@ pub struct GetId;
 pub struct StopFactory;
 
 /// Ask a server for a duplicate of its listening socket, named, to hand to a new process
-/// ([`crate::handover`]). The factory keeps accepting until told [`Relinquish`].
+/// ([`crate::net::handover`]). The factory keeps accepting until told [`Relinquish`].
 ///
 /// The name is the one given, else the listener's own address as an endpoint string
-/// ([`address_name`](crate::handover::address_name): `tcp://127.0.0.1:8080`, `unix:/run/app.sock`).
+/// ([`address_name`](crate::net::handover::address_name): `tcp://127.0.0.1:8080`, `unix:/run/app.sock`).
 ///
 /// # Errors
 /// `NotConnected` when the factory does not listen (a client, a datagram factory, stopped); the
 /// OS's error when the descriptor cannot be duplicated.
 #[derive(Debug, Clone, Default, Message)]
-#[rtype(result = "io::Result<crate::handover::SharedSocket>")]
+#[rtype(result = "io::Result<crate::net::handover::SharedSocket>")]
 pub struct ShareListener {
     /// The name the successor takes the socket by; `None`: the listener's address.
     pub name: Option<String>,
@@ -469,7 +458,7 @@ impl ShareListener {
 /// serves on it), then stop the factory. Clients still in the listen queue stay there for the
 /// successor; sockets already delivered are the owner's and stay open.
 ///
-/// Send it after a successor reported ready ([`crate::handover::Starting::ready`]). Nothing more
+/// Send it after a successor reported ready ([`crate::net::handover::Starting::ready`]). Nothing more
 /// is delivered or reported afterwards; a factory that does not listen just stops.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]

@@ -5,386 +5,22 @@
 //! line by line; the types are plain Rust values, and POE's spellings (`"AF_INET6"`,
 //! `"SOCK_DGRAM"`, `"tcp"`) parse into them with `FromStr`.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Handler, Recipient};
 
-use crate::accept::Pacing;
-use crate::addr::SocketAddress;
-use crate::addr::{Address, Port};
-use crate::adopt::Source;
-use crate::error::ConfigError;
-use crate::factory::{Go, Launch, Ready, SocketFactory};
-use crate::messages::{SocketCreated, SocketFailed};
-use crate::options::Options;
-use crate::owner::{Route, Routes};
+use crate::actor::factory::{Go, Launch, Ready, SocketFactory};
+use crate::actor::messages::{SocketCreated, SocketFailed};
+use crate::actor::owner::{Route, Routes};
+use crate::desc::addr::SocketAddress;
+use crate::desc::addr::{Address, Port};
+use crate::desc::error::ConfigError;
+use crate::desc::kind::{Domain, Protocol, SocketType};
+use crate::desc::spec::{Pacing, Source, Spec, MAX_OWNER_CHECK, MAX_STAGGER};
 
-/// The socket's address family: POE's `SocketDomain`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Domain {
-    /// IPv4 (`AF_INET`, `PF_INET`). POE's default.
-    Inet,
-    /// IPv6 (`AF_INET6`, `PF_INET6`).
-    Inet6,
-    /// UNIX-domain sockets (`AF_UNIX`, `PF_UNIX`), by path or, on Linux, abstract name.
-    Unix,
-}
-
-impl Domain {
-    pub(crate) fn to_socket2(self) -> socket2::Domain {
-        match self {
-            Domain::Inet => socket2::Domain::IPV4,
-            Domain::Inet6 => socket2::Domain::IPV6,
-            Domain::Unix => socket2::Domain::UNIX,
-        }
-    }
-
-    /// The domain of an address's family, if it is one of ours.
-    pub(crate) fn of(addr: &socket2::SockAddr) -> Option<Domain> {
-        match addr.domain() {
-            socket2::Domain::IPV4 => Some(Domain::Inet),
-            socket2::Domain::IPV6 => Some(Domain::Inet6),
-            socket2::Domain::UNIX => Some(Domain::Unix),
-            _ => None,
-        }
-    }
-
-    /// POE's name for the domain: `"AF_INET"`, `"AF_INET6"` or `"AF_UNIX"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Domain::Inet => "AF_INET",
-            Domain::Inet6 => "AF_INET6",
-            Domain::Unix => "AF_UNIX",
-        }
-    }
-}
-
-impl fmt::Display for Domain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that names no known domain, socket type or protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownName {
-    what: &'static str,
-    name: String,
-}
-
-impl fmt::Display for UnknownName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown {} {:?}", self.what, self.name)
-    }
-}
-
-impl std::error::Error for UnknownName {}
-
-impl FromStr for Domain {
-    type Err = UnknownName;
-
-    /// POE's spellings, `AF_*` or `PF_*`, in any case; also `inet`, `inet6`, `unix`.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let upper = text.to_ascii_uppercase();
-        let bare = upper
-            .strip_prefix("AF_")
-            .or_else(|| upper.strip_prefix("PF_"))
-            .unwrap_or(&upper);
-        match bare {
-            "INET" => Ok(Domain::Inet),
-            "INET6" => Ok(Domain::Inet6),
-            "UNIX" | "LOCAL" => Ok(Domain::Unix),
-            _ => Err(UnknownName {
-                what: "domain",
-                name: text.to_owned(),
-            }),
-        }
-    }
-}
-
-/// The socket type: POE's `SocketType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum SocketType {
-    /// `SOCK_STREAM`: listened on and accepted, or connected. POE's default.
-    #[default]
-    Stream,
-    /// `SOCK_DGRAM`: complete after `bind` (and `connect`, when a remote is given).
-    Datagram,
-}
-
-impl SocketType {
-    pub(crate) fn to_socket2(self) -> socket2::Type {
-        match self {
-            SocketType::Stream => socket2::Type::STREAM,
-            SocketType::Datagram => socket2::Type::DGRAM,
-        }
-    }
-
-    /// POE's name for the type: `"SOCK_STREAM"` or `"SOCK_DGRAM"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SocketType::Stream => "SOCK_STREAM",
-            SocketType::Datagram => "SOCK_DGRAM",
-        }
-    }
-}
-
-impl fmt::Display for SocketType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SocketType {
-    type Err = UnknownName;
-
-    /// `SOCK_STREAM` / `SOCK_DGRAM` in any case; also `stream`, `dgram`, `datagram`.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let upper = text.to_ascii_uppercase();
-        match upper.strip_prefix("SOCK_").unwrap_or(&upper) {
-            "STREAM" => Ok(SocketType::Stream),
-            "DGRAM" | "DATAGRAM" => Ok(SocketType::Datagram),
-            _ => Err(UnknownName {
-                what: "socket type",
-                name: text.to_owned(),
-            }),
-        }
-    }
-}
-
-/// The protocol, by number or by name: POE's `SocketProtocol`.
-///
-/// Names are looked up in the protocols database (`/etc/protocols`) when the factory starts, off
-/// the actor's thread. UNIX sockets ignore the protocol, as in POE.
-///
-/// ```
-/// use actix_socket_factory::Protocol;
-///
-/// assert_eq!(Protocol::from(6), Protocol::TCP);
-/// assert_eq!("17".parse::<Protocol>().unwrap(), Protocol::UDP);
-/// assert_eq!(Protocol::from("tcp"), Protocol::Name("tcp".into()));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// An IP protocol number (`IPPROTO_*`).
-    Number(i32),
-    /// A name from the protocols database (`"tcp"`, `"udp"`, ...).
-    Name(String),
-}
-
-impl Protocol {
-    /// TCP, protocol 6.
-    pub const TCP: Protocol = Protocol::Number(libc::IPPROTO_TCP);
-    /// UDP, protocol 17.
-    pub const UDP: Protocol = Protocol::Number(libc::IPPROTO_UDP);
-}
-
-impl From<i32> for Protocol {
-    fn from(number: i32) -> Self {
-        Protocol::Number(number)
-    }
-}
-
-impl From<&str> for Protocol {
-    fn from(text: &str) -> Self {
-        match text.parse::<i32>() {
-            Ok(number) => Protocol::Number(number),
-            Err(_) => Protocol::Name(text.to_owned()),
-        }
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = std::convert::Infallible;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(Protocol::from(text))
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Protocol::Number(number) => write!(f, "{number}"),
-            Protocol::Name(name) => f.write_str(name),
-        }
-    }
-}
-
-/// Options for UNIX sockets bound to a path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct UnixOptions {
-    pub(crate) mode: Option<u32>,
-    pub(crate) replace_stale: bool,
-}
-
-/// Everything that describes the socket, without the recipients: what a restart under a
-/// `Supervisor` makes the socket again from.
-#[derive(Debug, Clone)]
-pub(crate) struct Spec {
-    pub(crate) domain: Option<Domain>,
-    pub(crate) socket_type: SocketType,
-    pub(crate) protocol: Option<Protocol>,
-    pub(crate) bind_address: Option<Address>,
-    pub(crate) bind_port: Option<Port>,
-    pub(crate) remote_address: Option<Address>,
-    pub(crate) remote_port: Option<Port>,
-    /// Every candidate given by `remote_addresses`; `remote_address`/`remote_port` then hold the
-    /// first, so the role and the domain follow from them as for a single address.
-    pub(crate) remote_list: Option<Vec<SocketAddr>>,
-    pub(crate) happy_eyeballs_delay: Duration,
-    pub(crate) options: Options,
-    pub(crate) listen_queue: Option<u32>,
-    pub(crate) reuse: Option<bool>,
-    pub(crate) reuse_port: bool,
-    pub(crate) max_outstanding: usize,
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) owner_check: Option<Duration>,
-    pub(crate) accept_backoff: Pacing,
-    /// Waits between supervised setups after failures: first, cap.
-    pub(crate) restart_backoff: (Duration, Duration),
-    pub(crate) unix: UnixOptions,
-    pub(crate) source: Source,
-    /// An endpoint string given to `bind` or `connect` that did not parse: reported as a
-    /// `ConfigError` by `build()` and `start()`.
-    pub(crate) endpoint_error: Option<crate::endpoint::EndpointError>,
-    /// Look-up and zone settings most factories leave alone: boxed once one is set, so an
-    /// idle factory does not carry them.
-    pub(crate) rare: Option<Box<Rare>>,
-    /// PROXY protocol on accepted connections (servers only).
-    #[cfg(feature = "proxy-protocol")]
-    pub(crate) proxy: Option<crate::proxy::ProxyProtocol>,
-}
-
-/// What a factory needs of its description once its socket is made.
-#[derive(Debug, Clone)]
-pub(crate) struct Service {
-    pub(crate) max_outstanding: usize,
-    pub(crate) happy_eyeballs_delay: Duration,
-    pub(crate) accept_backoff: Pacing,
-    /// For accepted sockets.
-    pub(crate) options: Options,
-    /// PROXY protocol on accepted connections.
-    #[cfg(feature = "proxy-protocol")]
-    pub(crate) proxy: Option<crate::proxy::ProxyProtocol>,
-}
-
-impl Spec {
-    pub(crate) fn service(&self) -> Service {
-        Service {
-            max_outstanding: self.max_outstanding,
-            happy_eyeballs_delay: self.happy_eyeballs_delay,
-            accept_backoff: self.accept_backoff,
-            options: self.options.clone(),
-            #[cfg(feature = "proxy-protocol")]
-            proxy: self.proxy.clone(),
-        }
-    }
-}
-
-/// Default cap on sockets sent to the owner and not yet handled by it.
-pub const DEFAULT_MAX_OUTSTANDING: usize = 1024;
-
-/// Default stagger between two connection attempts of a client: RFC 8305's recommended
-/// "Connection Attempt Delay".
-pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
-
-/// Default period of the check that the owner is still there.
-pub const DEFAULT_OWNER_CHECK: Duration = Duration::from_millis(500);
-
-/// Default waits of a supervised factory between two setups after failures: the first, and the
-/// cap it doubles up to. See [`SocketFactoryBuilder::restart_backoff`].
-pub const DEFAULT_RESTART_BACKOFF: (Duration, Duration) =
-    (Duration::from_millis(100), Duration::from_secs(5));
-
-/// The longest stagger between two connection attempts taken as given.
-const MAX_STAGGER: Duration = Duration::from_secs(3600);
-
-/// The longest owner check period taken as given.
-const MAX_OWNER_CHECK: Duration = Duration::from_secs(86_400);
-
-/// Default pauses of a server out of descriptors or memory: the first, and the cap it doubles
-/// up to (as Go's `net/http` does).
-pub const DEFAULT_ACCEPT_BACKOFF: (Duration, Duration) =
-    (Duration::from_millis(5), Duration::from_secs(1));
-
-/// Settings of a description most factories leave alone (see `Spec::rare`).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Rare {
-    /// Who looks host names up; `None`: the default [`SystemResolver`](crate::SystemResolver).
-    pub(crate) resolver: Option<crate::lookup::Resolver>,
-    /// The limit on a look-up (with a client's connect timeout, whichever ends first); `None`:
-    /// [`DEFAULT_LOOKUP_TIMEOUT`].
-    pub(crate) lookup_timeout: Option<Duration>,
-    /// The IPv6 zone of the bind address, from `bind(SocketAddrV6)` (0: none).
-    pub(crate) bind_scope_id: u32,
-}
-
-impl Spec {
-    /// The rare settings, made on first use.
-    pub(crate) fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
-    }
-
-    /// The resolver to use.
-    pub(crate) fn resolver(&self) -> crate::lookup::Resolver {
-        self.rare
-            .as_ref()
-            .and_then(|rare| rare.resolver.clone())
-            .unwrap_or_default()
-    }
-
-    /// The look-up limit.
-    pub(crate) fn lookup_timeout(&self) -> Duration {
-        self.rare
-            .as_ref()
-            .and_then(|rare| rare.lookup_timeout)
-            .unwrap_or(DEFAULT_LOOKUP_TIMEOUT)
-    }
-
-    /// The bind address's IPv6 zone (0: none).
-    pub(crate) fn bind_scope_id(&self) -> u32 {
-        self.rare.as_ref().map_or(0, |rare| rare.bind_scope_id)
-    }
-}
-
-/// Default limit on the look-up of a factory's names (host, service, protocol): a server's or
-/// datagram socket's whole look-up, and a client's when its connect timeout is longer or unset.
-pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl Default for Spec {
-    fn default() -> Self {
-        Spec {
-            domain: None,
-            socket_type: SocketType::Stream,
-            protocol: None,
-            bind_address: None,
-            bind_port: None,
-            remote_address: None,
-            remote_port: None,
-            remote_list: None,
-            happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
-            options: Options::default(),
-            listen_queue: None,
-            reuse: None,
-            reuse_port: false,
-            max_outstanding: DEFAULT_MAX_OUTSTANDING,
-            connect_timeout: None,
-            owner_check: Some(DEFAULT_OWNER_CHECK),
-            accept_backoff: Pacing::new(DEFAULT_ACCEPT_BACKOFF.0, DEFAULT_ACCEPT_BACKOFF.1),
-            restart_backoff: DEFAULT_RESTART_BACKOFF,
-            unix: UnixOptions::default(),
-            source: Source::Describe,
-            endpoint_error: None,
-            rare: None,
-            #[cfg(feature = "proxy-protocol")]
-            proxy: None,
-        }
-    }
-}
+mod endpoint;
+mod options;
 
 /// Describes a socket factory and starts it: the analogue of `POE::Wheel::SocketFactory->new(...)`.
 ///
@@ -500,11 +136,12 @@ impl SocketFactoryBuilder {
     }
 
     /// The stagger between two connection attempts when a client has several addresses
-    /// (default [`DEFAULT_HAPPY_EYEBALLS_DELAY`], 250 ms); values under 10 ms are taken as
+    /// (default [`DEFAULT_HAPPY_EYEBALLS_DELAY`](crate::DEFAULT_HAPPY_EYEBALLS_DELAY), 250 ms); values under 10 ms are taken as
     /// 10 ms, RFC 8305's floor, and values over an hour as an hour. RFC 8305 recommends 100 ms
     /// to 2 s.
     pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
-        self.spec.happy_eyeballs_delay = delay.clamp(crate::connect::MIN_ATTEMPT_GAP, MAX_STAGGER);
+        self.spec.happy_eyeballs_delay =
+            delay.clamp(crate::net::connect::MIN_ATTEMPT_GAP, MAX_STAGGER);
         self
     }
 
@@ -585,7 +222,7 @@ impl SocketFactoryBuilder {
 
     /// How long a server waits before calling `accept` again when it fails for lack of
     /// resources (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): `first` after the first error of an
-    /// episode, doubling at each further one up to `max` (default [`DEFAULT_ACCEPT_BACKOFF`]:
+    /// episode, doubling at each further one up to `max` (default [`DEFAULT_ACCEPT_BACKOFF`](crate::DEFAULT_ACCEPT_BACKOFF):
     /// 5 ms to 1 s).
     ///
     /// The listener is kept and the queued clients wait in the kernel; each episode gives one
@@ -600,7 +237,7 @@ impl SocketFactoryBuilder {
     }
 
     /// Caps the sockets sent to the owner and not yet handled by it (default
-    /// [`DEFAULT_MAX_OUTSTANDING`]).
+    /// [`DEFAULT_MAX_OUTSTANDING`](crate::DEFAULT_MAX_OUTSTANDING)).
     ///
     /// # Delivery
     /// At the cap a server stops calling `accept` until the owner handles (or drops) one of the
@@ -622,7 +259,7 @@ impl SocketFactoryBuilder {
     }
 
     /// How often a long-lived factory (a server, or a one-shot factory still holding its socket
-    /// or socket file) checks that its owner is still there (default [`DEFAULT_OWNER_CHECK`]);
+    /// or socket file) checks that its owner is still there (default [`DEFAULT_OWNER_CHECK`](crate::DEFAULT_OWNER_CHECK));
     /// `None` turns the check off, leaving only the check made at each delivery.
     ///
     /// # Notes
@@ -693,7 +330,7 @@ impl SocketFactoryBuilder {
     /// `LISTEN_PID`, when set, must be this process. When it is not set at all, `LISTEN_FDS` is
     /// obeyed (as listenfd and tokio-listener do), for `systemfd --no-pid` and the like;
     /// systemd itself always sets it. Not so in a process started by a handover's successor,
-    /// whose inherited variables were the successor's (see [`crate::handover`]).
+    /// whose inherited variables were the successor's (see [`crate::net::handover`]).
     pub fn systemd(mut self, name: Option<&str>) -> Self {
         self.spec.source = Source::Systemd(name.map(str::to_owned));
         self
@@ -799,7 +436,7 @@ impl SocketFactoryBuilder {
                 Ok(Err(failed)) => Err(failed),
                 // The factory stopped without a word: only a System shutting down does that.
                 Err(_) => Err(SocketFailed::new(
-                    crate::error::Failure::new(
+                    crate::desc::error::Failure::new(
                         crate::Operation::Socket,
                         std::io::Error::other("the factory stopped before its setup was over"),
                     ),
@@ -817,14 +454,15 @@ impl SocketFactoryBuilder {
     /// The factory drops the look-up when its deadline passes or it stops: see
     /// [`lookup_timeout`](Self::lookup_timeout). An IP literal is never looked up.
     pub fn resolver(mut self, resolver: impl crate::Resolve) -> Self {
-        self.spec.rare_mut().resolver =
-            Some(crate::lookup::Resolver(std::sync::Arc::new(resolver)));
+        self.spec.rare_mut().resolver = Some(crate::desc::resolver::Resolver(std::sync::Arc::new(
+            resolver,
+        )));
         self
     }
 
     /// How long a factory under an [`actix::Supervisor`] waits before setting up again after a
     /// failed setup: `first` after the first failure, doubling at each further one up to `max`
-    /// (default [`DEFAULT_RESTART_BACKOFF`], 100 ms to 5 s). Not in POE.
+    /// (default [`DEFAULT_RESTART_BACKOFF`](crate::DEFAULT_RESTART_BACKOFF), 100 ms to 5 s). Not in POE.
     ///
     /// This is what makes a supervised **client** a reconnecting client: a refused or timed-out
     /// connect stops the factory, the Supervisor makes it again, and each attempt waits longer.
@@ -838,7 +476,7 @@ impl SocketFactoryBuilder {
     }
 
     /// Bounds the look-up of the factory's names (host, service and protocol names together;
-    /// default [`DEFAULT_LOOKUP_TIMEOUT`], 10 s). A client's look-up also ends with its
+    /// default [`DEFAULT_LOOKUP_TIMEOUT`](crate::DEFAULT_LOOKUP_TIMEOUT), 10 s). A client's look-up also ends with its
     /// [`connect_timeout`](Self::connect_timeout), whichever comes first. Not in POE.
     ///
     /// # Errors
@@ -891,7 +529,7 @@ impl SocketFactoryBuilder {
     /// adopted socket that turns out not to be a listener ignores the setting.
     #[cfg(feature = "proxy-protocol")]
     #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
-    pub fn proxy_protocol(mut self, proxy: crate::proxy::ProxyProtocol) -> Self {
+    pub fn proxy_protocol(mut self, proxy: crate::net::proxy::ProxyProtocol) -> Self {
         self.spec.proxy = Some(proxy);
         self
     }
@@ -926,26 +564,5 @@ impl SocketFactory {
     /// A builder with POE's defaults: a stream server on any address, port 0.
     pub fn builder() -> SocketFactoryBuilder {
         SocketFactoryBuilder::new()
-    }
-}
-
-#[cfg(feature = "proxy-protocol")]
-impl Spec {
-    /// The PROXY protocol fits stream servers only.
-    pub(crate) fn check_proxy(&self) -> Result<(), ConfigError> {
-        let Some(proxy) = &self.proxy else {
-            return Ok(());
-        };
-        if self.socket_type != SocketType::Stream {
-            return Err(crate::proxy::unfit(
-                "a stream server setting, and this is a datagram factory",
-            ));
-        }
-        if self.remote_address.is_some() {
-            return Err(crate::proxy::unfit(
-                "a server setting, and this is a client factory",
-            ));
-        }
-        proxy.check()
     }
 }

@@ -22,10 +22,10 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{Instant, Sleep};
 
-use crate::error::{Failure, Operation};
-use crate::open::Opened;
-use crate::sys;
-use crate::unix::SocketFile;
+use crate::desc::error::{Failure, Operation};
+use crate::net::open::Opened;
+use crate::net::sys;
+use crate::net::unix::SocketFile;
 
 /// The shortest gap between two attempt starts: RFC 8305 §5, "a subsequent connection MUST NOT
 /// be started within 10 milliseconds of the previous attempt".
@@ -331,7 +331,7 @@ where
 fn log_failure(addr: &SockAddr, failure: &Failure) {
     log::debug!(
         "connect attempt to {} failed: {}: {}",
-        crate::addr::SocketAddress::from_sockaddr(addr),
+        crate::desc::addr::SocketAddress::from_sockaddr(addr),
         failure.operation,
         failure.error
     );

@@ -112,7 +112,7 @@ pub(crate) fn register(
 /// The credentials of the process at the other end of a UNIX stream: `SO_PEERCRED`, taken by
 /// the kernel at `connect`/`listen` time, so they cannot be forged by the peer afterwards.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::PeerCredentials> {
+pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::desc::addr::PeerCredentials> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -132,7 +132,7 @@ pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::P
     if rc == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(crate::messages::PeerCredentials {
+    Ok(crate::desc::addr::PeerCredentials {
         uid: cred.uid,
         gid: cred.gid,
         pid: (cred.pid > 0).then_some(cred.pid),
@@ -141,14 +141,14 @@ pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::P
 
 /// `getpeereid(3)` where `SO_PEERCRED` is missing: no process id.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::messages::PeerCredentials> {
+pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::desc::addr::PeerCredentials> {
     let mut uid = 0;
     let mut gid = 0;
     // SAFETY: getpeereid writes one uid and one gid into the two locals.
     if unsafe { libc::getpeereid(socket.as_raw_fd(), &mut uid, &mut gid) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(crate::messages::PeerCredentials {
+    Ok(crate::desc::addr::PeerCredentials {
         uid,
         gid,
         pid: None,
@@ -275,7 +275,7 @@ pub(crate) fn max_open_files() -> u64 {
     soft.min(i32::MAX as u64)
 }
 
-// ---- Handover (crate::handover): descriptors passed to a new process ----
+// ---- Handover (crate::net::handover): descriptors passed to a new process ----
 
 /// A pipe, both ends close-on-exec: the readiness channel of a handover.
 pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {

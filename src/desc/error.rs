@@ -82,14 +82,14 @@ pub enum ConfigError {
         /// The address as written.
         address: String,
         /// The factory's domain.
-        domain: crate::Domain,
+        domain: crate::desc::kind::Domain,
     },
     /// The protocol does not fit the socket type (e.g. UDP on a stream socket).
     ProtocolMismatch {
         /// The protocol number.
         protocol: i32,
         /// The socket type.
-        socket_type: crate::SocketType,
+        socket_type: crate::desc::kind::SocketType,
     },
     /// A name (host, path, service, protocol) is empty or holds a NUL byte.
     InvalidName {
@@ -144,7 +144,7 @@ pub enum ConfigError {
     /// An endpoint string given to [`bind`](crate::SocketFactoryBuilder::bind) or
     /// [`connect`](crate::SocketFactoryBuilder::connect) that does not parse: what is wrong and
     /// where.
-    InvalidEndpoint(crate::EndpointError),
+    InvalidEndpoint(crate::desc::endpoint::EndpointError),
 }
 
 impl fmt::Display for ConfigError {

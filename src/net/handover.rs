@@ -109,29 +109,20 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
 use std::time::Duration;
 
 use socket2::Socket;
 
-use crate::adopt;
-use crate::sys;
-
-/// The variable naming a handover's predecessor and readiness pipe: `PID:FD`, the predecessor's
-/// process id and the descriptor (after the sockets) the successor writes its readiness to.
-pub const HANDOVER_VAR: &str = "ACTIX_SOCKET_FACTORY_HANDOVER";
+use crate::net::adopt;
+use crate::net::inherit::{handed_over, handover_var, split_names, FIRST_FD, MAX_FDS};
+pub use crate::net::inherit::{is_successor, HANDOVER_VAR};
+use crate::net::sys;
 
 /// How long [`Starting::ready`] waits by default for the successor to call [`ready`].
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The byte a successor writes when it is ready.
 const READY_BYTE: u8 = b'R';
-
-/// The first descriptor of the sockets passed (SD_LISTEN_FDS_START).
-const FIRST_FD: RawFd = 3;
-
-/// More sockets than any handover passes: a larger `LISTEN_FDS` is not believed.
-const MAX_FDS: RawFd = 4096;
 
 /// How often the wait for readiness also asks whether the successor has exited (in case a
 /// process it started holds the pipe open after it died).
@@ -531,47 +522,6 @@ impl std::error::Error for HandoverError {
 
 // ---- The successor's side ----
 
-/// The predecessor's pid and the readiness descriptor, when this process is a handover's
-/// successor: the variable is set and names our parent.
-fn handover_var() -> Option<(u32, RawFd)> {
-    let value = std::env::var(HANDOVER_VAR).ok()?;
-    let (pid, fd) = value.trim().split_once(':')?;
-    let pid: u32 = pid.parse().ok()?;
-    let fd: RawFd = fd.parse().ok()?;
-    if pid != std::os::unix::process::parent_id() || !(FIRST_FD..=FIRST_FD + MAX_FDS).contains(&fd)
-    {
-        return None;
-    }
-    static CLOEXEC: Once = Once::new();
-    // Before anything else can start a process: the pipe is ours alone.
-    CLOEXEC.call_once(|| sys::cloexec_if_pipe(fd));
-    Some((pid, fd))
-}
-
-/// Whether this process was started by a handover ([`Successor::spawn`]) from its parent: the
-/// sockets in `LISTEN_FDS` are then vouched for by [`HANDOVER_VAR`] instead of `LISTEN_PID`.
-pub fn is_successor() -> bool {
-    handover_var().is_some()
-}
-
-pub(crate) fn handed_over() -> bool {
-    is_successor()
-}
-
-/// Splits `LISTEN_FDNAMES`; a handover's names are percent-decoded (systemd's are taken as
-/// they are).
-pub(crate) fn split_names(raw: &str, handed: bool) -> Vec<String> {
-    raw.split(':')
-        .map(|name| {
-            if handed {
-                decode_name(name)
-            } else {
-                name.to_owned()
-            }
-        })
-        .collect()
-}
-
 fn encode_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -582,11 +532,6 @@ fn encode_name(name: &str) -> String {
         }
     }
     out
-}
-
-fn decode_name(name: &str) -> String {
-    // An encoded `%` is always `%25`, so `%3A` can only be an encoded `:`; `%25` goes last.
-    name.replace("%3A", ":").replace("%25", "%")
 }
 
 /// The inherited sockets as (descriptor, name), from `LISTEN_FDS` and `LISTEN_FDNAMES`, when

@@ -3,9 +3,9 @@
 
 use socket2::{SockAddr, Socket};
 
-use crate::error::{Context, Failure, Operation};
-use crate::resolve::Plan;
-use crate::unix::{self, SocketFile};
+use crate::desc::error::{Context, Failure, Operation};
+use crate::net::resolve::Plan;
+use crate::net::unix::{self, SocketFile};
 
 /// A fresh socket, bound when the plan says so, and the socket file it made, if any.
 #[derive(Debug)]

@@ -16,24 +16,25 @@ use socket2::{SockAddr, Socket};
 use tokio::io::Interest;
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::accept::{AcceptEvent, Acceptor};
-use crate::addr::SocketAddress;
-use crate::adopt::{self, Source};
-use crate::builder::{Domain, Service, SocketType, Spec};
-use crate::connect;
-use crate::error::{Context as _, Failure, Operation};
-use crate::handover::{self, SharedSocket};
-use crate::messages::{
+use crate::actor::messages::{
     FactoryId, GetId, GetSockName, PauseAccept, Relinquish, ResumeAccept, SetEvents, ShareListener,
     SocketCreated, SocketFailed, StopFactory,
 };
-use crate::open::{self, Opened};
-use crate::options::Options;
-use crate::owner::{self, OwnerGone, Owners, Routes};
-use crate::resolve::{self, Plan, Role};
-use crate::stats::{Counters, FactoryStats, GetStats};
-use crate::sys;
-use crate::unix::SocketFile;
+use crate::actor::owner::{self, OwnerGone, Owners, Routes};
+use crate::actor::stats::{Counters, FactoryStats, GetStats};
+use crate::desc::addr::SocketAddress;
+use crate::desc::error::{Context as _, Failure, Operation};
+use crate::desc::kind::{Domain, SocketType};
+use crate::desc::options::Options;
+use crate::desc::spec::{Label, Role, Service, Source, Spec, DEFAULT_RESTART_BACKOFF};
+use crate::net::accept::{AcceptEvent, Acceptor};
+use crate::net::adopt;
+use crate::net::connect;
+use crate::net::handover::{self, SharedSocket};
+use crate::net::open::{self, Opened};
+use crate::net::resolve::{self, Plan};
+use crate::net::sys;
+use crate::net::unix::SocketFile;
 
 /// Accepts made in one poll of the accept loop before it yields to the Arbiter's other tasks.
 const ACCEPT_BUDGET: usize = 32;
@@ -95,7 +96,7 @@ const ACCEPT_BUDGET: usize = 32;
 pub struct SocketFactory {
     id: FactoryId,
     /// What the factory is for, in logs: its endpoint as described, then its local address.
-    name: Rc<str>,
+    name: Label,
     /// The description, kept only by factories a Supervisor may make again (those from
     /// `build()`); `start()` sets up from it at once and lets it go.
     spec: Option<Box<Spec>>,
@@ -160,7 +161,7 @@ struct Listening {
     looping: bool,
     /// PROXY protocol (issue 17): the settings and counters of a server that reads headers.
     #[cfg(feature = "proxy-protocol")]
-    proxy: Option<crate::proxy::Gatekeeper>,
+    proxy: Option<crate::net::proxy::Gatekeeper>,
 }
 
 /// A one-shot outcome waiting for its turn.
@@ -241,7 +242,7 @@ impl SocketFactory {
         }
         if factory.owners.is_empty() {
             // Nobody could ever receive an outcome: make nothing, hold nothing.
-            let error = crate::error::ConfigError::NoRecipient;
+            let error = crate::desc::error::ConfigError::NoRecipient;
             log::warn!(
                 "factory {} ({}): {error}; not started",
                 factory.id,
@@ -258,7 +259,7 @@ impl SocketFactory {
     fn new(spec: &Spec, routes: Routes) -> SocketFactory {
         SocketFactory {
             id: FactoryId::next(),
-            name: spec.describe().into(),
+            name: spec.label(),
             spec: None,
             owners: Owners::new(routes),
             state: State::Idle,
@@ -395,7 +396,7 @@ impl SocketFactory {
             .map(|addr| SocketAddress::from_sockaddr(&addr))
             .during(Operation::GetSockName)?;
         let listener = sys::register(socket, Interest::READABLE).during(Operation::Listen)?;
-        self.name = format!("{local}").into();
+        self.name = Label::Local(local.clone());
         log::debug!("factory {} ({}): listening", self.id, self.name);
         let max = service.max_outstanding.min(Semaphore::MAX_PERMITS);
         self.state = State::Listening(Box::new(Listening {
@@ -407,7 +408,7 @@ impl SocketFactory {
             exhausted: false,
             looping: true,
             #[cfg(feature = "proxy-protocol")]
-            proxy: service.proxy.map(crate::proxy::Gatekeeper::new),
+            proxy: service.proxy.map(crate::net::proxy::Gatekeeper::new),
         }));
         self.failed_starts = 0;
         self.answer_ready(Some(local));
@@ -474,7 +475,7 @@ impl SocketFactory {
         peer: Option<SocketAddress>,
         local: Option<SocketAddress>,
         (domain, socket_type): (Domain, SocketType),
-        permit: Option<crate::accept::Permit>,
+        permit: Option<crate::net::accept::Permit>,
     ) -> SocketCreated {
         let credentials = match (domain, socket_type) {
             (Domain::Unix, SocketType::Stream) => sys::peer_credentials(&socket)
@@ -773,10 +774,10 @@ const PROXY_HELD_RETRY: Duration = Duration::from_millis(20);
 /// A connection whose header a read task finished: back to the factory for delivery.
 #[cfg(feature = "proxy-protocol")]
 struct ProxyAdmitted {
-    admitted: crate::proxy::Admitted,
+    admitted: crate::net::proxy::Admitted,
     local: Option<SocketAddress>,
     kind: (Domain, SocketType),
-    permit: crate::accept::Permit,
+    permit: crate::net::accept::Permit,
 }
 
 #[cfg(feature = "proxy-protocol")]
@@ -805,15 +806,15 @@ impl SocketFactory {
     #[allow(clippy::too_many_arguments)]
     fn proxied(
         &mut self,
-        gate: &Rc<crate::proxy::Gate>,
+        gate: &Rc<crate::net::proxy::Gate>,
         socket: Socket,
         peer: Option<SocketAddress>,
         local: Option<SocketAddress>,
         kind: (Domain, SocketType),
-        permit: crate::accept::Permit,
+        permit: crate::net::accept::Permit,
         ctx: &mut Context<Self>,
     ) -> bool {
-        use crate::proxy::Screened;
+        use crate::net::proxy::Screened;
         match gate.screen(socket, peer) {
             Screened::Deliver(admitted) => self.admit(admitted, local, kind, permit, ctx),
             Screened::Dropped => true,
@@ -840,10 +841,10 @@ impl SocketFactory {
     /// Delivers a screened connection, while the factory still listens.
     fn admit(
         &mut self,
-        admitted: crate::proxy::Admitted,
+        admitted: crate::net::proxy::Admitted,
         local: Option<SocketAddress>,
         kind: (Domain, SocketType),
-        permit: crate::accept::Permit,
+        permit: crate::net::accept::Permit,
         ctx: &mut Context<Self>,
     ) -> bool {
         if !matches!(self.state, State::Listening(_)) {
@@ -858,7 +859,7 @@ impl SocketFactory {
             });
             return false;
         }
-        let crate::proxy::Admitted {
+        let crate::net::proxy::Admitted {
             socket,
             peer,
             header,
@@ -1006,9 +1007,7 @@ impl Actor for SocketFactory {
         let backoff = self
             .spec
             .as_ref()
-            .map_or(crate::builder::DEFAULT_RESTART_BACKOFF, |spec| {
-                spec.restart_backoff
-            });
+            .map_or(DEFAULT_RESTART_BACKOFF, |spec| spec.restart_backoff);
         match restart_delay(self.failed_starts, backoff) {
             None => self.setup_kept(ctx),
             Some(delay) => {
@@ -1248,7 +1247,7 @@ mod tests {
 
     #[test]
     fn restart_delay_grows_and_is_capped() {
-        let backoff = crate::builder::DEFAULT_RESTART_BACKOFF;
+        let backoff = DEFAULT_RESTART_BACKOFF;
         let (first, max) = backoff;
         assert_eq!(restart_delay(0, backoff), None);
         assert_eq!(restart_delay(1, backoff), Some(first));

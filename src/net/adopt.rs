@@ -4,27 +4,14 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use socket2::Socket;
 
-use crate::builder::{Domain, SocketType};
-use crate::error::{Context, Failure, Operation};
-use crate::resolve::Role;
-use crate::sys;
-
-/// Where a factory's socket comes from.
-#[derive(Debug, Clone, Default)]
-pub(crate) enum Source {
-    /// Made from the description: socket, bind, listen or connect.
-    #[default]
-    Describe,
-    /// Given by the caller. Kept whole so a Supervisor's restart can use it again; the factory
-    /// works on a duplicate.
-    Adopt(Arc<Socket>),
-    /// Inherited from systemd, by name (`LISTEN_FDNAMES`) or, without one, the first not taken.
-    Systemd(Option<String>),
-}
+use crate::desc::error::{Context, Failure, Operation};
+use crate::desc::kind::{Domain, SocketType};
+use crate::desc::spec::Role;
+use crate::net::sys;
 
 /// An adopted socket, checked and ready: what the factory does with it.
 #[derive(Debug)]
@@ -96,8 +83,8 @@ static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 /// that is not a count of descriptors this process can have is a clear error, never a loop.
 pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
-    // A predecessor's handover (crate::handover) sets no LISTEN_PID: its own variable vouches.
-    let handed = crate::handover::handed_over();
+    // A predecessor's handover (crate::net::handover) sets no LISTEN_PID: its own variable vouches.
+    let handed = crate::net::inherit::handed_over();
     let fds = std::env::var("LISTEN_FDS");
     if !handed {
         match std::env::var("LISTEN_PID") {
@@ -114,7 +101,7 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
                         .into(),
                 ))
             }
-            Err(_) if std::env::var_os(crate::handover::HANDOVER_VAR).is_some() => {
+            Err(_) if std::env::var_os(crate::net::inherit::HANDOVER_VAR).is_some() => {
                 // Started by a handover's successor: its variables were the successor's.
                 return Err(not_found(
                     "LISTEN_PID is not set and the handover variables here are another \
@@ -128,7 +115,7 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let fds = fds.map_err(|_| not_found("LISTEN_FDS is not set".into()))?;
     let count = listen_fds(&fds, sys::max_open_files())?;
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
-    let names = crate::handover::split_names(&names, handed);
+    let names = crate::net::inherit::split_names(&names, handed);
     let mut taken = TAKEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -150,7 +137,7 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// Whether the inherited descriptor `fd` was taken by a factory (crate::handover lists the rest).
+/// Whether the inherited descriptor `fd` was taken by a factory (crate::net::handover lists the rest).
 pub(crate) fn is_taken(fd: RawFd) -> bool {
     TAKEN
         .lock()
@@ -158,7 +145,7 @@ pub(crate) fn is_taken(fd: RawFd) -> bool {
         .contains(&fd)
 }
 
-/// Records `fd` as taken unless it already is; true when this call took it (crate::handover
+/// Records `fd` as taken unless it already is; true when this call took it (crate::net::handover
 /// closes unclaimed sockets this way, so no factory takes one afterwards).
 pub(crate) fn mark_taken(fd: RawFd) -> bool {
     let mut taken = TAKEN

@@ -39,7 +39,7 @@ pub struct FactoryStats {
     /// a server without [`proxy_protocol`](crate::SocketFactoryBuilder::proxy_protocol)).
     #[cfg(feature = "proxy-protocol")]
     #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
-    pub proxy: crate::proxy::ProxyStats,
+    pub proxy: crate::net::proxy::ProxyStats,
 }
 
 /// The counters a factory keeps.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message, WeakAddr, WeakRecipient};
 
-use crate::messages::{EventChange, SocketCreated, SocketFailed};
+use crate::actor::messages::{EventChange, SocketCreated, SocketFailed};
 
 /// An actor that takes both of a factory's messages. One address serves both routes: two
 /// `Recipient`s made from it would each carry their own boxed sender, and every idle factory
@@ -454,9 +454,9 @@ mod tests {
     use std::io;
 
     use super::*;
-    use crate::builder::{Domain, SocketType};
-    use crate::error::{Failure, Operation};
-    use crate::messages::FactoryId;
+    use crate::actor::messages::FactoryId;
+    use crate::desc::error::{Failure, Operation};
+    use crate::desc::kind::{Domain, SocketType};
     use crate::testing::{wait_until, Events};
 
     const LIMIT: Duration = Duration::from_secs(5);

@@ -2,7 +2,7 @@
 //! flag (`clap`), read and written as its string form.
 
 #[cfg(any(feature = "serde", feature = "clap"))]
-use crate::endpoint::Endpoint;
+use crate::desc::endpoint::Endpoint;
 
 #[cfg(feature = "serde")]
 mod serde_impls {

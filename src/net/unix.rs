@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use socket2::{SockAddr, Socket, Type};
 
-use crate::error::{Failure, Operation};
-use crate::sys;
+use crate::desc::error::{Failure, Operation};
+use crate::net::sys;
 
 /// Where a socket file lives: its directory, held open from before `bind`, and its name there.
 /// The file is found again through the directory, so a relative path still names the file that

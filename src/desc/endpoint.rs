@@ -8,11 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::addr::{Address, Port};
-use crate::builder::{Domain, SocketFactoryBuilder, SocketType};
-#[cfg(doc)]
-use crate::error::ConfigError;
-use crate::resolve::max_unix_path;
+use crate::desc::addr::max_unix_path;
+use crate::desc::addr::{Address, Port};
+use crate::desc::kind::{Domain, SocketType};
 
 /// The part of an endpoint string before the `:`: transport and, optionally, family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,7 +34,7 @@ pub enum Scheme {
     UnixDgram,
     /// `sd-listen`: a socket passed by systemd socket activation, the first one not taken, or
     /// with `sd-listen:NAME` the one of that `FileDescriptorName=`. The inherited socket decides
-    /// the domain and type (see [`SocketFactoryBuilder::systemd`]).
+    /// the domain and type (see [`SocketFactoryBuilder::systemd`](crate::SocketFactoryBuilder::systemd)).
     SdListen,
 }
 
@@ -113,8 +111,8 @@ impl fmt::Display for Scheme {
 /// transport, family and address in one string.
 ///
 /// Parse it with [`FromStr`]; [`Display`](fmt::Display) writes it back in a form that parses to
-/// the same value. Hand it to [`SocketFactoryBuilder::bind`] (a server, or a bound datagram
-/// socket) or [`SocketFactoryBuilder::connect`] (a client).
+/// the same value. Hand it to [`SocketFactoryBuilder::bind`](crate::SocketFactoryBuilder::bind) (a server, or a bound datagram
+/// socket) or [`SocketFactoryBuilder::connect`](crate::SocketFactoryBuilder::connect) (a client).
 ///
 /// # Syntax
 /// | form | meaning |
@@ -651,7 +649,7 @@ mod sealed {
     }
 }
 
-use sealed::Parts;
+pub(crate) use sealed::Parts;
 
 /// Anything that names a bind or remote address: an endpoint string (`&str`, `String`: any
 /// form [`Endpoint`] parses, such as `"127.0.0.1:8080"`, `"[::1]:0"`, `"localhost:http"`,
@@ -659,9 +657,9 @@ use sealed::Parts;
 /// (v4 or v6), an `(IpAddr, u16)` (or `Ipv4Addr`/`Ipv6Addr`), a `(&str, u16)` or
 /// `(String, u16)` host and port, or a UNIX socket path (`&Path`, `PathBuf`).
 ///
-/// Taken by [`SocketFactoryBuilder::bind`] and [`SocketFactoryBuilder::connect`]. A string that
+/// Taken by [`SocketFactoryBuilder::bind`](crate::SocketFactoryBuilder::bind) and [`SocketFactoryBuilder::connect`](crate::SocketFactoryBuilder::connect). A string that
 /// does not parse is kept as a [`ConfigError::InvalidEndpoint`](crate::ConfigError::InvalidEndpoint):
-/// [`build`](SocketFactoryBuilder::build) returns it and [`start`](SocketFactoryBuilder::start)
+/// [`build`](crate::SocketFactoryBuilder::build) returns it and [`start`](crate::SocketFactoryBuilder::start)
 /// reports it as a `SocketFailed` "config", as for any other bad description. Parse it into an
 /// [`Endpoint`] yourself to see the error where the string is written.
 ///
@@ -812,125 +810,6 @@ impl ToEndpoint for PathBuf {
     }
 }
 
-/// Addresses as one value: [`Endpoint`]s and the other [`ToEndpoint`] inputs.
-impl SocketFactoryBuilder {
-    /// The local address and port in one value. POE: `BindAddress` and `BindPort`; from an
-    /// [`Endpoint`] also `SocketType`, and `SocketDomain` when its scheme fixes one (`tcp6`,
-    /// `unix`, ...).
-    ///
-    /// Without [`connect`](Self::connect) the factory is a server (stream) or a bound socket
-    /// (datagram). A string that does not parse is a [`ConfigError::InvalidEndpoint`]
-    /// (see [`ToEndpoint`]).
-    ///
-    /// ```
-    /// # use actix_socket_factory::{Endpoint, GetSockName, SocketFactory};
-    /// # use actix_socket_factory::testing::Events;
-    /// # #[actix::main] async fn main() {
-    /// # let events = Events::start();
-    /// let server = events.builder().bind("127.0.0.1:0").start();
-    /// let local = server.send(GetSockName).await.unwrap().unwrap();
-    /// assert_ne!(local.port(), Some(0));
-    ///
-    /// // Or whatever address the caller already has:
-    /// let endpoint: Endpoint = "udp://[::1]:0".parse().unwrap();
-    /// let _datagram = SocketFactory::builder().bind(endpoint);
-    /// let _same = SocketFactory::builder().bind(("127.0.0.1", 0));
-    /// # }
-    /// ```
-    ///
-    /// An `sd-listen` endpoint takes the socket from systemd instead, as
-    /// [`systemd`](Self::systemd) does.
-    pub fn bind(self, local: impl ToEndpoint) -> Self {
-        let parts = match local.to_parts() {
-            Ok(parts) => parts,
-            Err(error) => return self.place(Err(error), Self::bind_address, Self::bind_port),
-        };
-        let scope_id = parts.scope_id;
-        let mut builder = self.place(Ok(parts), Self::bind_address, Self::bind_port);
-        if scope_id != 0 || builder.spec.rare.is_some() {
-            builder.spec.rare_mut().bind_scope_id = scope_id;
-        }
-        builder
-    }
-
-    /// The remote address and port in one value; makes the factory a client. POE:
-    /// `RemoteAddress` and `RemotePort`; from an [`Endpoint`] also `SocketType`, and
-    /// `SocketDomain` when its scheme fixes one.
-    ///
-    /// ```
-    /// # use actix_socket_factory::{Endpoint, SocketFactory};
-    /// let _client = SocketFactory::builder().connect("localhost:80");
-    /// let endpoint: Endpoint = "tcp://localhost:http".parse().unwrap();
-    /// let _also = SocketFactory::builder().connect(endpoint);
-    /// let _again = SocketFactory::builder().connect(std::net::SocketAddr::from(([127, 0, 0, 1], 80)));
-    /// ```
-    ///
-    /// An `sd-listen` endpoint names no remote: it takes the socket from systemd, as
-    /// [`bind`](Self::bind) does.
-    pub fn connect(self, remote: impl ToEndpoint) -> Self {
-        let parts = match remote.to_parts() {
-            Ok(parts) => parts,
-            Err(error) => {
-                return self.place(Err(error), Self::remote_address, Self::remote_port);
-            }
-        };
-        if let (Address::Ip(IpAddr::V6(ip)), Some(Port::Number(port)), scope @ 1..) =
-            (&parts.address, &parts.port, parts.scope_id)
-        {
-            // A zone only a whole SocketAddrV6 carries: as remote_addresses keeps it.
-            let addr = SocketAddrV6::new(*ip, *port, 0, scope);
-            return self
-                .remote_addresses([SocketAddr::V6(addr)])
-                .apply(parts.domain, parts.socket_type);
-        }
-        self.place(Ok(parts), Self::remote_address, Self::remote_port)
-    }
-
-    /// Sets an address and port with the given setters (bind or remote), and the domain and
-    /// type the input fixes; an `sd-listen` endpoint turns into [`systemd`](Self::systemd).
-    fn place(
-        mut self,
-        parts: Result<Parts, EndpointError>,
-        set_address: fn(Self, Address) -> Self,
-        set_port: fn(Self, Port) -> Self,
-    ) -> Self {
-        let parts = match parts {
-            Ok(parts) => parts,
-            Err(error) => {
-                // Kept for build() and start() to report; the first bad string wins.
-                self.spec.endpoint_error.get_or_insert(error);
-                return self;
-            }
-        };
-        let Parts {
-            address,
-            port,
-            domain,
-            socket_type,
-            systemd,
-            ..
-        } = parts;
-        if let Some(name) = systemd {
-            return self.systemd(name.as_deref());
-        }
-        let mut builder = set_address(self, address);
-        if let Some(port) = port {
-            builder = set_port(builder, port);
-        }
-        builder.apply(domain, socket_type)
-    }
-
-    fn apply(mut self, domain: Option<Domain>, socket_type: Option<SocketType>) -> Self {
-        if let Some(domain) = domain {
-            self = self.domain(domain);
-        }
-        if let Some(socket_type) = socket_type {
-            self = self.socket_type(socket_type);
-        }
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1066,33 +945,6 @@ mod tests {
     }
 
     #[test]
-    fn strings_are_endpoints_and_bad_ones_config_errors() {
-        let b = SocketFactoryBuilder::new().bind("[::1]:0");
-        assert_eq!(
-            b.spec.bind_address,
-            Some(Address::Ip(Ipv6Addr::LOCALHOST.into()))
-        );
-        assert_eq!(b.spec.domain, None);
-        let b = SocketFactoryBuilder::new().connect(String::from("udp://127.0.0.1:53"));
-        assert_eq!(b.spec.socket_type, SocketType::Datagram);
-        assert_eq!(b.spec.remote_port, Some(Port::Number(53)));
-        let path = String::from("/tmp/x.sock");
-        let b = SocketFactoryBuilder::new().bind(&path);
-        assert_eq!(b.spec.domain, Some(Domain::Unix));
-
-        let error = SocketFactoryBuilder::new()
-            .bind("127.0.0.1:http:x")
-            .bind("127.0.0.1:0")
-            .build()
-            .unwrap_err();
-        let crate::ConfigError::InvalidEndpoint(inner) = &error else {
-            panic!("{error:?}");
-        };
-        assert_eq!(inner.input(), "127.0.0.1:http:x");
-        assert!(error.to_string().starts_with("invalid endpoint"), "{error}");
-    }
-
-    #[test]
     fn errors_say_what_and_where() {
         assert_eq!(fail(""), (0, K::Empty));
         assert_eq!(fail("garbage"), (0, K::MissingScheme));
@@ -1153,29 +1005,5 @@ mod tests {
                 }
             )
         );
-    }
-
-    #[test]
-    fn endpoint_sets_type_and_fixed_domain() {
-        let b = SocketFactoryBuilder::new().bind(parse("udp6://[::1]:0"));
-        assert_eq!(b.spec.socket_type, SocketType::Datagram);
-        assert_eq!(b.spec.domain, Some(Domain::Inet6));
-        assert_eq!(b.spec.bind_port, Some(Port::Number(0)));
-
-        // A plain address leaves the type and the domain as they were set.
-        let b = SocketFactoryBuilder::new()
-            .socket_type(SocketType::Datagram)
-            .domain(Domain::Inet6)
-            .connect(("localhost", 53));
-        assert_eq!(b.spec.socket_type, SocketType::Datagram);
-        assert_eq!(b.spec.domain, Some(Domain::Inet6));
-        assert_eq!(
-            b.spec.remote_address,
-            Some(Address::Host("localhost".into()))
-        );
-
-        let b = SocketFactoryBuilder::new().bind(Path::new("/tmp/x.sock"));
-        assert_eq!(b.spec.domain, Some(Domain::Unix));
-        assert_eq!(b.spec.bind_port, None);
     }
 }

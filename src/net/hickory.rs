@@ -14,7 +14,7 @@ use hickory_resolver::TokioResolver;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::lookup::{Resolve, Resolving};
+use crate::desc::resolver::{Resolve, Resolving};
 
 /// An async DNS resolver for factories: [hickory-resolver](https://docs.rs/hickory-resolver)'s
 /// `TokioResolver` behind [`Resolve`] (feature `hickory`).

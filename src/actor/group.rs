@@ -9,13 +9,13 @@ use std::io;
 
 use actix::prelude::*;
 
-use crate::addr::{Address, Port, SocketAddress};
-use crate::builder::SocketFactoryBuilder;
-use crate::factory::SocketFactory;
-use crate::handover::SharedSocket;
-use crate::messages::{
+use crate::actor::builder::SocketFactoryBuilder;
+use crate::actor::factory::SocketFactory;
+use crate::actor::messages::{
     GetSockName, PauseAccept, Relinquish, ResumeAccept, ShareListener, StopFactory,
 };
+use crate::desc::addr::{Address, Port, SocketAddress};
+use crate::net::handover::SharedSocket;
 
 /// Servers on one address, one per Arbiter, sharing the port through `SO_REUSEPORT`.
 ///
@@ -116,7 +116,7 @@ impl FactoryGroup {
     /// A duplicate of every member's listener, in member order, all named `name` (else the
     /// group's address): a successor's group takes them in that order with
     /// [`systemd(Some(name))`](SocketFactoryBuilder::systemd) on each member. See
-    /// [`crate::handover`].
+    /// [`crate::net::handover`].
     ///
     /// # Errors
     /// The first member that cannot share (see [`ShareListener`]).

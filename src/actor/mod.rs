@@ -1,0 +1,11 @@
+//! The top layer: the [`SocketFactory`](factory::SocketFactory) actor, its builder, its messages
+//! and where they go (`owner`), groups of factories, live counters and the shutdown helpers.
+//! It drives the mechanisms below; nothing below imports it.
+
+pub(crate) mod builder;
+pub(crate) mod factory;
+pub(crate) mod group;
+pub(crate) mod messages;
+pub(crate) mod owner;
+pub(crate) mod shutdown;
+pub(crate) mod stats;

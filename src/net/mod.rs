@@ -1,0 +1,23 @@
+//! The middle layer: the socket mechanisms. Opening and binding (`open`), accepting (`accept`),
+//! connecting with address racing (`connect`), the UNIX socket file (`unix`), socket options
+//! (`options`), sockets made elsewhere (`adopt`, `handover`), name look-ups (`resolve`,
+//! `lookup`, `netdb`, `hickory`), the PROXY protocol (`proxy`), and `sys`, which holds every
+//! `unsafe` system call of the crate. These modules import the description layer and each
+//! other, never the actor.
+
+pub(crate) mod accept;
+pub(crate) mod adopt;
+pub(crate) mod connect;
+pub mod handover;
+#[cfg(feature = "hickory")]
+pub(crate) mod hickory;
+pub(crate) mod inherit;
+pub(crate) mod lookup;
+pub(crate) mod netdb;
+pub(crate) mod open;
+#[cfg(feature = "proxy-protocol")]
+pub(crate) mod proxy;
+pub(crate) mod resolve;
+pub(crate) mod sockopt;
+pub(crate) mod sys;
+pub(crate) mod unix;
