@@ -133,10 +133,12 @@
 #[cfg(not(unix))]
 compile_error!("actix-socket-factory supports Unix-like systems only");
 
-// The layers, bottom to top; each imports only those below it (see ARCHITECTURE.md).
+// The layers, from the bottom: `desc` (values), `sys` (every raw system call and `unsafe`),
+// `net` (socket mechanisms), `actor`; each imports only those below it (ARCHITECTURE.md).
 mod actor;
 mod desc;
 mod net;
+mod sys;
 
 pub use net::handover;
 pub mod testing;

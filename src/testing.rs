@@ -421,7 +421,7 @@ pub fn created_unix_pair(
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let socket = Socket::from(ours);
     socket.set_nonblocking(true)?;
-    let credentials = crate::net::sys::peer_credentials(&socket).ok();
+    let credentials = crate::sys::peer_credentials(&socket).ok();
     let created = created(socket, None, credentials, Domain::Unix, id);
     Ok((created, theirs))
 }

@@ -525,7 +525,7 @@ fn child_stop_during_lookup() {
             return child::skip(&format!("cannot replace /etc/{name} ({reason})"));
         }
     }
-    let _dns = Responder::start(
+    let dns = Responder::start(
         (Ipv4Addr::LOCALHOST, 53).into(),
         vec![Record {
             name: "slow.test".into(),
@@ -540,7 +540,15 @@ fn child_stop_during_lookup() {
         let mut events = Events::start();
         let client = events.builder().connect(("slow.test", 9)).start();
         let server = events.builder().bind(("slow.test", 0)).start();
-        tokio::time::sleep(Duration::from_millis(50)).await; // both look-ups under way
+        // Both look-ups under way: the resolver has been asked.
+        assert!(
+            wait_until(LIMIT, || dns
+                .questions()
+                .iter()
+                .any(|q| q.contains("slow.test")))
+            .await,
+            "the look-up never reached the resolver"
+        );
         let asked = Instant::now();
         client.do_send(StopFactory);
         server.do_send(StopFactory);

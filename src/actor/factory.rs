@@ -33,8 +33,8 @@ use crate::net::connect;
 use crate::net::handover::{self, SharedSocket};
 use crate::net::open::{self, Opened};
 use crate::net::resolve::{self, Plan};
-use crate::net::sys;
 use crate::net::unix::SocketFile;
+use crate::sys;
 
 /// Accepts made in one poll of the accept loop before it yields to the Arbiter's other tasks.
 const ACCEPT_BUDGET: usize = 32;
@@ -530,15 +530,22 @@ impl SocketFactory {
         if self.gated {
             return false;
         }
-        let State::Holding(outcome) = &self.state else {
-            return true;
+        let waits = match &self.state {
+            State::Holding(outcome) => {
+                // Success disabled: keep the socket until SetEvents gives a recipient.
+                matches!(**outcome, Outcome::Created { .. }) && !self.owners.has_success()
+            }
+            _ => return true,
         };
-        if matches!(**outcome, Outcome::Created { .. }) && !self.owners.has_success() {
-            // Success disabled: keep the socket until SetEvents gives a recipient.
+        if waits {
             return false;
         }
-        let State::Holding(outcome) = std::mem::replace(&mut self.state, State::Idle) else {
-            unreachable!("matched above");
+        let outcome = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Holding(outcome) => outcome,
+            other => {
+                self.state = other;
+                return true;
+            }
         };
         match *outcome {
             Outcome::Created { created, file } => self.hand_over(created, file, ctx),

@@ -18,7 +18,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
 use crate::desc::spec::Pacing;
-use crate::net::sys;
+use crate::sys;
 
 /// What the accept loop produces.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use socket2::Socket;
 use crate::desc::error::{Context, Failure, Operation};
 use crate::desc::kind::{Domain, SocketType};
 use crate::desc::spec::Role;
-use crate::net::sys;
+use crate::sys;
 
 /// An adopted socket, checked and ready: what the factory does with it.
 #[derive(Debug)]

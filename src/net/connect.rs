@@ -24,8 +24,8 @@ use tokio::time::{Instant, Sleep};
 
 use crate::desc::error::{Failure, Operation};
 use crate::net::open::Opened;
-use crate::net::sys;
 use crate::net::unix::SocketFile;
+use crate::sys;
 
 /// The shortest gap between two attempt starts: RFC 8305 §5, "a subsequent connection MUST NOT
 /// be started within 10 milliseconds of the previous attempt".

@@ -116,7 +116,7 @@ use socket2::Socket;
 use crate::net::adopt;
 use crate::net::inherit::{handed_over, handover_var, split_names, FIRST_FD, MAX_FDS};
 pub use crate::net::inherit::{is_successor, HANDOVER_VAR};
-use crate::net::sys;
+use crate::sys;
 
 /// How long [`Starting::ready`] waits by default for the successor to call [`ready`].
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -357,7 +357,13 @@ impl Starting {
     pub async fn ready(mut self) -> Result<Child, HandoverError> {
         let pid = self.id();
         let outcome = self.wait().await;
-        let mut child = self.child.take().expect("the child is held until now");
+        // Held from spawn until here (`ready` takes `self`): a missing one is reported, not a panic.
+        let Some(mut child) = self.child.take() else {
+            return Err(HandoverError::Io {
+                pid,
+                error: io::Error::other("the successor was already given up"),
+            });
+        };
         match outcome {
             Ok(()) => {
                 log::debug!("handover: successor {pid} is ready");
@@ -387,9 +393,17 @@ impl Starting {
 
     async fn wait(&mut self) -> Result<(), Waited> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let fd = self.ready.take().expect("the pipe is held until now");
+        let Some(fd) = self.ready.take() else {
+            return Err(Waited::Io(io::Error::other(
+                "the readiness pipe was already used",
+            )));
+        };
         let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(Waited::Io)?;
-        let child = self.child.as_mut().expect("the child is held until now");
+        let Some(child) = self.child.as_mut() else {
+            return Err(Waited::Io(io::Error::other(
+                "the successor was already given up",
+            )));
+        };
         let mut poll = tokio::time::interval(EXIT_POLL);
         loop {
             tokio::select! {

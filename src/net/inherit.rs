@@ -5,7 +5,7 @@
 use std::os::fd::RawFd;
 use std::sync::Once;
 
-use crate::net::sys;
+use crate::sys;
 
 /// The variable naming a handover's predecessor and readiness pipe: `PID:FD`, the predecessor's
 /// process id and the descriptor (after the sockets) the successor writes its readiness to.

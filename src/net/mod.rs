@@ -1,9 +1,9 @@
 //! The middle layer: the socket mechanisms. Opening and binding (`open`), accepting (`accept`),
 //! connecting with address racing (`connect`), the UNIX socket file (`unix`), socket options
 //! (`options`), sockets made elsewhere (`adopt`, `handover`), name look-ups (`resolve`,
-//! `lookup`, `netdb`, `hickory`), the PROXY protocol (`proxy`), and `sys`, which holds every
-//! `unsafe` system call of the crate. These modules import the description layer and each
-//! other, never the actor.
+//! `lookup`, `netdb`, `hickory`), the PROXY protocol (`proxy`). Their raw system calls are in
+//! `crate::sys`, which holds every `unsafe` of the crate. These modules import the description
+//! layer, `sys` and each other, never the actor.
 
 pub(crate) mod accept;
 pub(crate) mod adopt;
@@ -19,5 +19,4 @@ pub(crate) mod open;
 pub(crate) mod proxy;
 pub(crate) mod resolve;
 pub(crate) mod sockopt;
-pub(crate) mod sys;
 pub(crate) mod unix;

@@ -49,7 +49,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::desc::addr::SocketAddress;
-use crate::net::sys;
+use crate::sys;
 
 pub use crate::desc::proxy::*;
 use crate::desc::proxy::{FIRST_PEEK, V1_MAX_LEN, V1_PREFIX, V2_FIXED_LEN, V2_SIGNATURE};

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use socket2::{SockAddr, Socket, Type};
 
 use crate::desc::error::{Failure, Operation};
-use crate::net::sys;
+use crate::sys;
 
 /// Where a socket file lives: its directory, held open from before `bind`, and its name there.
 /// The file is found again through the directory, so a relative path still names the file that
