@@ -17,8 +17,8 @@ use tokio::io::Interest;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::actor::messages::{
-    FactoryId, GetId, GetSockName, PauseAccept, Relinquish, ResumeAccept, SetEvents, ShareListener,
-    SocketCreated, SocketFailed, StopFactory,
+    FactoryId, GetId, GetSockName, PauseAccept, ResumeAccept, SetEvents, SocketCreated,
+    SocketFailed, StopFactory,
 };
 use crate::actor::owner::{self, OwnerGone, Owners, Routes};
 use crate::actor::stats::{Counters, FactoryStats, GetStats};
@@ -27,14 +27,20 @@ use crate::desc::error::{Context as _, Failure, Operation};
 use crate::desc::kind::{Domain, SocketType};
 use crate::desc::options::Options;
 use crate::desc::spec::{Label, Role, Service, Source, Spec, DEFAULT_RESTART_BACKOFF};
-use crate::net::accept::{AcceptEvent, Acceptor};
+use crate::net::accept::Acceptor;
 use crate::net::adopt;
 use crate::net::connect;
-use crate::net::handover::{self, SharedSocket};
 use crate::net::open::{self, Opened};
 use crate::net::resolve::{self, Plan};
 use crate::net::unix::SocketFile;
 use crate::sys;
+
+mod accepting;
+#[cfg(feature = "proxy-protocol")]
+mod admission;
+mod handover;
+
+use accepting::{wants_clients, AcceptLoop};
 
 /// Accepts made in one poll of the accept loop before it yields to the Arbiter's other tasks.
 const ACCEPT_BUDGET: usize = 32;
@@ -690,254 +696,6 @@ impl SocketFactory {
         }
         self.answer_waiters(|| Err(not_bound()));
     }
-
-    // ----- Accepting --------------------------------------------------------------------------
-
-    /// Handles one event of the accept loop; false: take no more clients in this turn.
-    fn on_accept(&mut self, event: AcceptEvent, ctx: &mut Context<Self>) -> bool {
-        let State::Listening(listening) = &mut self.state else {
-            return false;
-        };
-        match event {
-            AcceptEvent::Accepted {
-                socket,
-                peer,
-                permit,
-            } => {
-                if listening.exhausted {
-                    listening.exhausted = false;
-                    log::debug!(
-                        "factory {} ({}): accepting again after back-off",
-                        self.id,
-                        self.name
-                    );
-                }
-                self.counters.accepted += 1;
-                let (domain, socket_type) = listening.kind;
-                if let Err(failure) = listening
-                    .options
-                    .apply_accepted(&socket, domain.to_socket2())
-                {
-                    // Delivering it would break the promise of the options asked for: drop
-                    // this socket, say why, keep accepting.
-                    self.report(failure);
-                    return true;
-                }
-                // accept(2) gives no useful address for UNIX clients (POE leaves it undef).
-                let peer = match domain {
-                    Domain::Unix => None,
-                    _ => peer.as_socket().map(SocketAddress::Inet),
-                };
-                let local = Some(listening.local.clone());
-                // PROXY protocol (issue 17): the header is read beside the accept loop.
-                #[cfg(feature = "proxy-protocol")]
-                if let Some(gate) = listening.proxy.as_ref().map(|k| Rc::clone(k.gate())) {
-                    let kind = (domain, socket_type);
-                    return self.proxied(&gate, socket, peer, local, kind, permit, ctx);
-                }
-                let created =
-                    self.created(socket, peer, local, (domain, socket_type), Some(permit));
-                match self.owners.deliver(created) {
-                    Ok(()) => {
-                        self.counters.delivered += 1;
-                        true
-                    }
-                    // The socket drops here: nobody can take it.
-                    Err(_undelivered) => {
-                        self.stop_if_owner_gone(ctx);
-                        false
-                    }
-                }
-            }
-            AcceptEvent::Exhausted(error) => {
-                listening.exhausted = true;
-                self.counters.backoff_episodes += 1;
-                log::warn!(
-                    "factory {} ({}): accept: {error}; backing off until descriptors are free",
-                    self.id,
-                    self.name
-                );
-                self.report(Failure::new(Operation::Accept, error));
-                true
-            }
-            AcceptEvent::Fatal(error) => {
-                listening.looping = false;
-                self.release(ctx);
-                self.fail(Failure::new(Operation::Accept, error), ctx);
-                false
-            }
-        }
-    }
-}
-
-/// PROXY protocol (issue 17): an accepted connection goes through the gate, and is delivered
-/// when its header is read (or it needs none). The permit goes with the read, so headers in
-/// flight count against `max_outstanding`; a read still running when the factory stops is
-/// cancelled with the actor's futures, and one that ends after the listener is gone delivers
-/// nothing.
-#[cfg(feature = "proxy-protocol")]
-const PROXY_HELD_RETRY: Duration = Duration::from_millis(20);
-
-/// A connection whose header a read task finished: back to the factory for delivery.
-#[cfg(feature = "proxy-protocol")]
-struct ProxyAdmitted {
-    admitted: crate::net::proxy::Admitted,
-    local: Option<SocketAddress>,
-    kind: (Domain, SocketType),
-    permit: crate::net::accept::Permit,
-}
-
-#[cfg(feature = "proxy-protocol")]
-impl Message for ProxyAdmitted {
-    type Result = ();
-}
-
-#[cfg(feature = "proxy-protocol")]
-impl Handler<ProxyAdmitted> for SocketFactory {
-    type Result = ();
-
-    fn handle(&mut self, message: ProxyAdmitted, ctx: &mut Context<Self>) {
-        let ProxyAdmitted {
-            admitted,
-            local,
-            kind,
-            permit,
-        } = message;
-        self.admit(admitted, local, kind, permit, ctx);
-    }
-}
-
-#[cfg(feature = "proxy-protocol")]
-impl SocketFactory {
-    /// Screens one accepted connection; false: take no more clients in this turn.
-    #[allow(clippy::too_many_arguments)]
-    fn proxied(
-        &mut self,
-        gate: &Rc<crate::net::proxy::Gate>,
-        socket: Socket,
-        peer: Option<SocketAddress>,
-        local: Option<SocketAddress>,
-        kind: (Domain, SocketType),
-        permit: crate::net::accept::Permit,
-        ctx: &mut Context<Self>,
-    ) -> bool {
-        use crate::net::proxy::Screened;
-        match gate.screen(socket, peer) {
-            Screened::Deliver(admitted) => self.admit(admitted, local, kind, permit, ctx),
-            Screened::Dropped => true,
-            Screened::Read(read) => {
-                // Its own task, not a context future: actix polls all of a context's futures
-                // at each wake-up, a task wakes for its own socket only. Back by message.
-                let factory = ctx.address().downgrade();
-                actix::spawn(async move {
-                    let Some(admitted) = read.await else { return };
-                    if let Some(factory) = factory.upgrade() {
-                        factory.do_send(ProxyAdmitted {
-                            admitted,
-                            local,
-                            kind,
-                            permit,
-                        });
-                    }
-                });
-                true
-            }
-        }
-    }
-
-    /// Delivers a screened connection, while the factory still listens.
-    fn admit(
-        &mut self,
-        admitted: crate::net::proxy::Admitted,
-        local: Option<SocketAddress>,
-        kind: (Domain, SocketType),
-        permit: crate::net::accept::Permit,
-        ctx: &mut Context<Self>,
-    ) -> bool {
-        if !matches!(self.state, State::Listening(_)) {
-            return false;
-        }
-        if !self.owners.has_success() {
-            // Success disabled by SetEvents while the header was read: keep the connection, as
-            // the listen queue keeps the clients not accepted yet, and look again shortly (the
-            // permit stays held, so at most max_outstanding wait; a stop cancels the wait).
-            ctx.run_later(PROXY_HELD_RETRY, move |act, ctx| {
-                act.admit(admitted, local, kind, permit, ctx);
-            });
-            return false;
-        }
-        let crate::net::proxy::Admitted {
-            socket,
-            peer,
-            header,
-        } = admitted;
-        let mut created = self.created(socket, peer, local, kind, Some(permit));
-        created.proxy_header = header;
-        match self.owners.deliver(created) {
-            Ok(()) => {
-                self.counters.delivered += 1;
-                true
-            }
-            Err(_undelivered) => {
-                self.stop_if_owner_gone(ctx);
-                false
-            }
-        }
-    }
-}
-
-/// Not paused, not gated, and a success route that has not been found gone. Whether its actor
-/// is alive is learnt at delivery (one upgrade of a weak address per socket, not one per poll
-/// as well).
-fn wants_clients(factory: &SocketFactory) -> bool {
-    !factory.paused && !factory.gated && factory.owners.can_deliver()
-}
-
-/// The accept loop as an actor future: events go straight to [`SocketFactory::on_accept`].
-///
-/// It holds nothing (so spawning it allocates nothing): the acceptor lives in the factory's
-/// `Listening` state and every poll reads it. Pausing therefore needs no cancelling and resuming
-/// no respawning: actix polls a context's futures after every message it handles, so the loop
-/// sees each change at once, and while it should not accept it simply registers no interest.
-struct AcceptLoop;
-
-impl ActorFuture<SocketFactory> for AcceptLoop {
-    type Output = ();
-
-    fn poll(
-        self: Pin<&mut Self>,
-        act: &mut SocketFactory,
-        ctx: &mut Context<SocketFactory>,
-        task: &mut TaskContext<'_>,
-    ) -> Poll<()> {
-        for _ in 0..ACCEPT_BUDGET {
-            let wants = wants_clients(act);
-            let State::Listening(listening) = &mut act.state else {
-                return Poll::Ready(());
-            };
-            if !listening.looping {
-                return Poll::Ready(());
-            }
-            if !wants {
-                return Poll::Pending;
-            }
-            match listening.acceptor.poll_event(task) {
-                Poll::Ready(Some(event)) => {
-                    if !act.on_accept(event, ctx) {
-                        return Poll::Pending;
-                    }
-                }
-                Poll::Ready(None) => {
-                    listening.looping = false;
-                    return Poll::Ready(());
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        // Budget spent with clients still queued: let the Arbiter's other tasks run first.
-        task.waker().wake_by_ref();
-        Poll::Pending
-    }
 }
 
 /// Delivers a held one-shot outcome from the actor's own turn. Like the accept loop it holds
@@ -1183,60 +941,6 @@ impl Handler<GetStats> for SocketFactory {
                 .map(|keeper| keeper.gate().stats())
                 .unwrap_or_default(),
         })
-    }
-}
-
-// ---- Handover (issue 18): share the listener with a new process, then give it up ----
-
-impl Handler<ShareListener> for SocketFactory {
-    type Result = io::Result<SharedSocket>;
-
-    fn handle(&mut self, share: ShareListener, _: &mut Context<Self>) -> Self::Result {
-        let State::Listening(listening) = &self.state else {
-            return Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                format!(
-                    "the factory does not listen ({}): nothing to share",
-                    self.state.label()
-                ),
-            ));
-        };
-        let listener = listening.acceptor.listener();
-        let name = match share.name {
-            Some(name) => name,
-            None => handover::address_name(listener)?,
-        };
-        log::debug!(
-            "factory {} ({}): sharing its listener as {name:?}",
-            self.id,
-            self.name
-        );
-        SharedSocket::new(name, listener.try_clone()?)
-    }
-}
-
-impl Handler<Relinquish> for SocketFactory {
-    type Result = ();
-
-    fn handle(&mut self, _: Relinquish, ctx: &mut Context<Self>) {
-        log::info!(
-            "factory {} ({}): socket handed over; stopping",
-            self.id,
-            self.name
-        );
-        // The successor serves on the UNIX socket file: forget it, never remove it.
-        match std::mem::replace(&mut self.state, State::Idle) {
-            State::Listening(mut listening) => {
-                if let Some(file) = listening._file.take() {
-                    file.disown();
-                }
-            }
-            State::Keeping { _file, .. } => _file.disown(),
-            other => self.state = other,
-        }
-        // A kept adopted socket would hold the listener open here; nothing sets up again.
-        self.spec = None;
-        self.retire(ctx);
     }
 }
 
