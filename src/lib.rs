@@ -173,10 +173,13 @@ pub use hickory_resolver;
 pub use net::hickory::HickoryResolver;
 pub use net::lookup::SystemResolver;
 #[cfg(feature = "proxy-protocol")]
+#[allow(deprecated)]
+pub use net::proxy::Untrusted;
+#[cfg(feature = "proxy-protocol")]
 pub use net::proxy::{
-    InvalidNetwork, IpNetwork, ProxyCommand, ProxyHeader, ProxyMode, ProxyProtocol, ProxyStats,
-    ProxyTransport, ProxyVersion, ProxyVersions, Tlv, Untrusted, DEFAULT_PROXY_HEADER_TIMEOUT,
-    DEFAULT_PROXY_MAX_HEADER_LEN,
+    InvalidNetwork, IpNetwork, ProxyCommand, ProxyHeader, ProxyMode, ProxyPolicy, ProxyProtocol,
+    ProxyStats, ProxyTransport, ProxyVersion, ProxyVersions, Tlv, DEFAULT_PROXY_HEADER_TIMEOUT,
+    DEFAULT_PROXY_MAX_HEADER_LEN, DEFAULT_PROXY_MAX_PENDING, PROXY_NO_DEADLINE,
 };
 pub use socket2;
 

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use actix_socket_factory::testing::start_and_locate;
 use actix_socket_factory::{
-    ConfigError, GetStats, ProxyCommand, ProxyProtocol, ProxyTransport, ProxyVersion,
-    SocketAddress, SocketCreated, SocketFactory, SocketType, Untrusted,
+    ConfigError, GetStats, PauseAccept, ProxyCommand, ProxyPolicy, ProxyProtocol, ProxyTransport,
+    ProxyVersion, ResumeAccept, SocketAddress, SocketCreated, SocketFactory, SocketType,
+    StopFactory,
 };
 use util::*;
 
@@ -47,6 +48,18 @@ fn closed(read: std::io::Result<usize>) -> bool {
         Ok(n) => n == 0,
         Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
     }
+}
+
+/// Whether the server closes `client`'s connection within `within`, waited for on a blocking
+/// thread (a blocking read here would stop the server on this test's runtime); the client back.
+async fn closes_within(mut client: TcpStream, within: Duration) -> (TcpStream, bool) {
+    tokio::task::spawn_blocking(move || {
+        client.set_read_timeout(Some(within)).expect("timeout");
+        let got = client.read(&mut [0; 1]);
+        (client, closed(got))
+    })
+    .await
+    .expect("the reading thread")
 }
 
 fn inet(text: &str) -> SocketAddress {
@@ -203,71 +216,297 @@ async fn bad_clients_are_dropped_and_counted_never_reported() {
     assert_eq!(created.peer, Some(inet("10.0.0.1:1")));
 }
 
+/// Waits until the server has `pending` header reads (or held connections).
+async fn wait_pending(server: &Addr<SocketFactory>, pending: u64) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let stats = server.send(GetStats).await.expect("stats");
+        if stats.proxy.pending == pending {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pending} pending: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A good client's latency: from its connect to its delivery, with its bytes intact.
+async fn good_client_latency(events: &mut Events, addr: SocketAddr, n: u16) -> Duration {
+    let started = Instant::now();
+    let good = std::thread::spawn(move || {
+        let mut good = TcpStream::connect(addr).expect("connect");
+        good.write_all(format!("PROXY TCP4 10.1.2.3 10.0.0.1 {n} 80\r\nping").as_bytes())
+            .expect("write");
+        good
+    });
+    let created = events.next_created(LIMIT).await.expect("the good client");
+    let latency = started.elapsed();
+    let _good = good.join().expect("good client");
+    assert_eq!(created.peer, Some(inet(&format!("10.1.2.3:{n}"))));
+    assert_eq!(client_bytes(created, 4), b"ping");
+    latency
+}
+
+/// Issue 21: pending header reads hold no place under `max_outstanding` (which counts
+/// deliveries): 4 silent clients at `max_outstanding(4)` keep nobody waiting.
 #[actix::test]
-async fn headers_in_flight_count_against_max_outstanding() {
+async fn silent_clients_at_max_outstanding_do_not_stall_a_good_one() {
     let mut events = Events::start();
-    let proxy = ProxyProtocol::required().header_timeout(Duration::from_millis(800));
+    let proxy = ProxyProtocol::required().header_timeout(Duration::from_secs(5));
     let (server, addr) = start_and_locate(
         events
             .builder()
             .bind_address(Ipv4Addr::LOCALHOST)
-            .max_outstanding(2)
+            .max_outstanding(4)
             .proxy_protocol(proxy),
     )
     .await
     .expect("server");
-    let _silent: Vec<TcpStream> = (0..2)
+    let silent: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
-    let deadline = Instant::now() + LIMIT;
-    while server.send(GetStats).await.expect("stats").outstanding < 2 {
-        assert!(Instant::now() < deadline, "two reads in flight");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    wait_pending(&server, 4).await;
+    assert_eq!(server.send(GetStats).await.expect("stats").outstanding, 0);
+    let mut latencies = Vec::new();
+    let mut held = Vec::new();
+    // Four good clients, each kept by the owner: the delivery cap fills with them, not with
+    // the silent ones.
+    for n in 1..=4 {
+        latencies.push(good_client_latency(&mut events, addr, n).await);
+        held.push(n);
     }
-    let started = Instant::now();
-    let mut good = TcpStream::connect(addr).expect("connect");
-    good.write_all(b"PROXY TCP4 10.0.0.1 10.0.0.2 1 2\r\n")
-        .expect("write");
-    // Both permits are held by the silent clients: the good one waits in the listen queue.
-    events
-        .expect_no_created(Duration::from_millis(400))
-        .await
-        .expect("nothing delivered at the cap");
-    let created = events
-        .next_created(LIMIT)
-        .await
-        .expect("delivered after the timeouts");
-    assert!(started.elapsed() >= Duration::from_millis(400));
-    assert_eq!(created.peer, Some(inet("10.0.0.1:1")));
-    // The first timeout freed the permit the good client took; the second follows.
-    let deadline = Instant::now() + LIMIT;
-    while server.send(GetStats).await.expect("stats").proxy.timed_out < 2 {
-        assert!(Instant::now() < deadline, "both silent clients timed out");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    latencies.sort();
+    println!(
+        "good clients with 4 silent ones at max_outstanding(4): median {:?}, max {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    assert!(
+        latencies[latencies.len() - 1] < Duration::from_millis(500),
+        "{latencies:?}"
+    );
+    let stats = server.send(GetStats).await.expect("stats");
+    assert_eq!(
+        (stats.proxy.pending, stats.proxy.timed_out),
+        (4, 0),
+        "{stats:?}"
+    );
+    drop(silent);
+}
+
+/// Issue 21, point 4: no header deadline (`Duration::MAX` and other huge timeouts) is no panic:
+/// a silent raw client stays pending, the server goes on, the stop closes it.
+#[actix::test]
+async fn a_header_timeout_of_duration_max_panics_nothing() {
+    for proxy in [
+        ProxyProtocol::required().header_timeout(Duration::MAX),
+        ProxyProtocol::optional().header_timeout(Duration::MAX),
+        ProxyProtocol::required().header_timeout(Duration::from_secs(u64::MAX / 3)),
+        ProxyProtocol::required()
+            .header_timeout(actix_socket_factory::PROXY_NO_DEADLINE - Duration::from_secs(1)),
+    ] {
+        let mut events = Events::start();
+        let (server, addr) = proxy_server(&events, proxy.clone()).await;
+        let silent = TcpStream::connect(addr).expect("connect");
+        let mut partial = TcpStream::connect(addr).expect("connect");
+        partial.write_all(b"PROXY TCP4 ").expect("write");
+        wait_pending(&server, 2).await;
+        // Both connections stay open (a panicking read would have closed them).
+        let (silent, gone) = closes_within(silent, Duration::from_millis(200)).await;
+        assert!(!gone, "{proxy:?}: the silent client stays");
+        let (partial, gone) = closes_within(partial, Duration::from_millis(200)).await;
+        assert!(!gone, "{proxy:?}: the partial client stays");
+        assert!(good_client_latency(&mut events, addr, 1).await < LIMIT);
+        let stats = server.send(GetStats).await.expect("stats");
+        assert_eq!(
+            (stats.proxy.pending, stats.proxy.dropped),
+            (2, 0),
+            "{stats:?}"
+        );
+        server.send(StopFactory).await.expect("stopped");
+        for client in [silent, partial] {
+            assert!(closes_within(client, LIMIT).await.1, "closed by the stop");
+        }
+        assert!(events.try_failed().is_none());
     }
 }
 
+/// Issue 21, point 3: a v1 line that ends in LF without CR is dropped at once, not at the
+/// header deadline.
 #[actix::test]
-async fn untrusted_peers_are_direct_or_refused() {
+async fn a_v1_line_ending_in_lf_alone_is_dropped_at_once() {
     let mut events = Events::start();
-    let elsewhere = "192.0.2.0/24".parse().expect("a network");
-    let (_server, addr) =
-        proxy_server(&events, ProxyProtocol::required().allow_from([elsewhere])).await;
-    let mut direct = TcpStream::connect(addr).expect("connect");
-    direct
-        .write_all(b"PROXY TCP4 10.0.0.1 10.0.0.2 1 2\r\n")
-        .expect("write");
-    let created = events.next_created(LIMIT).await.expect("delivered");
-    // Its header is not believed: the peer is its own, the "header" its data.
-    assert_eq!(
-        created.peer,
-        Some(SocketAddress::Inet(direct.local_addr().expect("local")))
+    let timeout = Duration::from_secs(5);
+    let (server, addr) =
+        proxy_server(&events, ProxyProtocol::required().header_timeout(timeout)).await;
+    let mut took = Vec::new();
+    for line in [
+        &b"PROXY TCP4 6.6.6.6 10.0.0.1 1234 80\n"[..],
+        b"PROXY TCP4 6.6.6.6 10.0.0.1 1234 80\nGET / HTTP/1.1\r\n\r\n",
+    ] {
+        let mut client = TcpStream::connect(addr).expect("connect");
+        let started = Instant::now();
+        client.write_all(line).expect("write");
+        let (_client, dropped) = closes_within(client, timeout * 2).await;
+        assert!(dropped, "dropped");
+        took.push(started.elapsed());
+    }
+    println!("LF-only v1 lines dropped in {took:?} (header timeout {timeout:?})");
+    assert!(
+        took.iter().all(|t| *t < Duration::from_millis(500)),
+        "{took:?}"
     );
-    assert!(created.proxy_header.is_none());
-    assert_eq!(client_bytes(created, 6), b"PROXY ");
+    let stats = server.send(GetStats).await.expect("stats");
+    assert_eq!(
+        (stats.proxy.malformed, stats.proxy.timed_out),
+        (2, 0),
+        "{stats:?}"
+    );
+    events
+        .expect_no_created(Duration::from_millis(50))
+        .await
+        .expect("nothing delivered");
+}
+
+/// Issue 21, point 3: header reads under way when `PauseAccept` arrives finish, but their
+/// connections are held until `ResumeAccept`.
+#[actix::test]
+async fn reads_finished_during_a_pause_are_held_until_resume() {
+    let mut events = Events::start();
+    let (server, addr) = proxy_server(&events, ProxyProtocol::required()).await;
+    let mut clients: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut client = TcpStream::connect(addr).expect("connect");
+            client.write_all(b"PROXY TCP4 10.0.0.").expect("write");
+            client
+        })
+        .collect();
+    wait_pending(&server, 5).await;
+    server.send(PauseAccept).await.expect("paused");
+    for (n, client) in clients.iter_mut().enumerate() {
+        client
+            .write_all(format!("{n} 10.0.0.9 {} 80\r\nhi", 1000 + n).as_bytes())
+            .expect("write");
+    }
+    // All five headers are read (and counted), none is delivered.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let stats = server.send(GetStats).await.expect("stats");
+        if stats.proxy.headers == 5 {
+            assert_eq!(stats.proxy.pending, 5, "held: {stats:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "headers read: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    events
+        .expect_no_created(Duration::from_millis(300))
+        .await
+        .expect("nothing delivered during the pause");
+    server.send(ResumeAccept).await.expect("resumed");
+    let mut peers = Vec::new();
+    for _ in 0..5 {
+        let created = events
+            .next_created(LIMIT)
+            .await
+            .expect("delivered on resume");
+        peers.push(created.peer.clone().expect("a peer"));
+        assert_eq!(client_bytes(created, 2), b"hi");
+    }
+    let expected: Vec<SocketAddress> = (0..5)
+        .map(|n| inet(&format!("10.0.0.{n}:{}", 1000 + n)))
+        .collect();
+    assert_eq!(peers, expected, "in the order their headers were read");
+    assert_eq!(server.send(GetStats).await.expect("stats").proxy.pending, 0);
+}
+
+/// A client bound to `ip` (a loopback address other than 127.0.0.1) connected to `addr`.
+fn client_from(ip: Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    let client =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    client
+        .bind(&SocketAddr::from((ip, 0)).into())
+        .expect("bind a loopback address");
+    client.connect(&addr.into()).expect("connect");
+    client.into()
+}
+
+/// Issue 21, point 1: a direct client outside the trusted networks that forges a header is
+/// served as itself with the header stripped (the default, `Ignore`), or refused (`Reject`).
+#[actix::test]
+async fn forged_headers_from_untrusted_clients_are_stripped_or_refused() {
+    let mut events = Events::start();
+    let balancers = "192.0.2.0/24".parse().expect("a network");
+    let (server, addr) =
+        proxy_server(&events, ProxyProtocol::required().allow_from([balancers])).await;
+    // Sent at once, and sent slowly (the header's first half, then the rest): both stripped.
+    for parts in [
+        vec![&b"PROXY TCP4 6.6.6.6 10.0.0.2 1 2\r\nGET / HTTP/1.0\r\n"[..]],
+        vec![
+            &b"PROXY TCP4 6.6."[..],
+            b"6.6 10.0.0.2 1 2\r\nGET / HTTP/1.0\r\n",
+        ],
+    ] {
+        let mut direct = TcpStream::connect(addr).expect("connect");
+        direct.set_nodelay(true).expect("nodelay");
+        for part in parts {
+            direct.write_all(part).expect("write");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let created = events.next_created(LIMIT).await.expect("delivered");
+        // Its header is not believed: the peer is its own; nor seen: its data comes first.
+        assert_eq!(
+            created.peer,
+            Some(SocketAddress::Inet(direct.local_addr().expect("local")))
+        );
+        assert!(created.proxy_header.is_none());
+        assert_eq!(client_bytes(created, 16), b"GET / HTTP/1.0\r\n");
+    }
+    // A direct client without a header is served at once.
+    let mut plain = TcpStream::connect(addr).expect("connect");
+    plain.write_all(b"hello").expect("write");
+    let created = events.next_created(LIMIT).await.expect("delivered");
+    assert_eq!(client_bytes(created, 5), b"hello");
+    let stats = server.send(GetStats).await.expect("stats");
+    assert_eq!(
+        (stats.proxy.direct, stats.proxy.ignored, stats.proxy.headers),
+        (3, 2, 0),
+        "{stats:?}"
+    );
 
     let refuse = ProxyProtocol::required()
-        .allow_from([elsewhere])
+        .allow_from([balancers])
+        .default_policy(ProxyPolicy::Reject);
+    let (server, addr) = proxy_server(&events, refuse).await;
+    let mut refused = TcpStream::connect(addr).expect("connect");
+    let _ = refused.write_all(b"PROXY TCP4 6.6.6.6 10.0.0.2 1 2\r\n");
+    assert!(closes_within(refused, LIMIT).await.1, "refused");
+    assert_eq!(server.send(GetStats).await.expect("stats").proxy.refused, 1);
+    events
+        .expect_no_created(Duration::from_millis(100))
+        .await
+        .expect("nothing delivered");
+}
+
+/// The deprecated `untrusted` still works, with `Direct` now stripping a forged header.
+#[actix::test]
+#[allow(deprecated)]
+async fn the_deprecated_untrusted_setting_maps_to_policies() {
+    use actix_socket_factory::Untrusted;
+    let mut events = Events::start();
+    let balancers = "192.0.2.0/24".parse().expect("a network");
+    let direct = ProxyProtocol::required()
+        .allow_from([balancers])
+        .untrusted(Untrusted::Direct);
+    let (_server, addr) = proxy_server(&events, direct).await;
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client
+        .write_all(b"PROXY TCP4 6.6.6.6 10.0.0.2 1 2\r\nx")
+        .expect("write");
+    let created = events.next_created(LIMIT).await.expect("delivered");
+    assert!(created.proxy_header.is_none());
+    assert_eq!(client_bytes(created, 1), b"x");
+    let refuse = ProxyProtocol::required()
+        .allow_from([balancers])
         .untrusted(Untrusted::Refuse);
     let (server, addr) = proxy_server(&events, refuse).await;
     let _refused = TcpStream::connect(addr).expect("connect");
@@ -276,10 +515,6 @@ async fn untrusted_peers_are_direct_or_refused() {
         assert!(Instant::now() < deadline, "refused and counted");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    events
-        .expect_no_created(Duration::from_millis(100))
-        .await
-        .expect("nothing delivered");
 }
 
 #[actix::test]
@@ -341,20 +576,66 @@ fn proxy_protocol_is_for_stream_servers_with_a_deadline() {
     assert!(unfit(
         SocketFactory::builder().proxy_protocol(proxy().header_timeout(Duration::ZERO))
     ));
+    assert!(unfit(
+        SocketFactory::builder().proxy_protocol(proxy().max_pending(0))
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1,000 silent clients and one good one, in a child process (descriptors).
+// 5,000 silent clients and good ones, in a child process (descriptors).
 
-const SILENT: usize = 1000;
+const SILENT: usize = 5000;
 
+/// Connects `n` clients that send nothing, from a thread.
+fn silent_clients(addr: SocketAddr, n: usize) -> std::thread::JoinHandle<Vec<TcpStream>> {
+    std::thread::spawn(move || {
+        (0..n)
+            .map(|_| TcpStream::connect(addr).expect("connect"))
+            .collect::<Vec<_>>()
+    })
+}
+
+/// Waits until the server has accepted `accepted` clients and holds `pending` reads.
+async fn wait_accepted(server: &Addr<SocketFactory>, accepted: u64, pending: u64) {
+    let deadline = Instant::now() + LIMIT * 3;
+    loop {
+        let stats = server.send(GetStats).await.expect("stats");
+        if stats.accepted >= accepted && stats.proxy.pending == pending {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "silent clients accepted: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Ten good clients one after another: (median, max) latency.
+async fn good_latencies(events: &mut Events, addr: SocketAddr) -> (Duration, Duration) {
+    let mut latencies = Vec::new();
+    for n in 1..=10 {
+        latencies.push(good_client_latency(events, addr, n).await);
+    }
+    latencies.sort();
+    (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    )
+}
+
+/// Issue 21, point 2: 5,000 silent clients, all pending at once (`max_pending` above them), or
+/// at the default bound (1,024: the oldest evicted as new ones come): a good client is served
+/// within milliseconds either way, and the memory held is bounded by `max_pending`.
 #[test]
 fn silent_clients_do_not_delay_a_good_one() {
     if !run_in_child("silent_clients_do_not_delay_a_good_one") {
         return;
     }
-    let limit = raise_fd_limit() as usize;
-    if limit < 2 * SILENT + 200 {
+    // Bounded: 5,000 clients and their 5,000 accepted sockets, and room for the rest.
+    let wanted = 2 * SILENT as u64 + 500;
+    let limit = util::set_fd_limit(Some(wanted));
+    if limit < wanted {
         util::child::skip(&format!(
             "descriptor limit {limit} is too low for {SILENT} clients"
         ));
@@ -363,58 +644,63 @@ fn silent_clients_do_not_delay_a_good_one() {
     let system = actix::System::new();
     system.block_on(async {
         let mut events = Events::start();
-        let timeout = Duration::from_secs(3);
+        let timeout = Duration::from_secs(30);
+        // All 5,000 pending at once.
+        let proxy = ProxyProtocol::required()
+            .header_timeout(timeout)
+            .max_pending(SILENT + 100);
+        let (server, addr) = proxy_server(&events, proxy).await;
+        let silent = silent_clients(addr, SILENT);
+        wait_accepted(&server, SILENT as u64, SILENT as u64).await;
+        let silent = silent.join().expect("clients");
+        let (median, max) = good_latencies(&mut events, addr).await;
+        println!(
+            "good client with {SILENT} silent clients pending: median {median:?}, max {max:?}"
+        );
+        assert!(max < Duration::from_millis(500), "{max:?}");
+        let stats = server.send(GetStats).await.expect("stats");
+        assert_eq!(
+            (stats.proxy.pending, stats.proxy.dropped, stats.outstanding),
+            (SILENT as u64, 0, 0),
+            "{stats:?}"
+        );
+        server.send(StopFactory).await.expect("stopped");
+        drop(silent);
+
+        // The default bound: the oldest reads are evicted (closed) as new ones come.
         let (server, addr) =
             proxy_server(&events, ProxyProtocol::required().header_timeout(timeout)).await;
-        let silent = std::thread::spawn(move || {
-            (0..SILENT)
-                .map(|_| TcpStream::connect(addr).expect("connect"))
-                .collect::<Vec<_>>()
-        });
-        let deadline = Instant::now() + LIMIT;
-        let mut stats = server.send(GetStats).await.expect("stats");
-        while stats.outstanding < SILENT {
-            assert!(
-                Instant::now() < deadline,
-                "silent clients accepted: {stats:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            stats = server.send(GetStats).await.expect("stats");
-        }
-        let silent_clients = silent.join().expect("clients");
-        let first_silent = Instant::now();
-
-        let started = Instant::now();
-        let good = std::thread::spawn(move || {
-            let mut good = TcpStream::connect(addr).expect("connect");
-            good.write_all(b"PROXY TCP4 10.1.2.3 10.0.0.1 777 80\r\nping")
-                .expect("write");
-            good
-        });
-        let created = events.next_created(LIMIT).await.expect("the good client");
-        let latency = started.elapsed();
-        let _good = good.join().expect("good client");
-        assert_eq!(created.peer, Some(inet("10.1.2.3:777")));
-        assert_eq!(client_bytes(created, 4), b"ping");
-        println!("good client delivered in {latency:?} with {SILENT} silent clients in flight");
-        assert!(latency < Duration::from_millis(500), "{latency:?}");
-
-        // The silent ones are dropped at their deadline, all of them, and give their permits back.
-        let deadline = Instant::now() + timeout + LIMIT;
-        loop {
-            let stats = server.send(GetStats).await.expect("stats");
-            if stats.proxy.timed_out == SILENT as u64 && stats.outstanding == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "silent clients timed out: {stats:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(first_silent.elapsed() < timeout + Duration::from_secs(2));
+        let silent = silent_clients(addr, SILENT);
+        let bound = actix_socket_factory::DEFAULT_PROXY_MAX_PENDING as u64;
+        wait_accepted(&server, SILENT as u64, bound).await;
+        let mut silent = silent.join().expect("clients");
+        let (median, max) = good_latencies(&mut events, addr).await;
+        println!(
+            "good client after {SILENT} silent clients at the default max_pending ({bound}): \
+             median {median:?}, max {max:?}"
+        );
+        assert!(max < Duration::from_millis(500), "{max:?}");
+        let stats = server.send(GetStats).await.expect("stats");
+        // Each silent client is pending or evicted (a good client whose header came after its
+        // accept took a place too, evicting one more), never more than the bound pending.
+        assert!(stats.proxy.pending <= bound, "{stats:?}");
+        assert_eq!(
+            stats.proxy.pending + stats.proxy.evicted,
+            SILENT as u64,
+            "{stats:?}"
+        );
+        assert!(stats.proxy.evicted >= SILENT as u64 - bound, "{stats:?}");
+        assert_eq!(stats.proxy.timed_out, 0);
+        // The evicted are the oldest: the first client is closed, the last one still waits.
+        let last = silent.pop().expect("clients");
+        let first = silent.swap_remove(0);
+        assert!(
+            closes_within(first, LIMIT).await.1,
+            "the oldest was evicted"
+        );
+        let (_last, gone) = closes_within(last, Duration::from_millis(100)).await;
+        assert!(!gone, "the newest still waits");
         assert!(events.try_failed().is_none());
-        drop(silent_clients);
         println!("silent ok");
     });
 }
@@ -574,6 +860,73 @@ async fn haproxy_send_proxy_v2() {
     through_haproxy("send-proxy-v2 proxy-v2-options unique-id", ProxyVersion::V2).await;
 }
 
+/// Issue 21, point 1: one listener, three kinds of sources. HAProxy (from 127.0.0.1, a trusted
+/// balancer) gives the real client; a direct client from 127.0.0.3 forging
+/// `PROXY TCP4 6.6.6.6 ...` is served as itself with the header stripped (the default,
+/// `Ignore`); one from 127.0.0.4 (a `Reject` rule) is refused.
+#[actix::test]
+async fn haproxy_and_forging_clients_on_one_listener() {
+    if haproxy().is_none() {
+        return;
+    }
+    let mut events = Events::start();
+    let proxy = ProxyProtocol::required()
+        .policy_for(
+            ["127.0.0.1".parse().expect("an address")],
+            ProxyPolicy::Require,
+        )
+        .policy_for(
+            ["127.0.0.4/32".parse().expect("a network")],
+            ProxyPolicy::Reject,
+        );
+    let (server, backend) = proxy_server(&events, proxy).await;
+    let (_haproxy, front) = start_haproxy(backend, "send-proxy-v2").await;
+
+    let forged = b"PROXY TCP4 6.6.6.6 10.0.0.1 666 80\r\n";
+    for round in 0..2 {
+        // Through HAProxy, from 127.0.0.2: the real client.
+        let mut real = client_from(Ipv4Addr::new(127, 0, 0, 2), front);
+        real.write_all(b"via haproxy").expect("write");
+        let created = events.next_created(LIMIT).await.expect("through haproxy");
+        assert_eq!(
+            created.peer,
+            Some(SocketAddress::Inet(real.local_addr().expect("local"))),
+            "round {round}"
+        );
+        assert!(created.proxy_header.is_some());
+        assert_eq!(client_bytes(created, 11), b"via haproxy");
+
+        // Direct, forging: served as itself, header stripped.
+        let mut forger = client_from(Ipv4Addr::new(127, 0, 0, 3), backend);
+        forger
+            .write_all(&[&forged[..], b"direct"].concat())
+            .expect("write");
+        let created = events.next_created(LIMIT).await.expect("the forger");
+        assert_eq!(
+            created.peer,
+            Some(SocketAddress::Inet(forger.local_addr().expect("local")))
+        );
+        assert!(created.proxy_header.is_none());
+        assert_eq!(client_bytes(created, 6), b"direct");
+
+        // Direct from a rejected source: refused.
+        let mut rejected = client_from(Ipv4Addr::new(127, 0, 0, 4), backend);
+        let _ = rejected.write_all(forged);
+        assert!(closes_within(rejected, LIMIT).await.1, "refused");
+    }
+    let stats = server.send(GetStats).await.expect("stats");
+    assert_eq!(
+        (
+            stats.proxy.headers,
+            stats.proxy.ignored,
+            stats.proxy.refused
+        ),
+        (2, 2, 2),
+        "{stats:?}"
+    );
+    assert!(events.try_failed().is_none());
+}
+
 /// HAProxy's health checks carry a v2 `LOCAL` header: delivered with HAProxy's own address.
 #[actix::test]
 async fn haproxy_health_checks_are_local() {
@@ -604,11 +957,7 @@ async fn reads_in_flight_end_with_the_factory() {
     let (server, addr) = proxy_server(&events, ProxyProtocol::required()).await;
     let mut client = TcpStream::connect(addr).expect("connect");
     client.write_all(b"PROXY TCP4 10.0.0.1 ").expect("write");
-    let deadline = Instant::now() + LIMIT;
-    while server.send(GetStats).await.expect("stats").outstanding < 1 {
-        assert!(Instant::now() < deadline, "the read is in flight");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_pending(&server, 1).await;
     server
         .send(actix_socket_factory::StopFactory)
         .await
@@ -618,9 +967,10 @@ async fn reads_in_flight_end_with_the_factory() {
         .expect_no_created(Duration::from_millis(300))
         .await
         .expect("nothing delivered after the stop");
-    client.set_read_timeout(Some(LIMIT)).expect("timeout");
-    let mut buf = [0; 1];
-    assert!(closed(client.read(&mut buf)), "the connection is closed");
+    assert!(
+        closes_within(client, LIMIT).await.1,
+        "the connection is closed"
+    );
     assert!(events.try_failed().is_none());
 }
 
@@ -633,11 +983,7 @@ async fn a_header_read_while_success_is_disabled_waits_for_a_recipient() {
     let (server, addr) = proxy_server(&events, ProxyProtocol::required()).await;
     let mut client = TcpStream::connect(addr).expect("connect");
     client.write_all(b"PROXY TCP4 10.0.0.1 ").expect("write");
-    let deadline = Instant::now() + LIMIT;
-    while server.send(GetStats).await.expect("stats").outstanding < 1 {
-        assert!(Instant::now() < deadline, "the read is in flight");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_pending(&server, 1).await;
     server
         .send(SetEvents::disable_success())
         .await

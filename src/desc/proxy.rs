@@ -12,9 +12,18 @@ use crate::desc::error::ConfigError;
 /// Default time a connection has to send its whole PROXY header.
 pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Header timeouts from this long on mean no deadline: the longest a deadline is computed for
+/// (tokio's own "far future" is 30 years), so that no timeout, `Duration::MAX` included, can
+/// overflow an instant.
+pub const PROXY_NO_DEADLINE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
 /// Default cap on a header's size: v2 headers may announce up to 16 + 65,535 bytes, real
 /// balancers send well under a kilobyte (addresses and a few TLVs).
 pub const DEFAULT_PROXY_MAX_HEADER_LEN: usize = 4096;
+
+/// Default bound on connections whose header is pending (being read, or read and waiting for
+/// delivery): see [`ProxyProtocol::max_pending`].
+pub const DEFAULT_PROXY_MAX_PENDING: usize = 1024;
 
 /// The longest v1 header, CRLF included (the specification's 107 bytes).
 pub(crate) const V1_MAX_LEN: usize = 107;
@@ -69,31 +78,96 @@ impl ProxyVersions {
     }
 }
 
+/// What a server does with the connections from one source (an address or network, or the
+/// UNIX clients): see [`ProxyProtocol::policy_for`]. The four policies of go-proxyproto (`USE`,
+/// `REQUIRE`, `REJECT` as "refuse the source", `IGNORE`), nginx's `set_real_ip_from` (listed:
+/// use; others: ignore) and Caddy's `fallback_policy`.
+///
+/// Whatever the policy, the application never receives a PROXY header as data: a header is
+/// either believed (the delivered peer is the client's from the header) or stripped and
+/// ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
+pub enum ProxyPolicy {
+    /// A trusted balancer that may send a header: used when there is one (the delivered peer
+    /// is the client's from the header); without one the connection is delivered as it is
+    /// ([`ProxyMode::Optional`]'s reading, for this source).
+    Use,
+    /// A trusted balancer that must send a header: a connection without one is dropped
+    /// ([`ProxyMode::Required`]'s reading, for this source).
+    Require,
+    /// Not trusted, refused: closed at once without reading anything, counted in
+    /// [`ProxyStats::refused`](crate::ProxyStats::refused).
+    Reject,
+    /// Not trusted, served as itself: its peer is the connection's own, and a PROXY header it
+    /// sends anyway is read off the socket and thrown away (counted in
+    /// [`ProxyStats::ignored`](crate::ProxyStats::ignored)): the application neither sees it
+    /// as data nor believes it. As under [`Use`](Self::Use), a client whose first bytes could
+    /// still become a header is waited for (up to the header timeout), so a forged header sent
+    /// slowly is stripped too; a malformed one is dropped.
+    Ignore,
+}
+
 /// What happens to connections from addresses not in
 /// [`allow_from`](ProxyProtocol::allow_from).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(docsrs, doc(cfg(feature = "proxy-protocol")))]
+#[deprecated(
+    since = "0.1.1",
+    note = "use `ProxyProtocol::default_policy` with a `ProxyPolicy` (Ignore, Reject, ...)"
+)]
 pub enum Untrusted {
-    /// Delivered as direct clients: no header is read (a header they send is part of their data)
-    /// and the peer is the connection's own.
-    #[default]
+    /// Served as direct clients: [`ProxyPolicy::Ignore`] (before issue 21 a header they sent
+    /// was handed to the application as data; it is now stripped and ignored).
     Direct,
-    /// Closed at once, and counted in [`ProxyStats::refused`](crate::ProxyStats::refused).
+    /// Closed at once, and counted in [`ProxyStats::refused`](crate::ProxyStats::refused):
+    /// [`ProxyPolicy::Reject`].
     Refuse,
+}
+
+#[allow(deprecated)]
+impl Default for Untrusted {
+    /// [`Direct`](Self::Direct).
+    fn default() -> Self {
+        Untrusted::Direct
+    }
 }
 
 /// PROXY protocol settings for a server: see
 /// [`SocketFactoryBuilder::proxy_protocol`](crate::SocketFactoryBuilder::proxy_protocol).
 ///
+/// # Whom to believe
+/// Each connection gets a [`ProxyPolicy`] from its source: the first
+/// [`policy_for`](Self::policy_for) rule whose networks hold the peer's address, then the
+/// [`allow_from`](Self::allow_from) list (the mode's policy), else the
+/// [`default_policy`](Self::default_policy). UNIX stream clients have no address: theirs is
+/// [`unix_policy`](Self::unix_policy).
+///
+/// - **With no rule at all** (no `policy_for`, no `allow_from`, no `default_policy`) every
+///   source is a balancer and gets the mode's policy ([`Require`](ProxyPolicy::Require) for
+///   [`required`](Self::required), [`Use`](ProxyPolicy::Use) for
+///   [`optional`](Self::optional)), as before: right only when balancers alone can reach the
+///   port (bound to a private address, firewalled).
+/// - **Once any rule is given, sources no rule matches are [`Ignore`](ProxyPolicy::Ignore)d**:
+///   served as themselves, any header they send stripped and not believed. That default never
+///   lets an outsider choose its address (a forged header), never hands the application a
+///   header as data (which an HTTP or TLS parser would choke on, or worse), and keeps serving
+///   the direct clients a server often has beside its balancers (health probes, internal
+///   callers); [`Reject`](ProxyPolicy::Reject) is the choice to fail closed.
+/// - UNIX clients default to the mode's policy: who may connect is decided by the socket
+///   file's permissions.
+///
 /// ```
 /// use std::time::Duration;
-/// use actix_socket_factory::{ProxyProtocol, ProxyVersions, Untrusted};
+/// use actix_socket_factory::{ProxyPolicy, ProxyProtocol, ProxyVersions};
 ///
 /// let proxy = ProxyProtocol::required()
 ///     .versions(ProxyVersions::V2)
 ///     .header_timeout(Duration::from_secs(3))
-///     .allow_from(["10.0.0.0/8".parse().unwrap(), "192.0.2.7".parse().unwrap()])
-///     .untrusted(Untrusted::Refuse);
+///     .policy_for(["10.0.0.0/8".parse().unwrap()], ProxyPolicy::Require) // the balancers
+///     .policy_for(["192.0.2.7".parse().unwrap()], ProxyPolicy::Use)      // may send one
+///     .policy_for(["203.0.113.0/24".parse().unwrap()], ProxyPolicy::Reject)
+///     .default_policy(ProxyPolicy::Ignore);                              // everyone else
 /// # let _ = proxy;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +178,14 @@ pub struct ProxyProtocol {
     pub(crate) header_timeout: Duration,
     /// `None`: every peer may send a header.
     pub(crate) allowed_from: Option<Vec<IpNetwork>>,
-    pub(crate) untrusted: Untrusted,
+    /// `policy_for` rules, flattened, in the order given: the first match decides.
+    pub(crate) rules: Vec<(IpNetwork, ProxyPolicy)>,
+    /// For sources no rule matches (`None`: see [`policy`](Self::policy)).
+    pub(crate) fallback: Option<ProxyPolicy>,
+    /// For UNIX stream clients (`None`: the mode's).
+    pub(crate) unix: Option<ProxyPolicy>,
     pub(crate) max_header_len: usize,
+    pub(crate) max_pending: usize,
 }
 
 impl Default for ProxyProtocol {
@@ -125,8 +205,11 @@ impl ProxyProtocol {
             versions: ProxyVersions::Both,
             header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
             allowed_from: None,
-            untrusted: Untrusted::Direct,
+            rules: Vec::new(),
+            fallback: None,
+            unix: None,
             max_header_len: DEFAULT_PROXY_MAX_HEADER_LEN,
+            max_pending: DEFAULT_PROXY_MAX_PENDING,
         }
     }
 
@@ -154,26 +237,79 @@ impl ProxyProtocol {
 
     /// How long a connection may take to send its whole header, from its accept (default
     /// [`DEFAULT_PROXY_HEADER_TIMEOUT`]). A connection still short of a header then is dropped
-    /// and counted in [`ProxyStats::timed_out`](crate::ProxyStats::timed_out). Zero is a [`ConfigError`] at build time.
+    /// and counted in [`ProxyStats::timed_out`](crate::ProxyStats::timed_out) (under
+    /// [`ProxyPolicy::Use`] and [`ProxyPolicy::Ignore`], one that sent nothing is delivered).
+    /// Zero is a [`ConfigError`] at build time; [`PROXY_NO_DEADLINE`] or more (`Duration::MAX`
+    /// included) means no deadline: such reads end only when the client closes, the server
+    /// stops, or the [`max_pending`](Self::max_pending) bound evicts them.
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
         self
     }
 
-    /// Only connections from these addresses or networks are expected to send a header (the
-    /// balancers'); others are treated as [`untrusted`](Self::untrusted) says. Replaces an
-    /// earlier list. Without a list every peer is expected to send one. IPv4 networks match
-    /// IPv4-mapped IPv6 peers (`::ffff:10.0.0.1` on a dual-stack listener). UNIX stream
-    /// connections have no address and are always expected to send a header.
+    /// Connections from these addresses or networks are the balancers': they get the mode's
+    /// policy ([`ProxyPolicy::Require`] or [`ProxyPolicy::Use`]; nginx's `set_real_ip_from`),
+    /// after the [`policy_for`](Self::policy_for) rules; others get the
+    /// [`default_policy`](Self::default_policy) ([`ProxyPolicy::Ignore`] unless set). Replaces
+    /// an earlier list. IPv4 networks match IPv4-mapped IPv6 peers (`::ffff:10.0.0.1` on a
+    /// dual-stack listener).
     pub fn allow_from(mut self, networks: impl IntoIterator<Item = IpNetwork>) -> Self {
         self.allowed_from = Some(networks.into_iter().collect());
         self
     }
 
-    /// What happens to connections from addresses outside [`allow_from`](Self::allow_from)
-    /// (default [`Untrusted::Direct`]).
-    pub fn untrusted(mut self, untrusted: Untrusted) -> Self {
-        self.untrusted = untrusted;
+    /// Connections from these addresses or networks get `policy` (go-proxyproto's per-upstream
+    /// policy). Adds a rule: rules are tried in the order given and the first whose networks
+    /// hold the peer decides, before [`allow_from`](Self::allow_from). IPv4 networks match
+    /// IPv4-mapped IPv6 peers. See [whom to believe](Self#whom-to-believe).
+    pub fn policy_for(
+        mut self,
+        networks: impl IntoIterator<Item = IpNetwork>,
+        policy: ProxyPolicy,
+    ) -> Self {
+        self.rules
+            .extend(networks.into_iter().map(|network| (network, policy)));
+        self
+    }
+
+    /// The policy for sources no rule matches (Caddy's `fallback_policy`). Unset, it is
+    /// [`ProxyPolicy::Ignore`] once any rule is given, and the mode's without rules (see
+    /// [whom to believe](Self#whom-to-believe)); set, it applies to every address no rule
+    /// matches, rules or not.
+    pub fn default_policy(mut self, policy: ProxyPolicy) -> Self {
+        self.fallback = Some(policy);
+        self
+    }
+
+    /// The policy for UNIX stream clients, which have no address (default: the mode's).
+    pub fn unix_policy(mut self, policy: ProxyPolicy) -> Self {
+        self.unix = Some(policy);
+        self
+    }
+
+    /// What happens to connections from addresses outside [`allow_from`](Self::allow_from).
+    #[deprecated(
+        since = "0.1.1",
+        note = "use `default_policy(ProxyPolicy::Ignore)` or `default_policy(ProxyPolicy::Reject)`"
+    )]
+    #[allow(deprecated)]
+    pub fn untrusted(self, untrusted: Untrusted) -> Self {
+        self.default_policy(match untrusted {
+            Untrusted::Direct => ProxyPolicy::Ignore,
+            Untrusted::Refuse => ProxyPolicy::Reject,
+        })
+    }
+
+    /// The most connections whose header is still being read (or read and waiting for
+    /// delivery: a pause, the owner at its `max_outstanding`), default
+    /// [`DEFAULT_PROXY_MAX_PENDING`]: proxy-protocol-rs's `max_pending_handshakes`. Pending
+    /// reads hold no place under `max_outstanding`, which counts deliveries only, so silent
+    /// clients never keep good ones waiting; at this bound a new read evicts the **oldest**
+    /// pending read (closed, counted in [`ProxyStats::evicted`](crate::ProxyStats::evicted)),
+    /// so memory and descriptors stay bounded under a flood while a good client is served
+    /// at once. Zero is a [`ConfigError`] at build time.
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max;
         self
     }
 
@@ -186,6 +322,12 @@ impl ProxyProtocol {
         self
     }
 
+    /// The timeout to set a deadline with: `None` (no deadline) from [`PROXY_NO_DEADLINE`] on,
+    /// so that no value can overflow an instant (the caller still adds it with a check).
+    pub(crate) fn header_deadline_after(&self) -> Option<Duration> {
+        (self.header_timeout < PROXY_NO_DEADLINE).then_some(self.header_timeout)
+    }
+
     /// Checks made by `build()`.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         if self.header_timeout.is_zero() {
@@ -193,16 +335,46 @@ impl ProxyProtocol {
                 "the header timeout is zero: no client could send a header",
             ));
         }
+        if self.max_pending == 0 {
+            return Err(unfit(
+                "max_pending is zero: no client could be waited for its header",
+            ));
+        }
         Ok(())
     }
 
-    /// Whether a connection from `peer` is expected to send a header.
-    pub(crate) fn trusts(&self, peer: Option<&SocketAddress>) -> bool {
-        let (Some(list), Some(ip)) = (&self.allowed_from, peer.and_then(SocketAddress::as_inet))
-        else {
-            return true;
+    /// The mode's policy: a trusted balancer's.
+    fn trusted(&self) -> ProxyPolicy {
+        match self.mode {
+            ProxyMode::Required => ProxyPolicy::Require,
+            ProxyMode::Optional => ProxyPolicy::Use,
+        }
+    }
+
+    /// The policy for a connection from `peer` (`None` or a UNIX address: a UNIX client).
+    pub(crate) fn policy(&self, peer: Option<&SocketAddress>) -> ProxyPolicy {
+        let Some(ip) = peer.and_then(SocketAddress::as_inet).map(|addr| addr.ip()) else {
+            return self.unix.unwrap_or_else(|| self.trusted());
         };
-        list.iter().any(|network| network.contains(ip.ip()))
+        if let Some((_, policy)) = self.rules.iter().find(|(network, _)| network.contains(ip)) {
+            return *policy;
+        }
+        if let Some(list) = &self.allowed_from {
+            if list.iter().any(|network| network.contains(ip)) {
+                return self.trusted();
+            }
+        }
+        match self.fallback {
+            Some(policy) => policy,
+            None if self.rules.is_empty() && self.allowed_from.is_none() => self.trusted(),
+            None => ProxyPolicy::Ignore,
+        }
+    }
+
+    /// Whether a connection from `peer` may have its header believed.
+    #[cfg(test)]
+    pub(crate) fn trusts(&self, peer: Option<&SocketAddress>) -> bool {
+        matches!(self.policy(peer), ProxyPolicy::Use | ProxyPolicy::Require)
     }
 }
 

@@ -282,6 +282,17 @@ impl Acceptor {
         self.max_outstanding
     }
 
+    /// A place under the cap for a connection accepted earlier and delivered now (a PROXY
+    /// header read beside the loop): ready while below the cap, else woken when a delivery is
+    /// dropped. Called from the accept loop's task only, as [`poll_event`](Self::poll_event).
+    #[cfg(feature = "proxy-protocol")]
+    pub(crate) fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<Permit> {
+        let max = self.max_outstanding;
+        let cap = self.cap.get_or_insert_with(|| Arc::new(Cap::new(max)));
+        ready!(cap.poll_room(self.listener.get_ref(), cx));
+        Poll::Ready(cap.take())
+    }
+
     /// The next event. (Never `None`: the stream of clients does not end by itself.)
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
         let Acceptor {

@@ -33,7 +33,8 @@
 //!
 //! This is a mechanism: it knows sockets and time, never the actor or its messages.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read};
@@ -210,19 +211,31 @@ impl ProxyHeader {
 pub struct ProxyStats {
     /// Connections delivered with a header.
     pub headers: u64,
-    /// Connections delivered without one: untrusted peers under [`Untrusted::Direct`], and
-    /// connections without a header under [`ProxyMode::Optional`].
+    /// Connections delivered without one believed: sources under [`ProxyPolicy::Ignore`], and
+    /// connections without a header under [`ProxyPolicy::Use`] ([`ProxyMode::Optional`]).
     pub direct: u64,
-    /// Connections closed without delivery, for whatever reason (the sum of the three below,
-    /// plus clients that closed or reset before their header was complete).
+    /// Headers sent by sources under [`ProxyPolicy::Ignore`]: read off the socket and thrown
+    /// away (those connections are counted in `direct` too).
+    pub ignored: u64,
+    /// Connections closed without delivery, for whatever reason (the sum of `malformed`,
+    /// `timed_out`, `refused` and `evicted`, plus clients that closed or reset before their
+    /// header was complete).
     pub dropped: u64,
     /// Malformed, oversized or missing (under [`ProxyMode::Required`]) headers, and headers of
     /// a version not accepted.
     pub malformed: u64,
     /// Connections that did not complete their header within the header timeout.
     pub timed_out: u64,
-    /// Connections from untrusted peers under [`Untrusted::Refuse`].
+    /// Connections from sources under [`ProxyPolicy::Reject`].
     pub refused: u64,
+    /// Pending reads closed to make room for a new one at the
+    /// [`max_pending`](ProxyProtocol::max_pending) bound (the oldest first); counted in
+    /// `dropped` too.
+    pub evicted: u64,
+    /// Connections pending now (not a count of events): headers being read, and headers read
+    /// and waiting for delivery (during a pause, or with the owner at its `max_outstanding`).
+    /// At most [`max_pending`](ProxyProtocol::max_pending).
+    pub pending: u64,
 }
 
 /// Why a connection was dropped.
@@ -234,6 +247,7 @@ pub(crate) enum Rejection {
     TooLarge(usize),
     Malformed(String),
     TimedOut,
+    Evicted,
     Closed,
     Io(io::Error),
 }
@@ -247,6 +261,9 @@ impl fmt::Display for Rejection {
             Rejection::TooLarge(len) => write!(f, "header of {len} bytes is over the cap"),
             Rejection::Malformed(why) => write!(f, "malformed header: {why}"),
             Rejection::TimedOut => f.write_str("no complete header before the deadline"),
+            Rejection::Evicted => {
+                f.write_str("the oldest pending header read, evicted at the max_pending bound")
+            }
             Rejection::Closed => f.write_str("closed before its header was complete"),
             Rejection::Io(error) => write!(f, "{error}"),
         }
@@ -307,6 +324,13 @@ pub(crate) fn parse(data: &[u8], config: &ProxyProtocol) -> Parsed {
         // judgement misses prefixes that end in a separator ("... 56324 "), so the frame is
         // found here and ppp parses only a whole line, where every error is final.
         let Some(cr) = data.iter().position(|&b| b == b'\r') else {
+            // A line feed before any CR: a line ended without CR, which no more bytes can make
+            // a header. Dropped at once, not at the deadline (issue 21).
+            if data.contains(&b'\n') {
+                return Parsed::Invalid(Rejection::Malformed(
+                    "a v1 line must end in CRLF, not LF alone".to_owned(),
+                ));
+            }
             return match data.len() < V1_MAX_LEN {
                 true => Parsed::Incomplete,
                 false => Parsed::Invalid(Rejection::TooLarge(data.len())),
@@ -427,7 +451,7 @@ pub(crate) struct Admitted {
 }
 
 /// Reading a header: resolves to the connection to deliver, or `None` when it was dropped
-/// (closed, counted and logged already) or the server closed its gate.
+/// (closed, counted and logged already), evicted, or the server closed its gate.
 ///
 /// Meant to run as its own task on the Arbiter (`actix::spawn`), not inside the actor's
 /// context: actix polls every future of a context at each of its wake-ups, so a thousand reads
@@ -438,11 +462,13 @@ pub(crate) type HeaderRead = Pin<Box<dyn Future<Output = Option<Admitted>>>>;
 /// What to do with a new connection.
 pub(crate) enum Screened {
     /// Deliver it now: its header was already there (the usual case: balancers write it with
-    /// their first segment), or it needs none (an untrusted peer treated as direct).
+    /// their first segment), or its first bytes cannot start one and none is required.
     Deliver(Admitted),
     /// Dropped (refused, or a bad header already there): closed, counted and logged.
     Dropped,
-    /// Its header is not all there yet: run this read as its own task.
+    /// Its header is not all there yet: run this read as its own task. It holds a place under
+    /// [`max_pending`](ProxyProtocol::max_pending) until it ends; what it gives is to be
+    /// [`hold`](Gate::hold)ed for delivery.
     Read(HeaderRead),
 }
 
@@ -454,10 +480,16 @@ pub(crate) struct Gate {
     /// Set when the server stops listening; reads in flight end at once.
     closed: Cell<bool>,
     closing: tokio::sync::Notify,
+    /// The reads in flight, oldest first (by their number), each with its eviction signal.
+    reads: RefCell<BTreeMap<u64, Rc<tokio::sync::Notify>>>,
+    /// The number of the next read.
+    next_read: Cell<u64>,
+    /// Headers read and waiting for delivery (pause, the owner at its cap), oldest first.
+    held: RefCell<VecDeque<Admitted>>,
 }
 
 /// The listening server's hold on its [`Gate`]: dropping it (stop, restart, broken listener)
-/// ends every read in flight, closing those connections.
+/// ends every read in flight and closes the connections held, uncounted.
 #[derive(Debug)]
 pub(crate) struct Gatekeeper(Rc<Gate>);
 
@@ -468,6 +500,9 @@ impl Gatekeeper {
             stats: Cell::new(ProxyStats::default()),
             closed: Cell::new(false),
             closing: tokio::sync::Notify::new(),
+            reads: RefCell::new(BTreeMap::new()),
+            next_read: Cell::new(0),
+            held: RefCell::new(VecDeque::new()),
         }))
     }
 
@@ -480,19 +515,32 @@ impl Drop for Gatekeeper {
     fn drop(&mut self) {
         self.0.closed.set(true);
         self.0.closing.notify_waiters();
+        let held = std::mem::take(&mut *self.0.held.borrow_mut());
+        drop(held);
     }
 }
 
 /// One look at a socket's first bytes.
 enum Look {
-    /// Decided: a header (read off the socket), no header (optional mode), or a rejection.
+    /// Decided: a header (read off the socket), no header (optional), or a rejection.
     Done(Result<Option<ProxyHeader>, Rejection>),
     /// More bytes are needed; `full`: the buffer was filled, look with a larger one.
     More { full: bool },
 }
 
+/// Whether a connection under `policy` may be delivered without a header.
+fn optional(policy: ProxyPolicy) -> bool {
+    matches!(policy, ProxyPolicy::Use | ProxyPolicy::Ignore)
+}
+
 /// Peeks at what `socket` holds (into `buf`), and reads the header's bytes once it is whole.
-fn look(socket: &Socket, config: &ProxyProtocol, buf: &mut [u8], seen: &mut usize) -> Look {
+fn look(
+    socket: &Socket,
+    config: &ProxyProtocol,
+    policy: ProxyPolicy,
+    buf: &mut [u8],
+    seen: &mut usize,
+) -> Look {
     let n = match sys::peek(socket, buf) {
         Ok(0) => return Look::Done(Err(Rejection::Closed)),
         Ok(n) => n,
@@ -504,7 +552,7 @@ fn look(socket: &Socket, config: &ProxyProtocol, buf: &mut [u8], seen: &mut usiz
     *seen = n;
     Look::Done(match parse(&buf[..n], config) {
         Parsed::Header(header) => consume(socket, header.len, buf).map(|()| Some(header)),
-        Parsed::NotProxy if config.mode == ProxyMode::Optional => Ok(None),
+        Parsed::NotProxy if optional(policy) => Ok(None),
         Parsed::NotProxy => Err(Rejection::NoHeader),
         Parsed::Invalid(rejection) => Err(rejection),
         Parsed::Incomplete if n == buf.len() && n >= config.max_header_len => {
@@ -520,7 +568,10 @@ fn look(socket: &Socket, config: &ProxyProtocol, buf: &mut [u8], seen: &mut usiz
 
 impl Gate {
     pub(crate) fn stats(&self) -> ProxyStats {
-        self.stats.get()
+        let mut stats = self.stats.get();
+        let pending = self.reads.borrow().len() + self.held.borrow().len();
+        stats.pending = u64::try_from(pending).unwrap_or(u64::MAX);
+        stats
     }
 
     fn count(&self, change: impl FnOnce(&mut ProxyStats)) {
@@ -536,32 +587,70 @@ impl Gate {
         socket: Socket,
         balancer: Option<SocketAddress>,
     ) -> Screened {
-        if !self.config.trusts(balancer.as_ref()) {
-            return match self.config.untrusted {
-                Untrusted::Direct => {
-                    self.count(|s| s.direct += 1);
-                    Screened::Deliver(Admitted {
-                        socket,
-                        peer: balancer,
-                        header: None,
-                    })
-                }
-                Untrusted::Refuse => {
-                    self.reject(&balancer, Rejection::Refused);
-                    Screened::Dropped
-                }
-            };
+        let policy = self.config.policy(balancer.as_ref());
+        if policy == ProxyPolicy::Reject {
+            self.reject(&balancer, Rejection::Refused);
+            return Screened::Dropped;
         }
         // The header is usually there already: then no registration, timer or task at all.
         let mut buf = [0; FIRST_PEEK];
         let mut seen = 0;
-        match look(&socket, &self.config, &mut buf, &mut seen) {
-            Look::Done(outcome) => match self.settle(socket, balancer, outcome) {
+        match look(&socket, &self.config, policy, &mut buf, &mut seen) {
+            Look::Done(outcome) => match self.settle(socket, balancer, policy, outcome) {
                 Some(admitted) => Screened::Deliver(admitted),
                 None => Screened::Dropped,
             },
-            Look::More { .. } => Screened::Read(Box::pin(read(Rc::clone(self), socket, balancer))),
+            Look::More { .. } => {
+                let Some(slot) = self.slot() else {
+                    self.reject(&balancer, Rejection::Evicted);
+                    return Screened::Dropped;
+                };
+                Screened::Read(Box::pin(read(slot, socket, balancer, policy)))
+            }
         }
+    }
+
+    /// A place under the `max_pending` bound for a new read: when the bound is reached, the
+    /// oldest read in flight is evicted for it. `None` only if every place is held by a header
+    /// already read (no read to evict).
+    fn slot(self: &Rc<Self>) -> Option<Slot> {
+        let mut reads = self.reads.borrow_mut();
+        let held = self.held.borrow().len();
+        while reads.len() + held >= self.config.max_pending {
+            let (_, evict) = reads.pop_first()?;
+            // Counted here, so the stats are right at once; the read ends when next polled.
+            self.count(|s| {
+                s.dropped += 1;
+                s.evicted += 1;
+            });
+            evict.notify_one();
+        }
+        let id = self.next_read.get();
+        self.next_read.set(id.wrapping_add(1));
+        let evict = Rc::new(tokio::sync::Notify::new());
+        reads.insert(id, Rc::clone(&evict));
+        Some(Slot {
+            gate: Rc::clone(self),
+            id,
+            evict,
+        })
+    }
+
+    /// Keeps a connection whose header a read gave, until the server can deliver it.
+    pub(crate) fn hold(&self, admitted: Admitted) {
+        if !self.closed.get() {
+            self.held.borrow_mut().push_back(admitted);
+        }
+    }
+
+    /// Whether a read connection waits for delivery.
+    pub(crate) fn has_held(&self) -> bool {
+        !self.held.borrow().is_empty()
+    }
+
+    /// The connection that has waited longest for delivery.
+    pub(crate) fn take_held(&self) -> Option<Admitted> {
+        self.held.borrow_mut().pop_front()
     }
 
     /// Counts a finished look and makes the delivery, if any.
@@ -569,9 +658,29 @@ impl Gate {
         &self,
         socket: Socket,
         balancer: Option<SocketAddress>,
+        policy: ProxyPolicy,
         outcome: Result<Option<ProxyHeader>, Rejection>,
     ) -> Option<Admitted> {
         match outcome {
+            Ok(Some(header)) if policy == ProxyPolicy::Ignore => {
+                // Read off the socket, not believed: the client is served as itself.
+                self.count(|s| {
+                    s.direct += 1;
+                    s.ignored += 1;
+                });
+                let from = balancer
+                    .as_ref()
+                    .map_or_else(|| "a UNIX client".to_owned(), |b| b.to_string());
+                log::debug!(
+                    "PROXY protocol: ignored the {:?} header sent by {from} (not trusted)",
+                    header.version
+                );
+                Some(Admitted {
+                    socket,
+                    peer: balancer,
+                    header: None,
+                })
+            }
             Ok(Some(mut header)) => {
                 self.count(|s| s.headers += 1);
                 header.balancer = balancer;
@@ -602,6 +711,7 @@ impl Gate {
             match rejection {
                 Rejection::Refused => s.refused += 1,
                 Rejection::TimedOut => s.timed_out += 1,
+                Rejection::Evicted => s.evicted += 1,
                 Rejection::NoHeader
                 | Rejection::Version(_)
                 | Rejection::TooLarge(_)
@@ -616,8 +726,28 @@ impl Gate {
     }
 }
 
-/// Reads the header of one connection, within the deadline, unless the gate closes first.
-async fn read(gate: Rc<Gate>, socket: Socket, balancer: Option<SocketAddress>) -> Option<Admitted> {
+/// A read's place under the `max_pending` bound, given back when the read ends in any way.
+struct Slot {
+    gate: Rc<Gate>,
+    id: u64,
+    evict: Rc<tokio::sync::Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gate.reads.borrow_mut().remove(&self.id);
+    }
+}
+
+/// Reads the header of one connection, within the deadline, unless the gate closes or the read
+/// is evicted first.
+async fn read(
+    slot: Slot,
+    socket: Socket,
+    balancer: Option<SocketAddress>,
+    policy: ProxyPolicy,
+) -> Option<Admitted> {
+    let gate = Rc::clone(&slot.gate);
     let closing = gate.closing.notified();
     tokio::pin!(closing);
     // Registered before the check: a close after it wakes us.
@@ -634,21 +764,41 @@ async fn read(gate: Rc<Gate>, socket: Socket, balancer: Option<SocketAddress>) -
         }
     };
     let mut seen = 0;
-    let deadline = tokio::time::Instant::now() + config.header_timeout;
+    // Checked: a timeout too long for a deadline (`Duration::MAX`) means none (issue 21).
+    let deadline = config
+        .header_deadline_after()
+        .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
+    let reading = async {
+        let reading = take_header(&fd, config, policy, &mut seen);
+        match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, reading)
+                .await
+                .unwrap_or(Err(Rejection::TimedOut)),
+            None => reading.await,
+        }
+    };
     let outcome = tokio::select! {
         // The server stopped: the connection closes with the registration, uncounted.
         () = &mut closing => return None,
-        outcome = tokio::time::timeout_at(deadline, take_header(&fd, config, &mut seen)) => {
-            outcome.unwrap_or(Err(Rejection::TimedOut))
+        // Evicted for a newer read (counted by the eviction): closed the same way.
+        () = slot.evict.notified() => {
+            log::debug!(
+                "PROXY protocol: closed the connection from {}: {}",
+                balancer.as_ref().map_or_else(|| "a UNIX client".to_owned(), |b| b.to_string()),
+                Rejection::Evicted
+            );
+            return None;
         }
+        outcome = reading => outcome,
     };
+    drop(slot);
     // Deregistered: the delivered socket is tied to no runtime.
     let socket = fd.into_inner();
     let outcome = match outcome {
-        Err(Rejection::TimedOut) if seen == 0 && config.mode == ProxyMode::Optional => Ok(None),
+        Err(Rejection::TimedOut) if seen == 0 && optional(policy) => Ok(None),
         outcome => outcome,
     };
-    gate.settle(socket, balancer, outcome)
+    gate.settle(socket, balancer, policy, outcome)
 }
 
 /// Waits until the socket holds a whole header, then reads exactly its bytes. `None`: no header
@@ -656,12 +806,13 @@ async fn read(gate: Rc<Gate>, socket: Socket, balancer: Option<SocketAddress>) -
 async fn take_header(
     fd: &AsyncFd<Socket>,
     config: &ProxyProtocol,
+    policy: ProxyPolicy,
     seen: &mut usize,
 ) -> Result<Option<ProxyHeader>, Rejection> {
     let mut buf = vec![0; FIRST_PEEK.min(config.max_header_len)];
     loop {
         let mut guard = fd.readable().await.map_err(Rejection::Io)?;
-        match look(fd.get_ref(), config, &mut buf, seen) {
+        match look(fd.get_ref(), config, policy, &mut buf, seen) {
             Look::Done(outcome) => return outcome,
             Look::More { full: true } => {
                 // The buffer is full: look at more of what is queued, up to the cap.
@@ -986,6 +1137,84 @@ mod tests {
         assert!(ProxyProtocol::required().trusts(Some(&addr("198.51.100.1:1"))));
     }
 
+    #[test]
+    fn each_source_gets_its_policy() {
+        use ProxyPolicy::*;
+        let net = |text: &str| text.parse::<IpNetwork>().unwrap();
+        let config = ProxyProtocol::required()
+            .policy_for([net("10.0.0.0/8")], Use)
+            .policy_for([net("10.9.0.0/16"), net("fd00::/8")], Reject) // after the /8: unused
+            .allow_from([net("192.0.2.0/24")]);
+        assert_eq!(config.policy(Some(&addr("10.9.1.1:1"))), Use, "first match");
+        assert_eq!(config.policy(Some(&addr("[fd00::1]:1"))), Reject);
+        assert_eq!(
+            config.policy(Some(&addr("192.0.2.9:1"))),
+            Require,
+            "the mode's"
+        );
+        assert_eq!(config.policy(Some(&addr("[::ffff:192.0.2.9]:1"))), Require);
+        assert_eq!(
+            config.policy(Some(&addr("6.6.6.6:1"))),
+            Ignore,
+            "the default"
+        );
+        assert_eq!(config.policy(None), Require, "UNIX: the mode's");
+        let config = config.default_policy(Reject).unix_policy(Ignore);
+        assert_eq!(config.policy(Some(&addr("6.6.6.6:1"))), Reject);
+        assert_eq!(config.policy(None), Ignore);
+        // No rule at all: every source is a balancer, as before.
+        assert_eq!(
+            ProxyProtocol::optional().policy(Some(&addr("6.6.6.6:1"))),
+            Use
+        );
+        // A default alone applies to every address.
+        let alone = ProxyProtocol::required().default_policy(Ignore);
+        assert_eq!(alone.policy(Some(&addr("6.6.6.6:1"))), Ignore);
+        #[allow(deprecated)]
+        let old = ProxyProtocol::required()
+            .allow_from([net("192.0.2.0/24")])
+            .untrusted(Untrusted::Refuse);
+        assert_eq!(old.policy(Some(&addr("6.6.6.6:1"))), Reject);
+    }
+
+    #[test]
+    fn a_v1_line_without_cr_is_invalid_at_once() {
+        let config = ProxyProtocol::required();
+        for line in [
+            &b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"[..],
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\nGET / HTTP/1.1\r\n",
+            b"PROXY \n",
+        ] {
+            assert!(
+                matches!(
+                    parse(line, &config),
+                    Parsed::Invalid(Rejection::Malformed(_))
+                ),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_header_timeout_is_a_deadline_or_none() {
+        for (timeout, some) in [
+            (Duration::from_millis(1), true),
+            (PROXY_NO_DEADLINE - Duration::from_nanos(1), true),
+            (PROXY_NO_DEADLINE, false),
+            (Duration::from_secs(u64::MAX / 2), false),
+            (Duration::MAX, false),
+        ] {
+            let after = ProxyProtocol::required()
+                .header_timeout(timeout)
+                .header_deadline_after();
+            assert_eq!(after.is_some(), some, "{timeout:?}");
+            if let Some(after) = after {
+                assert!(std::time::Instant::now().checked_add(after).is_some());
+                assert!(tokio::time::Instant::now().checked_add(after).is_some());
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -1208,27 +1437,93 @@ mod tests {
     }
 
     #[test]
-    fn untrusted_peers_are_direct_or_refused() {
+    fn untrusted_peers_are_served_as_themselves_or_refused() {
         runtime().block_on(async {
             let elsewhere: IpNetwork = "192.0.2.0/24".parse().unwrap();
-            let direct_keeper = Gatekeeper::new(ProxyProtocol::required().allow_from([elsewhere]));
-            let direct = direct_keeper.gate();
+            let ignore_keeper = Gatekeeper::new(ProxyProtocol::required().allow_from([elsewhere]));
+            let ignore = ignore_keeper.gate();
             let (mut client, socket, peer) = pair();
-            client.write_all(V1_TCP4).unwrap();
-            let admitted = admit(direct, socket, peer.clone()).await.expect("direct");
-            // Not trusted: its "header" is just its data, and its peer its own.
+            let mut data = V1_TCP4.to_vec();
+            data.extend_from_slice(b"data");
+            client.write_all(&data).unwrap();
+            let admitted = admit(ignore, socket, peer.clone()).await.expect("served");
+            // Not trusted: its header is stripped and not believed; its peer is its own.
             assert_eq!((admitted.peer, admitted.header), (Some(peer), None));
-            assert_eq!(rest(&admitted.socket), V1_TCP4);
+            assert_eq!(rest(&admitted.socket), b"data");
+            let stats = ignore.stats();
+            assert_eq!((stats.direct, stats.ignored, stats.headers), (1, 1, 0));
 
             let refuse_keeper = Gatekeeper::new(
                 ProxyProtocol::required()
                     .allow_from([elsewhere])
-                    .untrusted(Untrusted::Refuse),
+                    .default_policy(ProxyPolicy::Reject),
             );
             let refuse = refuse_keeper.gate();
             let (_client, socket, peer) = pair();
             assert!(admit(refuse, socket, peer).await.is_none());
             assert_eq!(refuse.stats().refused, 1);
+        });
+    }
+
+    #[test]
+    fn a_silent_client_without_deadline_waits_and_panics_nothing() {
+        runtime().block_on(async {
+            for timeout in [
+                Duration::MAX,
+                Duration::from_secs(u64::MAX / 2),
+                PROXY_NO_DEADLINE,
+            ] {
+                let keeper = Gatekeeper::new(ProxyProtocol::required().header_timeout(timeout));
+                let (_client, socket, peer) = pair();
+                let Screened::Read(read) = keeper.gate().screen(socket, Some(peer)) else {
+                    panic!("nothing sent yet: a read");
+                };
+                let waited = tokio::time::timeout(Duration::from_millis(50), read).await;
+                assert!(waited.is_err(), "still waiting: no deadline");
+                assert_eq!(keeper.gate().stats().timed_out, 0);
+            }
+        });
+    }
+
+    #[test]
+    fn the_oldest_pending_read_is_evicted_at_the_bound() {
+        runtime().block_on(async {
+            let keeper = Gatekeeper::new(ProxyProtocol::required().max_pending(3));
+            let gate = keeper.gate();
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async {
+                    let mut clients = Vec::new();
+                    let mut reads = Vec::new();
+                    for _ in 0..5 {
+                        let (client, socket, peer) = pair();
+                        let Screened::Read(read) = gate.screen(socket, Some(peer)) else {
+                            panic!("a read");
+                        };
+                        reads.push(tokio::task::spawn_local(read));
+                        clients.push(client);
+                    }
+                    let stats = gate.stats();
+                    assert_eq!((stats.pending, stats.evicted, stats.dropped), (3, 2, 2));
+                    // The two oldest end when next polled, closed; the three newest wait.
+                    for read in reads.drain(..2) {
+                        let ended = tokio::time::timeout(Duration::from_secs(5), read).await;
+                        assert!(matches!(ended, Ok(Ok(None))));
+                    }
+                    for (i, mut client) in clients.into_iter().enumerate() {
+                        client
+                            .set_read_timeout(Some(Duration::from_millis(100)))
+                            .unwrap();
+                        let got = client.read(&mut [0; 1]);
+                        if i < 2 {
+                            assert!(matches!(got, Ok(0)), "{i}: {got:?}");
+                        } else {
+                            assert!(got.is_err(), "{i}: still open");
+                        }
+                    }
+                    drop(reads);
+                })
+                .await;
         });
     }
 

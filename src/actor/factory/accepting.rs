@@ -128,6 +128,25 @@ impl ActorFuture<SocketFactory> for AcceptLoop {
             if !wants {
                 return Poll::Pending;
             }
+            // PROXY protocol: connections whose header was read beside the loop go first, each
+            // with a place under the cap (issue 21); new clients only once none waits.
+            #[cfg(feature = "proxy-protocol")]
+            if let Some(gate) = listening
+                .proxy
+                .as_ref()
+                .filter(|keeper| keeper.gate().has_held())
+                .map(|keeper| Rc::clone(keeper.gate()))
+            {
+                match listening.acceptor.poll_permit(task) {
+                    Poll::Ready(permit) => {
+                        if !act.deliver_held(&gate, permit, ctx) {
+                            return Poll::Pending;
+                        }
+                        continue;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
             match listening.acceptor.poll_event(task) {
                 Poll::Ready(Some(event)) => {
                     if !act.on_accept(event, ctx) {

@@ -1,7 +1,16 @@
 //! PROXY protocol admission: accepted connections whose header is read beside the accept loop.
+//!
+//! An accepted connection goes through the gate (`net::proxy::Gate::screen`): delivered at once
+//! when its header is already there (or it needs none), with the accept's permit; otherwise its
+//! header is read by a task of its own, which holds a place under the gate's `max_pending`
+//! bound and **no** permit: reads in flight never count against `max_outstanding`, so silent
+//! clients cannot keep good ones waiting (issue 21). A finished read leaves its connection in
+//! the gate's held queue and wakes the factory; the accept loop delivers held connections first,
+//! each with a permit, while the factory wants clients: a pause or a disabled success route
+//! holds them, as the listen queue holds clients not accepted yet. A read still running when the
+//! factory stops ends with the gate, and what it held is closed.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use actix::prelude::*;
 use socket2::Socket;
@@ -10,44 +19,20 @@ use super::{SocketFactory, State};
 use crate::desc::addr::SocketAddress;
 use crate::desc::kind::{Domain, SocketType};
 
-/// PROXY protocol (issue 17): an accepted connection goes through the gate, and is delivered
-/// when its header is read (or it needs none). The permit goes with the read, so headers in
-/// flight count against `max_outstanding`; a read still running when the factory stops is
-/// cancelled with the actor's futures, and one that ends after the listener is gone delivers
-/// nothing.
-#[cfg(feature = "proxy-protocol")]
-const PROXY_HELD_RETRY: Duration = Duration::from_millis(20);
+/// A read finished and left its connection in the gate: the factory's context runs again, and
+/// with it the accept loop, which delivers it.
+struct ProxyHeld;
 
-/// A connection whose header a read task finished: back to the factory for delivery.
-#[cfg(feature = "proxy-protocol")]
-struct ProxyAdmitted {
-    admitted: crate::net::proxy::Admitted,
-    local: Option<SocketAddress>,
-    kind: (Domain, SocketType),
-    permit: crate::net::accept::Permit,
-}
-
-#[cfg(feature = "proxy-protocol")]
-impl Message for ProxyAdmitted {
+impl Message for ProxyHeld {
     type Result = ();
 }
 
-#[cfg(feature = "proxy-protocol")]
-impl Handler<ProxyAdmitted> for SocketFactory {
+impl Handler<ProxyHeld> for SocketFactory {
     type Result = ();
 
-    fn handle(&mut self, message: ProxyAdmitted, ctx: &mut Context<Self>) {
-        let ProxyAdmitted {
-            admitted,
-            local,
-            kind,
-            permit,
-        } = message;
-        self.admit(admitted, local, kind, permit, ctx);
-    }
+    fn handle(&mut self, _: ProxyHeld, _: &mut Context<Self>) {}
 }
 
-#[cfg(feature = "proxy-protocol")]
 impl SocketFactory {
     /// Screens one accepted connection; false: take no more clients in this turn.
     #[allow(clippy::too_many_arguments)]
@@ -66,23 +51,42 @@ impl SocketFactory {
             Screened::Deliver(admitted) => self.admit(admitted, local, kind, permit, ctx),
             Screened::Dropped => true,
             Screened::Read(read) => {
+                // The permit counts deliveries only: a pending read holds a place under the
+                // gate's own bound instead.
+                drop(permit);
                 // Its own task, not a context future: actix polls all of a context's futures
-                // at each wake-up, a task wakes for its own socket only. Back by message.
+                // at each wake-up, a task wakes for its own socket only. Back through the gate.
                 let factory = ctx.address().downgrade();
+                let gate = Rc::clone(gate);
                 actix::spawn(async move {
                     let Some(admitted) = read.await else { return };
+                    gate.hold(admitted);
                     if let Some(factory) = factory.upgrade() {
-                        factory.do_send(ProxyAdmitted {
-                            admitted,
-                            local,
-                            kind,
-                            permit,
-                        });
+                        factory.do_send(ProxyHeld);
                     }
                 });
                 true
             }
         }
+    }
+
+    /// Delivers the connection that has waited longest in the gate, with `permit`; false: take
+    /// no more clients in this turn.
+    pub(super) fn deliver_held(
+        &mut self,
+        gate: &crate::net::proxy::Gate,
+        permit: crate::net::accept::Permit,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let State::Listening(listening) = &self.state else {
+            return false;
+        };
+        let Some(admitted) = gate.take_held() else {
+            return true;
+        };
+        let local = Some(listening.local.clone());
+        let kind = listening.kind;
+        self.admit(admitted, local, kind, permit, ctx)
     }
 
     /// Delivers a screened connection, while the factory still listens.
@@ -95,15 +99,6 @@ impl SocketFactory {
         ctx: &mut Context<Self>,
     ) -> bool {
         if !matches!(self.state, State::Listening(_)) {
-            return false;
-        }
-        if !self.owners.has_success() {
-            // Success disabled by SetEvents while the header was read: keep the connection, as
-            // the listen queue keeps the clients not accepted yet, and look again shortly (the
-            // permit stays held, so at most max_outstanding wait; a stop cancels the wait).
-            ctx.run_later(PROXY_HELD_RETRY, move |act, ctx| {
-                act.admit(admitted, local, kind, permit, ctx);
-            });
             return false;
         }
         let crate::net::proxy::Admitted {
