@@ -550,6 +550,58 @@ async fn a_unix_stream_server_reads_headers_too() {
     assert!(created.credentials.is_some());
 }
 
+/// Issue 21, point 1, UNIX peers: their own policy. `Ignore` serves a UNIX client as itself
+/// with a forged header stripped; `Reject` refuses it.
+#[actix::test]
+async fn unix_clients_get_their_own_policy() {
+    let mut events = Events::start();
+    for policy in [ProxyPolicy::Ignore, ProxyPolicy::Reject] {
+        let (_dir, path) = temp_socket_path("policy.sock");
+        let server = events
+            .builder()
+            .bind_address(path.as_path())
+            .proxy_protocol(ProxyProtocol::required().unix_policy(policy))
+            .start();
+        server
+            .send(actix_socket_factory::GetSockName)
+            .await
+            .expect("mailbox")
+            .expect("listening");
+        let mut client = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        let forged = v2_header(
+            "6.6.6.6:666".parse().unwrap(),
+            "192.0.2.1:80".parse().unwrap(),
+            &[],
+        );
+        client
+            .write_all(&[&forged[..], b"x"].concat())
+            .expect("write");
+        if policy == ProxyPolicy::Ignore {
+            let created = events.next_created(LIMIT).await.expect("delivered");
+            assert_eq!(created.peer, None, "not the forged address");
+            assert!(created.proxy_header.is_none());
+            let mut stream =
+                std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(created.socket));
+            stream.set_nonblocking(false).expect("blocking");
+            stream.set_read_timeout(Some(LIMIT)).expect("timeout");
+            let mut got = [0; 1];
+            stream.read_exact(&mut got).expect("the client's byte");
+            assert_eq!(&got, b"x");
+        } else {
+            let deadline = Instant::now() + LIMIT;
+            while server.send(GetStats).await.expect("stats").proxy.refused < 1 {
+                assert!(Instant::now() < deadline, "refused and counted");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            events
+                .expect_no_created(Duration::from_millis(100))
+                .await
+                .expect("nothing delivered");
+        }
+        server.send(StopFactory).await.expect("stopped");
+    }
+}
+
 #[test]
 fn proxy_protocol_is_for_stream_servers_with_a_deadline() {
     let unfit = |builder: actix_socket_factory::SocketFactoryBuilder| {

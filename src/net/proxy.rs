@@ -29,7 +29,16 @@
 //! write it with their first segment) is taken at once, with no registration, timer or task.
 //! Any other connection is read by its own task on the Arbiter (never a future of the actor's
 //! context, which actix polls all together at each wake-up), bounded by the header deadline and
-//! the size cap, and ended when the server's [`Gatekeeper`] goes.
+//! the size cap, and ended when the server's [`Gatekeeper`] goes. Reads in flight, and the
+//! connections they gave that wait for delivery, are bounded together by `max_pending`: at the
+//! bound a new read evicts the oldest (a `BTreeMap` by read number, so neither costs more with
+//! thousands pending).
+//!
+//! # Whom to believe
+//! Each connection's [`ProxyPolicy`] comes from its source ([`ProxyProtocol::policy`]):
+//! `Reject` closes it at once; `Require` and `Use` read and believe a header; `Ignore` reads a
+//! header the same way but throws it away, so a forged one is neither believed nor handed to
+//! the application as data.
 //!
 //! This is a mechanism: it knows sockets and time, never the actor or its messages.
 

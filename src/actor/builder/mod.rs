@@ -495,17 +495,22 @@ impl SocketFactoryBuilder {
     /// in POE.
     ///
     /// Only the header's bytes are read: the client's first bytes stay in the socket for the
-    /// owner. Headers are read beside the accept loop, never holding it or other connections
-    /// up; each connection still reading counts against
-    /// [`max_outstanding`](Self::max_outstanding). A connection that sends no complete header
-    /// before the deadline, or a malformed, oversized or (when required) missing one, is closed,
-    /// counted in [`FactoryStats::proxy`](crate::FactoryStats::proxy) and logged at `debug`:
-    /// never a [`SocketFailed`]. A `LOCAL` header (a health check) is delivered with the
-    /// connection's own peer, as the specification says.
+    /// owner. Whose header is believed is decided per source
+    /// ([`ProxyPolicy`](crate::ProxyPolicy): use, require, reject, or ignore and strip); the
+    /// application never receives a header as data. Headers are read beside the accept loop,
+    /// never holding it or other connections up: connections still reading are bounded by
+    /// [`ProxyProtocol::max_pending`](crate::ProxyProtocol::max_pending) (the oldest evicted
+    /// at the bound), not by [`max_outstanding`](Self::max_outstanding), which counts
+    /// deliveries only. Headers read during a [`PauseAccept`](crate::PauseAccept) are
+    /// delivered after the [`ResumeAccept`](crate::ResumeAccept). A connection that sends no
+    /// complete header before the deadline, or a malformed, oversized or (when required)
+    /// missing one, is closed, counted in [`FactoryStats::proxy`](crate::FactoryStats::proxy)
+    /// and logged at `debug`: never a [`SocketFailed`]. A `LOCAL` header (a health check) is
+    /// delivered with the connection's own peer, as the specification says.
     ///
     /// ```
     /// # use actix::prelude::*;
-    /// # use actix_socket_factory::{SocketFactory, SocketCreated, SocketFailed, ProxyProtocol};
+    /// # use actix_socket_factory::{SocketFactory, SocketCreated, SocketFailed, ProxyProtocol, ProxyPolicy};
     /// # struct Owner;
     /// # impl Actor for Owner { type Context = Context<Self>; }
     /// # impl Handler<SocketCreated> for Owner { type Result = (); fn handle(&mut self, _: SocketCreated, _: &mut Context<Self>) {} }
@@ -515,7 +520,10 @@ impl SocketFactoryBuilder {
     /// let server = SocketFactory::builder()
     ///     .bind_address("127.0.0.1")
     ///     .bind_port(0)
-    ///     .proxy_protocol(ProxyProtocol::required().allow_from(["127.0.0.1".parse().unwrap()]))
+    ///     .proxy_protocol(
+    ///         ProxyProtocol::required()
+    ///             .policy_for(["127.0.0.1".parse().unwrap()], ProxyPolicy::Require),
+    ///     )
     ///     .owner(&owner)
     ///     .build()
     ///     .expect("a valid description");
