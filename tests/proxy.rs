@@ -293,6 +293,63 @@ async fn silent_clients_at_max_outstanding_do_not_stall_a_good_one() {
     drop(silent);
 }
 
+/// A header read while the owner holds `max_outstanding` deliveries waits (held, not dropped)
+/// until one of them is dropped: the cap still bounds deliveries.
+#[actix::test]
+async fn a_header_read_at_the_delivery_cap_waits_for_a_place() {
+    let mut events = Events::start();
+    let (server, addr) = start_and_locate(
+        events
+            .builder()
+            .bind_address(Ipv4Addr::LOCALHOST)
+            .max_outstanding(1)
+            .proxy_protocol(ProxyProtocol::required()),
+    )
+    .await
+    .expect("server");
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.write_all(b"PROXY TCP4 10.0.0.").expect("write");
+    wait_pending(&server, 1).await;
+    events
+        .expect_no_created(Duration::from_millis(50))
+        .await
+        .expect("nothing yet");
+    // The cap fills with a delivery the owner keeps.
+    let mut first = TcpStream::connect(addr).expect("connect");
+    first
+        .write_all(b"PROXY TCP4 10.0.0.1 10.0.0.9 1 80\r\n")
+        .expect("write");
+    let kept = events.next_created(LIMIT).await.expect("the first client");
+    assert_eq!(kept.peer, Some(inet("10.0.0.1:1")));
+    // The slow client's header completes: read, held at the cap.
+    slow.write_all(b"2 10.0.0.9 2 80\r\n").expect("write");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let stats = server.send(GetStats).await.expect("stats");
+        if stats.proxy.headers == 2 {
+            assert_eq!(
+                (stats.proxy.pending, stats.outstanding),
+                (1, 1),
+                "{stats:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "header read: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    events
+        .expect_no_created(Duration::from_millis(200))
+        .await
+        .expect("held at the cap");
+    drop(kept);
+    let created = events
+        .next_created(LIMIT)
+        .await
+        .expect("delivered once a place is free");
+    assert_eq!(created.peer, Some(inet("10.0.0.2:2")));
+    drop(first);
+}
+
 /// Issue 21, point 4: no header deadline (`Duration::MAX` and other huge timeouts) is no panic:
 /// a silent raw client stays pending, the server goes on, the stop closes it.
 #[actix::test]
