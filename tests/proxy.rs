@@ -720,6 +720,36 @@ async fn wait_accepted(server: &Addr<SocketFactory>, accepted: u64, pending: u64
     }
 }
 
+/// Raises the hard descriptor limit to `wanted` where it is lower and this process may (root);
+/// otherwise leaves it (the caller then skips).
+fn raise_hard_fd_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one rlimit struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_max < wanted {
+            limit.rlim_max = wanted;
+            limit.rlim_cur = limit.rlim_cur.min(wanted);
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// This process's resident memory, in KiB (from /proc/self/status).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("VmRSS:")
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
 /// Ten good clients one after another: (median, max) latency.
 async fn good_latencies(events: &mut Events, addr: SocketAddr) -> (Duration, Duration) {
     let mut latencies = Vec::new();
@@ -743,6 +773,7 @@ fn silent_clients_do_not_delay_a_good_one() {
     }
     // Bounded: 5,000 clients and their 5,000 accepted sockets, and room for the rest.
     let wanted = 2 * SILENT as u64 + 500;
+    raise_hard_fd_limit(wanted);
     let limit = util::set_fd_limit(Some(wanted));
     if limit < wanted {
         util::child::skip(&format!(
@@ -759,9 +790,15 @@ fn silent_clients_do_not_delay_a_good_one() {
             .header_timeout(timeout)
             .max_pending(SILENT + 100);
         let (server, addr) = proxy_server(&events, proxy).await;
+        let rss_before = rss_kib();
         let silent = silent_clients(addr, SILENT);
         wait_accepted(&server, SILENT as u64, SILENT as u64).await;
         let silent = silent.join().expect("clients");
+        // User-space memory per pending read (the task, its registration, its buffer; the
+        // clients' side adds a little: their Vec).
+        let per_read = (rss_kib().saturating_sub(rss_before)) * 1024 / SILENT as u64;
+        println!("resident memory per pending read: about {per_read} bytes");
+        assert!(per_read < 16 * 1024, "{per_read} bytes per pending read");
         let (median, max) = good_latencies(&mut events, addr).await;
         println!(
             "good client with {SILENT} silent clients pending: median {median:?}, max {max:?}"
