@@ -1120,6 +1120,29 @@ async fn reads_in_flight_end_with_the_factory() {
     assert!(events.try_failed().is_none());
 }
 
+/// A connection held during a pause (its header read) is closed by a stop, never delivered.
+#[actix::test]
+async fn a_connection_held_during_a_pause_ends_with_the_factory() {
+    let mut events = Events::start();
+    let (server, addr) = proxy_server(&events, ProxyProtocol::required()).await;
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client.write_all(b"PROXY TCP4 10.0.0.1 ").expect("write");
+    wait_pending(&server, 1).await;
+    server.send(PauseAccept).await.expect("paused");
+    client.write_all(b"10.0.0.2 1 2\r\n").expect("write");
+    let deadline = Instant::now() + LIMIT;
+    while server.send(GetStats).await.expect("stats").proxy.headers < 1 {
+        assert!(Instant::now() < deadline, "the header is read");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.send(StopFactory).await.expect("stopped");
+    assert!(closes_within(client, LIMIT).await.1, "closed by the stop");
+    events
+        .expect_no_created(Duration::from_millis(100))
+        .await
+        .expect("nothing delivered after the stop");
+}
+
 /// A header completed while the success recipient is disabled waits for it, as queued clients
 /// do: nothing is lost.
 #[actix::test]
