@@ -356,42 +356,83 @@ pub(crate) fn inherit_at_3(command: &mut std::process::Command, fds: Vec<std::os
     }
 }
 
-/// Takes ownership of the write end of a handover's readiness pipe, inherited as `fd`, after
-/// checking it is an open pipe; makes it close-on-exec so no process we start inherits it.
-pub(crate) fn inherited_pipe(fd: std::os::fd::RawFd) -> io::Result<std::fs::File> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fstat only writes into the stat buffer we own.
+// ---- Handover identities (issue 24): proving an inherited descriptor is the one passed ----
+// Unix-portable (fstat, fcntl); kept together so a split of this file by platform moves it whole.
+
+/// What a descriptor refers to, as `fstat(2)` sees it: the device and inode of the socket or
+/// pipe, which a duplicate (`dup`, `fork`, `exec`) shares and nothing else has while it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DescId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) kind: DescKind,
+}
+
+/// The kind of object a descriptor refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DescKind {
+    Socket,
+    Pipe,
+    Other,
+}
+
+/// The identity of the open descriptor `fd` (`EBADF` when it is not open).
+pub(crate) fn desc_id(fd: std::os::fd::RawFd) -> io::Result<DescId> {
+    // SAFETY: fstat only writes into the stat buffer we own; a bad descriptor is an error.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(fd, &mut stat) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    if stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("inherited descriptor {fd} is not a pipe"),
-        ));
-    }
-    // SAFETY: the descriptor is an open pipe (checked above) that the predecessor placed for this
-    // process; handover::ready takes it once (a static flag), so nothing else owns it.
-    let file = unsafe { std::fs::File::from_raw_fd(fd) };
-    // SAFETY: F_SETFD only changes the descriptor's flags.
+    let kind = match stat.st_mode & libc::S_IFMT {
+        libc::S_IFSOCK => DescKind::Socket,
+        libc::S_IFIFO => DescKind::Pipe,
+        _ => DescKind::Other,
+    };
+    #[allow(clippy::unnecessary_cast)] // dev_t and ino_t are not u64 everywhere
+    Ok(DescId {
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+        kind,
+    })
+}
+
+/// Marks `fd` close-on-exec, without taking it.
+pub(crate) fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD only changes the descriptor's flags; a bad descriptor is an error.
     if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(file)
+    Ok(())
 }
 
-/// Marks an inherited descriptor close-on-exec if it is a pipe, without taking it: keeps a
-/// handover's readiness pipe from leaking into processes the successor starts before it is
-/// ready.
-pub(crate) fn cloexec_if_pipe(fd: std::os::fd::RawFd) {
-    // SAFETY: fstat only writes into the stat buffer we own; F_SETFD only changes flags.
-    unsafe {
-        let mut stat: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFIFO {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
+/// Takes ownership of the write end of a handover's readiness pipe, inherited as `fd`, after
+/// proving it is the very pipe the predecessor made (`expected`, from the handover variable):
+/// anything else at that number (the program's own pipe, after the inherited one was closed)
+/// is neither written nor closed. Makes it close-on-exec so no process we start inherits it.
+pub(crate) fn inherited_pipe(
+    fd: std::os::fd::RawFd,
+    expected: DescId,
+) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let found = desc_id(fd).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("the readiness descriptor {fd} is gone: {error}"),
+        )
+    })?;
+    if found != expected || expected.kind != DescKind::Pipe {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "descriptor {fd} is not the readiness pipe the predecessor passed (it was closed \
+                 and its number reused): neither written nor closed"
+            ),
+        ));
     }
+    set_cloexec(fd)?;
+    // SAFETY: the descriptor is open and is the predecessor's pipe (its identity checked just
+    // above); handover::ready takes it once (a static flag), so nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// `recv(2)` with `MSG_PEEK`: copies what the socket has queued into `buf` without taking it, so

@@ -886,3 +886,176 @@ fn handover_grandchild() {
         assert_eq!(failed.operation, actix_socket_factory::Operation::Socket);
     });
 }
+
+// ---- Planted variables: never a descriptor closed or written that is not proven inherited ----
+
+/// The successor of the planted-variable tests: what it changes before the crate reads anything
+/// comes from `HANDOVER_PLANT`; it writes `ok` to `HANDOVER_PLANT_DONE` when every check held
+/// (so a test name that matched nothing cannot pass).
+const PLANT_CHILD: &str = "handover_plant_child";
+
+/// Starts this test binary as a successor with one TCP listener (descriptor 3; the readiness
+/// pipe is 4), planting `plant`; returns whether the child's checks all held, and its error.
+fn run_planted(plant: &str) {
+    use actix_socket_factory::handover::{SharedSocket, Successor};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let done = dir.path().join("done");
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([PLANT_CHILD, "--exact", "--ignored", "--nocapture"])
+        .env(util::child::CHILD_VAR, PLANT_CHILD)
+        .env("HANDOVER_PLANT", plant)
+        .env("HANDOVER_PLANT_DONE", &done);
+    let system = actix::System::new();
+    let outcome = system.block_on(async move {
+        Successor::new(command)
+            .socket(SharedSocket::new("known", listener).expect("named"))
+            .ready_timeout(Duration::from_secs(30))
+            .spawn()
+            .expect("spawn")
+            .ready()
+            .await
+    });
+    // The planted successor never reports ready: its pipe was refused or replaced.
+    let error = outcome.expect_err("no readiness through a refused or replaced pipe");
+    println!("predecessor: {error}");
+    let done = std::fs::read_to_string(&done).unwrap_or_default();
+    assert_eq!(
+        done, "ok",
+        "the planted successor's checks failed (see its output)"
+    );
+}
+
+#[test]
+fn listen_fds_beyond_the_handed_sockets_is_refused_and_closes_nothing() {
+    if !run_in_child("listen_fds_beyond_the_handed_sockets_is_refused_and_closes_nothing") {
+        return;
+    }
+    run_planted("fds");
+}
+
+#[test]
+fn names_that_do_not_match_the_count_are_refused() {
+    if !run_in_child("names_that_do_not_match_the_count_are_refused") {
+        return;
+    }
+    run_planted("names");
+}
+
+#[test]
+fn a_replaced_readiness_descriptor_is_neither_written_nor_closed() {
+    if !run_in_child("a_replaced_readiness_descriptor_is_neither_written_nor_closed") {
+        return;
+    }
+    run_planted("pipe");
+}
+
+#[test]
+#[ignore = "runs as the successor of the planted-variable tests"]
+fn handover_plant_child() {
+    use actix::prelude::*;
+    use actix_socket_factory::handover;
+    use actix_socket_factory::testing::Events;
+    use std::os::fd::AsRawFd;
+    if !util::in_child(PLANT_CHILD) {
+        return;
+    }
+    let plant = std::env::var("HANDOVER_PLANT").expect("what to plant");
+    let done = std::env::var("HANDOVER_PLANT_DONE").expect("where to report");
+    let open = |fd: i32| std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok();
+    assert!(open(3) && open(4), "the socket and the pipe were inherited");
+    match plant.as_str() {
+        "fds" | "names" => {
+            // The program's own listener and a second one (another factory's), on the numbers
+            // just after the inherited ones, which a larger LISTEN_FDS would claim.
+            let own = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let highest = own.as_raw_fd().max(other.as_raw_fd());
+            if plant == "fds" {
+                std::env::set_var("LISTEN_FDS", (highest - 2).to_string());
+                std::env::set_var("LISTEN_FDNAMES", vec!["x"; highest as usize - 2].join(":"));
+            } else {
+                std::env::set_var("LISTEN_FDNAMES", "known:extra");
+            }
+            let why = handover::verify().expect_err("a mismatch is refused");
+            println!("refused: {why}");
+            assert!(why.to_string().contains("refused"), "{why}");
+            assert!(!handover::is_successor());
+            assert!(handover::inherited_names().is_empty());
+            assert!(handover::close_unclaimed().is_empty(), "nothing closed");
+            assert!(!handover::ready().expect("nobody to tell"));
+            for fd in 3..=highest {
+                assert!(open(fd), "descriptor {fd} is still open");
+            }
+            // Both listeners still serve.
+            for listener in [&own, &other] {
+                let _client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+                listener.accept().expect("still listening");
+            }
+            // A factory asking for the socket gets the reason, not a socket.
+            let system = System::new();
+            system.block_on(async {
+                let mut events = Events::start();
+                let _factory = events.builder().systemd(Some("known")).start();
+                let failed = events.next_failed(util::LIMIT).await.expect("a failure");
+                assert!(failed.to_string().contains("refused"), "{failed}");
+            });
+            assert!(open(3), "the refused socket is left alone");
+        }
+        "pipe" => {
+            assert!(handover::verify().expect("proven"));
+            assert_eq!(handover::inherited_names(), vec!["known".to_owned()]);
+            // The pipe is closed (by a careless program), and the program's own pipe takes its
+            // number.
+            drop(unsafe_close(4));
+            let (mut reader, mut writer) = std::io::pipe().expect("pipe");
+            assert_eq!(reader.as_raw_fd(), 4, "the program's pipe took the number");
+            let error = handover::ready().expect_err("not the predecessor's pipe");
+            println!("refused: {error}");
+            assert!(
+                error.to_string().contains("not the readiness pipe"),
+                "{error}"
+            );
+            // Untouched: still open, and nothing was written to it.
+            writer.write_all(b"mine").expect("write");
+            drop(writer);
+            let mut read = String::new();
+            reader.read_to_string(&mut read).expect("read");
+            assert_eq!(read, "mine");
+            // The proven socket is still the successor's to take.
+            assert!(handover::is_inherited("known"));
+        }
+        other => panic!("unknown plant {other}"),
+    }
+    std::fs::write(done, "ok").expect("report");
+}
+
+/// Closes descriptor `fd` as a careless program would: takes it as an `OwnedFd` and drops it.
+fn unsafe_close(fd: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the planted-pipe test closes the inherited readiness pipe on purpose, to prove the
+    // crate then leaves the descriptor number alone; nothing else in that process uses it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+#[test]
+fn an_endless_ready_timeout_saturates() {
+    use actix_socket_factory::handover::{HandoverError, Successor};
+    if !run_in_child("an_endless_ready_timeout_saturates") {
+        return;
+    }
+    let system = actix::System::new();
+    system.block_on(async {
+        let outcome = Successor::new(Command::new("true"))
+            .ready_timeout(Duration::MAX)
+            .spawn()
+            .expect("spawn")
+            .ready()
+            .await;
+        assert!(
+            matches!(outcome, Err(HandoverError::Exited { .. })),
+            "{outcome:?}"
+        );
+    });
+}

@@ -114,7 +114,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use crate::net::adopt;
-use crate::net::inherit::{handed_over, handover_var, split_names, FIRST_FD, MAX_FDS};
+use crate::net::inherit::{format_var, handover, FIRST_FD};
 pub use crate::net::inherit::{is_successor, HANDOVER_VAR};
 use crate::sys;
 
@@ -297,13 +297,23 @@ impl Successor {
         let count = sockets.len();
         let names: Vec<String> = sockets.iter().map(|s| encode_name(&s.name)).collect();
         let mut fds: Vec<RawFd> = sockets.iter().map(|s| s.socket.as_raw_fd()).collect();
+        // Each descriptor's identity: the successor proves with them that it holds what was
+        // passed (not a parent's pid: it serves them even if this process dies meanwhile).
+        let ids = fds
+            .iter()
+            .map(|fd| sys::desc_id(*fd))
+            .collect::<io::Result<Vec<_>>>()?;
+        let pipe_id = sys::desc_id(ready_write.as_raw_fd())?;
         fds.push(ready_write.as_raw_fd());
         let ready_fd = FIRST_FD + count as RawFd;
         command
             .env_remove("LISTEN_PID")
             .env("LISTEN_FDS", count.to_string())
             .env("LISTEN_FDNAMES", names.join(":"))
-            .env(HANDOVER_VAR, format!("{}:{ready_fd}", std::process::id()));
+            .env(
+                HANDOVER_VAR,
+                format_var(std::process::id(), ready_fd, &pipe_id, &ids),
+            );
         sys::inherit_at_3(&mut command, fds);
         let child = command.spawn()?;
         // Only the successor may hold the write end: its exit then ends our read with EOF.
@@ -392,7 +402,15 @@ impl Starting {
     }
 
     async fn wait(&mut self) -> Result<(), Waited> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // Saturating: Duration::MAX waits for ever rather than overflowing the instant.
+        let deadline = tokio::time::Instant::now().checked_add(self.timeout);
+        let expired = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
         let Some(fd) = self.ready.take() else {
             return Err(Waited::Io(io::Error::other(
                 "the readiness pipe was already used",
@@ -415,7 +433,8 @@ impl Starting {
                         Ok(_) => {
                             // EOF (or a stray byte): give its exit a moment to be seen.
                             let soon = tokio::time::Instant::now() + EXIT_POLL * 4;
-                            while tokio::time::Instant::now() < soon.min(deadline) {
+                            let until = deadline.map_or(soon, |deadline| soon.min(deadline));
+                            while tokio::time::Instant::now() < until {
                                 if let Ok(Some(status)) = child.try_wait() {
                                     return Err(Waited::Exited(status));
                                 }
@@ -432,7 +451,7 @@ impl Starting {
                         return Err(Waited::Exited(status));
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => return Err(Waited::TimedOut),
+                _ = &mut expired => return Err(Waited::TimedOut),
             }
         }
     }
@@ -548,33 +567,27 @@ fn encode_name(name: &str) -> String {
     out
 }
 
-/// The inherited sockets as (descriptor, name), from `LISTEN_FDS` and `LISTEN_FDNAMES`, when
-/// this process is a successor or was socket-activated for itself (`LISTEN_PID`).
+/// The inherited sockets as (descriptor, name), when they are vouched for: a proven handover,
+/// or socket activation for this very process (`LISTEN_PID`). Anything else, a count or a name
+/// list that does not match or a descriptor that is not the one passed included, is nothing.
 fn inherited() -> Vec<(RawFd, String)> {
-    let handed = handed_over();
-    if !handed {
-        let ours = std::env::var("LISTEN_PID")
-            .ok()
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
-            == Some(std::process::id());
-        if !ours {
-            return Vec::new();
-        }
+    match adopt::inherited_fds() {
+        Ok((sockets, true)) => sockets,
+        _ => Vec::new(),
     }
-    let Some(count) = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.trim().parse::<RawFd>().ok())
-        .filter(|n| (0..=MAX_FDS).contains(n))
-    else {
-        return Vec::new();
-    };
-    let names = split_names(&std::env::var("LISTEN_FDNAMES").unwrap_or_default(), handed);
-    (0..count)
-        .map(|i| {
-            let name = names.get(i as usize).cloned().unwrap_or_default();
-            (FIRST_FD + i, name)
-        })
-        .collect()
+}
+
+/// Whether this process received a handover, checked: `Ok(true)` when every socket the
+/// predecessor passed is on its descriptor with the identity it gave, `Ok(false)` when there
+/// was no handover, and an error saying why when the variables are there but refused (a
+/// `LISTEN_FDS` or `LISTEN_FDNAMES` that does not match the sockets passed, a descriptor closed
+/// or replaced, or variables inherited by a process they were not meant for). A refused
+/// handover takes and closes nothing: start fresh or stop.
+///
+/// # Errors
+/// Why the handover variables were refused.
+pub fn verify() -> io::Result<bool> {
+    handover().map(|handover| handover.is_some())
 }
 
 /// The names of all inherited sockets, taken or not, in descriptor order.
@@ -601,6 +614,10 @@ pub fn unclaimed() -> Vec<String> {
 
 /// Closes the inherited sockets no factory has taken, and returns their names; no factory can
 /// take them afterwards. Call it once every factory that takes a socket has started.
+///
+/// Only descriptors proven inherited are closed: a handover's, each checked against the
+/// identity its predecessor gave, or systemd's for this very process with as many names as
+/// `LISTEN_FDS` says. A mismatch closes nothing (see [`verify`]).
 ///
 /// A UNIX socket's file stays where it is. For a member of an `SO_REUSEPORT` group, clients
 /// already queued on a closed socket are reset by the kernel.
@@ -630,14 +647,21 @@ pub fn close_unclaimed() -> Vec<String> {
 /// When the predecessor cannot be told (it exited: the pipe is broken).
 pub fn ready() -> io::Result<bool> {
     static TOLD: AtomicBool = AtomicBool::new(false);
-    let Some((pid, fd)) = handover_var() else {
+    let Some(handover) = handover().ok().flatten() else {
         return Ok(false);
     };
     if TOLD.swap(true, Ordering::AcqRel) {
         return Ok(false);
     }
-    let mut pipe = sys::inherited_pipe(fd)?;
-    pipe.write_all(&[READY_BYTE])?;
+    // Proven again now: the number may have been closed and reused since the start.
+    let mut pipe = sys::inherited_pipe(handover.ready_fd, handover.ready_id)?;
+    let pid = handover.predecessor;
+    pipe.write_all(&[READY_BYTE]).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("telling predecessor {pid} that we are ready: {error} (it has exited)"),
+        )
+    })?;
     drop(pipe);
     log::debug!("handover: told predecessor {pid} that we are ready");
     Ok(true)
@@ -657,10 +681,16 @@ mod tests {
             "a:b:%25",
         ] {
             let raw = [encode_name(name), encode_name("x")].join(":");
-            assert_eq!(split_names(&raw, true), vec![name.to_owned(), "x".into()]);
+            assert_eq!(
+                crate::net::inherit::split_names(&raw, true),
+                vec![name.to_owned(), "x".into()]
+            );
         }
         // systemd's own names are taken as written.
-        assert_eq!(split_names("a%3Ab:c", false), vec!["a%3Ab", "c"]);
+        assert_eq!(
+            crate::net::inherit::split_names("a%3Ab:c", false),
+            vec!["a%3Ab", "c"]
+        );
     }
 
     #[test]
