@@ -27,17 +27,34 @@
 //!   it is ready (kill the new pid meanwhile: the old one keeps serving and says why);
 //! - `--ready-timeout-ms N`: how long the old process waits for that (default 10000);
 //! - `--drain-ms N`: how long the old process serves its clients after a handover at most
-//!   (default 60000).
+//!   (default 60000);
+//! - `--grace-ms N`: the rollback window (default 2000): after the new process is ready the old
+//!   one keeps its socket open but paused, and resumes at once if the new one exits within it
+//!   (`kill -9` the new pid just after it took over: the old one says "rolled back");
+//! - `--hold-ms N`: the new process waits N ms after it took the socket (paused: it accepts
+//!   nothing yet) before it says it is ready.
 //!
-//! The old process's `Upgrade` message does the work: [`ShareListener`] to the factory,
-//! [`Successor`] to start the new process, [`Relinquish`] once it is ready.
+//! Every side of the deploy, in one pattern each:
+//!
+//! - **old process** ([`Upgrade`] below): [`hand_over`] shares the listener, starts the new
+//!   process ([`Successor`]), waits for it, pauses during the rollback window, and relinquishes
+//!   (or resumes): one call, one result, and a second request meanwhile is refused;
+//! - **new process** (`main` below): take the inherited socket **paused**
+//!   ([`PauseAccept`] right after `start()`), close what this version does not know, tell the
+//!   old process ([`handover::ready`]), then [`ResumeAccept`]: a new process given up before it
+//!   was ready has accepted no client, so none is lost with it.
+//!
+//! Under systemd (`NOTIFY_SOCKET` set), the first process says `READY=1` and each upgrade
+//! `RELOADING=1`, then `MAINPID=<new>` and `READY=1`.
 
 use std::time::Duration;
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use actix_socket_factory::handover::{self, Successor};
-use actix_socket_factory::{Relinquish, ShareListener, SocketCreated, SocketFactory, SocketFailed};
+use actix_socket_factory::{
+    hand_over, GetSockName, PauseAccept, ResumeAccept, SocketCreated, SocketFactory, SocketFailed,
+};
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -51,6 +68,9 @@ struct Options {
     ready_delay: Duration,
     ready_timeout: Duration,
     drain: Duration,
+    grace: Duration,
+    /// How long a new process holds the socket, paused, before it says it is ready.
+    hold: Duration,
 }
 
 fn options() -> Options {
@@ -59,10 +79,13 @@ fn options() -> Options {
         ready_delay: Duration::ZERO,
         ready_timeout: Duration::from_secs(10),
         drain: Duration::from_secs(60),
+        grace: Duration::from_secs(2),
+        hold: Duration::ZERO,
     };
     let usage = || -> ! {
         eprintln!(
-            "usage: upgrade [PORT] [--ready-delay-ms N] [--ready-timeout-ms N] [--drain-ms N]"
+            "usage: upgrade [PORT] [--ready-delay-ms N] [--ready-timeout-ms N] [--drain-ms N] \
+             [--grace-ms N] [--hold-ms N]"
         );
         std::process::exit(2)
     };
@@ -78,6 +101,8 @@ fn options() -> Options {
             "--ready-delay-ms" => options.ready_delay = millis(),
             "--ready-timeout-ms" => options.ready_timeout = millis(),
             "--drain-ms" => options.drain = millis(),
+            "--grace-ms" => options.grace = millis(),
+            "--hold-ms" => options.hold = millis(),
             port => options.port = port.parse().unwrap_or_else(|_| usage()),
         }
     }
@@ -97,10 +122,10 @@ struct SessionClosed;
 struct Server {
     factory: Option<Addr<SocketFactory>>,
     sessions: usize,
-    upgrading: bool,
     handed_over: bool,
     ready_timeout: Duration,
     drain: Duration,
+    grace: Duration,
 }
 
 impl Actor for Server {
@@ -155,53 +180,40 @@ impl Handler<Upgrade> for Server {
         let Some(factory) = self.factory.clone() else {
             return;
         };
-        if self.upgrading || self.handed_over {
-            println!(
-                "pid {}: an upgrade is under way already",
-                std::process::id()
-            );
-            return;
-        }
-        self.upgrading = true;
-        let timeout = self.ready_timeout;
         let me = std::process::id();
-        let upgrade = async move {
-            let shared = factory
-                .send(ShareListener::named(NAME))
-                .await
-                .map_err(|error| error.to_string())?
-                .map_err(|error| error.to_string())?;
-            let successor = Successor::this_program()
-                .map_err(|error| error.to_string())?
-                .socket(shared)
-                .ready_timeout(timeout);
-            let spawned = successor.spawn().map_err(|error| error.to_string())?;
-            println!("pid {me}: started successor {}", spawned.id());
-            let child = spawned.ready().await.map_err(|error| error.to_string())?;
-            // Ready: from now on the queued clients are the successor's.
-            let _ = factory.send(Relinquish).await;
-            Ok::<u32, String>(child.id())
+        let successor = match Successor::this_program() {
+            Ok(successor) => successor.ready_timeout(self.ready_timeout),
+            Err(error) => return println!("pid {me}: upgrade failed: {error}; still serving"),
         };
-        // `spawn`, not `wait`: clients keep being served while the successor starts.
-        ctx.spawn(upgrade.into_actor(self).map(move |outcome, act, ctx| {
-            act.upgrading = false;
-            match outcome {
-                Ok(pid) => {
-                    act.handed_over = true;
-                    act.factory = None;
-                    println!(
-                        "pid {me}: handed over to {pid}; serving {} client(s) until they leave",
-                        act.sessions
-                    );
-                    ctx.run_later(act.drain, move |_, _| {
-                        println!("pid {me}: drain time over; exiting");
-                        System::current().stop();
-                    });
-                    act.exit_if_drained();
-                }
-                Err(why) => println!("pid {me}: upgrade failed: {why}; still serving"),
-            }
-        }));
+        let grace = self.grace;
+        let upgrade = async move {
+            let factories = [(factory, NAME.to_owned())];
+            hand_over(&factories, successor, grace).await
+        };
+        println!("pid {me}: upgrading");
+        // `spawn`, not `wait`: clients keep being served while the successor starts. A second
+        // request meanwhile is refused by `hand_over` itself (one upgrade at a time).
+        ctx.spawn(
+            upgrade
+                .into_actor(self)
+                .map(move |outcome, act, ctx| match outcome {
+                    Ok(child) => {
+                        act.handed_over = true;
+                        act.factory = None;
+                        println!(
+                            "pid {me}: handed over to {}; serving {} client(s) until they leave",
+                            child.id(),
+                            act.sessions
+                        );
+                        ctx.run_later(act.drain, move |_, _| {
+                            println!("pid {me}: drain time over; exiting");
+                            System::current().stop();
+                        });
+                        act.exit_if_drained();
+                    }
+                    Err(why) => println!("pid {me}: upgrade failed: {why}; still serving"),
+                }),
+        );
     }
 }
 
@@ -271,11 +283,14 @@ fn main() -> std::io::Result<()> {
         let server = Server::create(|_| Server {
             factory: None,
             sessions: 0,
-            upgrading: false,
             handed_over: false,
             ready_timeout: options.ready_timeout,
             drain: options.drain,
+            grace: options.grace,
         });
+        if handover::is_successor() {
+            println!("pid {me}: successor starting");
+        }
         // A slow start (loading, warming caches) happens before the socket is taken: until
         // then, the old process serves every client.
         if !options.ready_delay.is_zero() {
@@ -283,29 +298,44 @@ fn main() -> std::io::Result<()> {
         }
         // The predecessor's socket when there is one, else a fresh one.
         let builder = SocketFactory::builder().owner(&server);
-        let builder = if handover::is_inherited(NAME) {
+        let inherited = handover::is_inherited(NAME);
+        let builder = if inherited {
             builder.systemd(Some(NAME))
         } else {
             builder.bind_address("127.0.0.1").bind_port(options.port)
         };
-        let factory = match builder.spawn().await {
-            Ok(spawned) => spawned,
-            Err(failed) => {
-                eprintln!("pid {me}: {failed}");
-                System::current().stop();
-                return;
-            }
+        let factory = builder.start();
+        // Paused until the old process lets go: if this process is given up before it is
+        // ready, it has accepted nobody.
+        if inherited {
+            factory.do_send(PauseAccept);
+        }
+        let local = match factory.send(GetSockName).await {
+            Ok(Ok(local)) => local,
+            _ => return, // the failure reaches the server, which stops
         };
-        let local = factory.local.clone().expect("a listener has an address");
-        server.do_send(SetFactory(factory.addr));
+        if inherited {
+            println!("pid {me}: took {local}, paused until ready");
+        }
         for name in handover::close_unclaimed() {
             println!("pid {me}: closed a socket this version does not know: {name}");
         }
+        if !options.hold.is_zero() {
+            tokio::time::sleep(options.hold).await;
+        }
         match handover::ready() {
             Ok(true) => println!("pid {me}: took over {local}"),
-            Ok(false) => println!("pid {me}: rot13 server listening on {local}"),
-            Err(error) => println!("pid {me}: could not tell the old process: {error}"),
+            Ok(false) => {
+                println!("pid {me}: rot13 server listening on {local}");
+                let _ = handover::notify("READY=1");
+            }
+            // The old process is gone (killed meanwhile): the socket is ours all the same.
+            Err(error) => {
+                println!("pid {me}: serving {local}; could not tell the old process: {error}")
+            }
         }
+        factory.do_send(ResumeAccept);
+        server.do_send(SetFactory(factory));
         println!("pid {me}: upgrade with: kill -HUP {me}");
         // SIGHUP: upgrade. This task holds the server (factories hold their owner weakly).
         actix::spawn(async move {

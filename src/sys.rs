@@ -459,3 +459,18 @@ pub(crate) fn peek(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
 }
+
+// ---- systemd notify (issue 24): the monotonic clock sd_notify's RELOADING=1 wants ----
+
+/// `CLOCK_MONOTONIC` in microseconds (`MONOTONIC_USEC=` of sd_notify(3)).
+pub(crate) fn monotonic_usec() -> u64 {
+    // SAFETY: clock_gettime only writes into the timespec we own.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } == -1 {
+        return 0;
+    }
+    #[allow(clippy::unnecessary_cast)] // time_t and c_long are not i64 everywhere
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(now.tv_nsec as u64 / 1_000)
+}

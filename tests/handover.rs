@@ -360,6 +360,15 @@ fn upgrade(lines: &Lines, from: usize, old: u32) -> (usize, u32) {
     })
 }
 
+/// Waits for a successor's first line (after `from`), which is not `old`'s: its pid.
+fn successor_started(lines: &Lines, from: usize, old: u32) -> (usize, u32) {
+    lines.wait_for(from, "successor started", |line| {
+        line.strip_suffix(": successor starting")
+            .and_then(|rest| number_after(rest, "pid "))
+            .filter(|pid| *pid != old)
+    })
+}
+
 // ---- The tests ----
 
 #[test]
@@ -450,9 +459,7 @@ fn successor_killed_before_ready_changes_nothing() {
     let load = Load::start(addr, 3, Duration::from_millis(10));
     load.wait_answers(first, 50);
     signal(first, libc::SIGHUP);
-    let (at, doomed) = lines.wait_for(at, "successor started", |line| {
-        number_after(line, &format!("pid {first}: started successor "))
-    });
+    let (at, doomed) = successor_started(&lines, at, first);
     signal(doomed, libc::SIGKILL);
     let (at, why) = lines.wait_for(at, "upgrade failed", |line| {
         line.strip_prefix(&format!("pid {first}: upgrade failed: "))
@@ -498,9 +505,7 @@ fn successor_missing_its_deadline_is_killed() {
     let lines = group.lines.clone();
     let (at, first, addr) = listening(&lines, 0);
     signal(first, libc::SIGHUP);
-    let (at, late) = lines.wait_for(at, "successor started", |line| {
-        number_after(line, &format!("pid {first}: started successor "))
-    });
+    let (at, late) = successor_started(&lines, at, first);
     let (_, why) = lines.wait_for(at, "upgrade failed", |line| {
         line.strip_prefix(&format!("pid {first}: upgrade failed: "))
             .map(str::to_owned)
@@ -664,7 +669,11 @@ async fn successor_takes_its_sockets_by_name_and_reports_the_rest() {
         .spawn()
         .expect("spawn");
     let pid = spawned.id();
-    let child = spawned.ready().await.expect("the successor reports ready");
+    let child = spawned
+        .ready()
+        .await
+        .expect("the successor reports ready")
+        .into_child();
     assert_eq!(child.id(), pid);
     // The successor took the known socket: a client gets an answer from it.
     let mut client = TcpStream::connect(addr).expect("connect");

@@ -113,9 +113,10 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use crate::net::adopt;
 use crate::net::inherit::{format_var, handover, FIRST_FD};
 pub use crate::net::inherit::{is_successor, HANDOVER_VAR};
+pub use crate::net::notify::notify;
+use crate::net::{adopt, notify};
 use crate::sys;
 
 /// How long [`Starting::ready`] waits by default for the successor to call [`ready`].
@@ -235,6 +236,8 @@ pub struct Successor {
     command: Command,
     sockets: Vec<SharedSocket>,
     ready_timeout: Duration,
+    /// An upgrade (one at a time, reported to systemd) or a worker beside others.
+    upgrade: bool,
 }
 
 impl Successor {
@@ -245,6 +248,7 @@ impl Successor {
             command,
             sockets: Vec::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            upgrade: true,
         }
     }
 
@@ -282,17 +286,32 @@ impl Successor {
         self
     }
 
+    /// A worker started beside others (pre-forking), not an upgrade: any number may start at
+    /// once, and nothing is reported to systemd.
+    pub fn worker(mut self) -> Successor {
+        self.upgrade = false;
+        self
+    }
+
     /// Starts the successor with the sockets inherited; it has not reported ready yet. The
     /// duplicates held here are closed once it runs: this process keeps its own sockets.
     ///
+    /// **One upgrade at a time**: from here until the successor has failed, or its rollback
+    /// window ([`Ready::settle`]) is over, another `spawn` in this process is refused
+    /// (`ResourceBusy`, naming the successor under way), never a second successor. Under
+    /// systemd (`NOTIFY_SOCKET` set) it reports `RELOADING=1`.
+    ///
     /// # Errors
-    /// When the process cannot be started (the program is missing, descriptors are exhausted).
+    /// `ResourceBusy` while another upgrade runs; the OS's error when the process cannot be
+    /// started (the program is missing, descriptors are exhausted).
     pub fn spawn(self) -> io::Result<Starting> {
         let Successor {
             mut command,
             sockets,
             ready_timeout,
+            upgrade,
         } = self;
+        let turn = if upgrade { Some(Turn::take()?) } else { None };
         let (ready_read, ready_write) = sys::pipe()?;
         let count = sockets.len();
         let names: Vec<String> = sockets.iter().map(|s| encode_name(&s.name)).collect();
@@ -316,6 +335,10 @@ impl Successor {
             );
         sys::inherit_at_3(&mut command, fds);
         let child = command.spawn()?;
+        if let Some(turn) = &turn {
+            turn.started(child.id());
+            notify::reloading();
+        }
         // Only the successor may hold the write end: its exit then ends our read with EOF.
         drop(ready_write);
         drop(sockets);
@@ -328,6 +351,7 @@ impl Successor {
             child: Some(child),
             ready: Some(ready_read),
             timeout: ready_timeout,
+            turn,
         })
     }
 }
@@ -350,6 +374,7 @@ pub struct Starting {
     child: Option<Child>,
     ready: Option<OwnedFd>,
     timeout: Duration,
+    turn: Option<Turn>,
 }
 
 impl Starting {
@@ -361,10 +386,13 @@ impl Starting {
     /// Waits until the successor reports ready ([`ready`]), it exits, or the deadline passes.
     /// Must run inside a tokio runtime (an actix Arbiter is one).
     ///
+    /// On success the rollback window opens ([`Ready`]): pause accepting (keep the listeners
+    /// open), then [`Ready::settle`].
+    ///
     /// # Errors
     /// [`HandoverError`]: the successor exited, closed the pipe without a word, or missed the
     /// deadline. It is killed and reaped in every case; nothing of this process was changed.
-    pub async fn ready(mut self) -> Result<Child, HandoverError> {
+    pub async fn ready(mut self) -> Result<Ready, HandoverError> {
         let pid = self.id();
         let outcome = self.wait().await;
         // Held from spawn until here (`ready` takes `self`): a missing one is reported, not a panic.
@@ -377,7 +405,11 @@ impl Starting {
         match outcome {
             Ok(()) => {
                 log::debug!("handover: successor {pid} is ready");
-                Ok(child)
+                let window = self.turn.take().map(|turn| Window {
+                    turn: Some(turn),
+                    pid,
+                });
+                Ok(Ready { child, window })
             }
             Err(error) => {
                 let error = match error {
@@ -396,6 +428,9 @@ impl Starting {
                 let _ = child.kill();
                 let _ = child.wait();
                 log::warn!("handover: {error}; keeping the sockets");
+                if let Some(turn) = self.turn.take() {
+                    turn.failed();
+                }
                 Err(error)
             }
         }
@@ -467,6 +502,144 @@ impl Drop for Starting {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(turn) = self.turn.take() {
+            turn.failed();
+        }
+    }
+}
+
+/// A successor that reported ready: it serves. Its **rollback window** is open until
+/// [`settle`](Ready::settle) returns or this is dropped: keep the listeners open but paused
+/// (`PauseAccept`), so that if the successor dies the old process resumes at once and no client
+/// is refused; give them up (`Relinquish`) only once it settled.
+#[derive(Debug)]
+pub struct Ready {
+    child: Child,
+    window: Option<Window>,
+}
+
+impl Ready {
+    /// The successor's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits out the rollback window: `grace`, during which the successor must not exit. Then
+    /// the upgrade is over (another may start) and, under systemd, `MAINPID=<successor>` and
+    /// `READY=1` are reported. A `grace` of zero settles at once; `Duration::MAX` waits for as
+    /// long as the successor lives.
+    ///
+    /// # Errors
+    /// [`HandoverError::ExitedAfterReady`] when the successor exited within the window (it is
+    /// reaped): resume accepting (`ResumeAccept`), this process serves on.
+    pub async fn settle(self, grace: Duration) -> Result<Child, HandoverError> {
+        let Ready { mut child, window } = self;
+        let deadline = std::time::Instant::now().checked_add(grace);
+        let pid = child.id();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    log::warn!(
+                        "handover: successor {pid} exited ({status}) within the rollback window"
+                    );
+                    if let Some(window) = window {
+                        window.failed();
+                    }
+                    return Err(HandoverError::ExitedAfterReady { pid, status });
+                }
+                Ok(None) => {}
+                Err(error) => return Err(HandoverError::Io { pid, error }),
+            }
+            let now = std::time::Instant::now();
+            let left = deadline.map_or(SETTLE_POLL, |deadline| {
+                deadline.saturating_duration_since(now)
+            });
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(SETTLE_POLL)).await;
+        }
+        log::debug!("handover: successor {pid} settled");
+        drop(window);
+        Ok(child)
+    }
+
+    /// Ends the rollback window now (as [`settle`](Ready::settle) with no grace, without
+    /// looking): the successor's process.
+    pub fn into_child(self) -> Child {
+        self.child
+    }
+}
+
+/// How often the rollback window asks whether the successor has exited: clients queue in the
+/// meantime (the listen queue is shared), so this bounds the pause, not what is lost.
+const SETTLE_POLL: Duration = Duration::from_millis(5);
+
+/// The one upgrade this process runs: taken by [`Successor::spawn`], released when the upgrade
+/// failed or settled (or its handle was dropped).
+#[derive(Debug)]
+struct Turn;
+
+/// The successor under way (0 while it is being started), if any.
+static UPGRADE: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+
+impl Turn {
+    fn take() -> io::Result<Turn> {
+        let mut upgrade = UPGRADE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pid) = *upgrade {
+            let who = if pid == 0 {
+                "a successor is being started".to_owned()
+            } else {
+                format!("successor {pid}")
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "an upgrade is under way already ({who}): one at a time, this one is refused"
+                ),
+            ));
+        }
+        *upgrade = Some(0);
+        Ok(Turn)
+    }
+
+    fn started(&self, pid: u32) {
+        *UPGRADE.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
+    }
+
+    /// The upgrade failed: this process is still the service.
+    fn failed(self) {
+        notify::send(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *UPGRADE.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// A rollback window: the turn, until the successor `pid` failed or settled. Dropped without a
+/// failure (settled, or nobody watches any more), it reports the successor as the service.
+#[derive(Debug)]
+struct Window {
+    turn: Option<Turn>,
+    pid: u32,
+}
+
+impl Window {
+    fn failed(mut self) {
+        if let Some(turn) = self.turn.take() {
+            turn.failed();
+        }
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        if self.turn.take().is_some() {
+            notify::send(&format!("MAINPID={}\nREADY=1", self.pid));
+        }
     }
 }
 
@@ -501,7 +674,16 @@ pub enum HandoverError {
         /// The time it had.
         timeout: Duration,
     },
-    /// Waiting for it failed.
+    /// The successor exited after it reported ready, within the rollback window
+    /// ([`Ready::settle`]): the old process resumes.
+    ExitedAfterReady {
+        /// Its process id.
+        pid: u32,
+        /// How it exited.
+        status: ExitStatus,
+    },
+    /// Waiting for it failed, or (`pid` 0) it could not be started: another upgrade is under
+    /// way (`ResourceBusy`), a socket could not be shared, the program is missing.
     Io {
         /// Its process id.
         pid: u32,
@@ -515,6 +697,7 @@ impl HandoverError {
     pub fn pid(&self) -> u32 {
         match self {
             HandoverError::Exited { pid, .. }
+            | HandoverError::ExitedAfterReady { pid, .. }
             | HandoverError::ClosedPipe { pid }
             | HandoverError::TimedOut { pid, .. }
             | HandoverError::Io { pid, .. } => *pid,
@@ -537,6 +720,13 @@ impl fmt::Display for HandoverError {
             HandoverError::TimedOut { pid, timeout } => {
                 write!(f, "successor {pid} was not ready within {timeout:?}")
             }
+            HandoverError::ExitedAfterReady { pid, status } => {
+                write!(
+                    f,
+                    "successor {pid} exited within the rollback window ({status}): rolled back"
+                )
+            }
+            HandoverError::Io { pid: 0, error } => write!(f, "no successor started: {error}"),
             HandoverError::Io { pid, error } => {
                 write!(f, "waiting for successor {pid}: {error}")
             }

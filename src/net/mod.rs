@@ -14,6 +14,7 @@ pub(crate) mod hickory;
 pub(crate) mod inherit;
 pub(crate) mod lookup;
 pub(crate) mod netdb;
+pub(crate) mod notify;
 pub(crate) mod open;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) mod proxy;
