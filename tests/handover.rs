@@ -105,8 +105,14 @@ struct Group {
 
 impl Group {
     fn start(name: &str, args: &[&str]) -> Group {
+        Group::start_with(name, args, &[])
+    }
+
+    /// [`Group::start`] with variables added to the environment.
+    fn start_with(name: &str, args: &[&str], vars: &[(&str, &str)]) -> Group {
         let mut first = Command::new(example(name))
             .args(args)
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -270,6 +276,8 @@ impl Held {
 struct Load {
     stop: Arc<AtomicBool>,
     results: Arc<Mutex<Vec<Result<u32, String>>>>,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    started: Instant,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -277,9 +285,11 @@ impl Load {
     fn start(addr: SocketAddr, threads: usize, pace: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let results = Arc::new(Mutex::new(Vec::new()));
+        let latencies = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..threads)
             .map(|t| {
                 let (stop, results) = (stop.clone(), results.clone());
+                let latencies = latencies.clone();
                 std::thread::spawn(move || {
                     let started = Instant::now();
                     // Bounded whatever happens: at most 2 minutes or 100,000 connections.
@@ -287,8 +297,10 @@ impl Load {
                         if stop.load(Ordering::Relaxed) || started.elapsed() > WAIT * 4 {
                             break;
                         }
-                        let next = Instant::now() + pace;
+                        let asked = Instant::now();
+                        let next = asked + pace;
                         let result = ask(addr, &format!("hello {t} {i}"));
+                        latencies.lock().unwrap().push(asked.elapsed());
                         results.lock().unwrap().push(result);
                         std::thread::sleep(next.saturating_duration_since(Instant::now()));
                     }
@@ -298,6 +310,8 @@ impl Load {
         Load {
             stop,
             results,
+            latencies,
+            started: Instant::now(),
             threads,
         }
     }
@@ -314,6 +328,39 @@ impl Load {
         });
     }
 
+    /// Stops the clients; the figures, printed under `label`.
+    fn figures(self, label: &str) -> Figures {
+        let elapsed = self.started.elapsed();
+        let mut latencies = self.latencies.lock().unwrap().clone();
+        let results = self.finish();
+        latencies.sort();
+        let p99 = latencies
+            .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default();
+        let mut figures = Figures {
+            connections: results.len(),
+            rate: results.len() as f64 / elapsed.as_secs_f64(),
+            p99,
+            ..Figures::default()
+        };
+        for result in &results {
+            match result {
+                Ok(pid) => *figures.per_pid.entry(*pid).or_insert(0) += 1,
+                Err(why) if why.starts_with("connect:") && why.contains("refused") => {
+                    figures.refused += 1
+                }
+                Err(why) if why.contains("reset") => figures.reset += 1,
+                Err(why) => {
+                    figures.wrong += 1;
+                    figures.first_wrong.get_or_insert_with(|| why.clone());
+                }
+            }
+        }
+        println!("FIGURES {label}: {figures}");
+        figures
+    }
+
     /// Stops the clients; every result.
     fn finish(self) -> Vec<Result<u32, String>> {
         self.stop.store(true, Ordering::Relaxed);
@@ -323,6 +370,51 @@ impl Load {
         Arc::try_unwrap(self.results)
             .map(|m| m.into_inner().unwrap())
             .unwrap_or_default()
+    }
+}
+
+/// What a load saw: connections, how they failed, the 99th percentile of a connection's time.
+#[derive(Default, Debug)]
+struct Figures {
+    connections: usize,
+    rate: f64,
+    refused: usize,
+    reset: usize,
+    /// No reply, a partial or a wrong one (a connection accepted by a process then killed).
+    wrong: usize,
+    first_wrong: Option<String>,
+    p99: Duration,
+    per_pid: BTreeMap<u32, usize>,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} connections ({:.0}/s), {} refused, {} reset, {} wrong, p99 {:?}, answered by {:?}",
+            self.connections,
+            self.rate,
+            self.refused,
+            self.reset,
+            self.wrong,
+            self.p99,
+            self.per_pid
+        )?;
+        if let Some(why) = &self.first_wrong {
+            write!(f, " (first wrong: {why})")?;
+        }
+        Ok(())
+    }
+}
+
+impl Figures {
+    /// Nothing refused, reset or wrong.
+    fn assert_clean(&self) {
+        assert_eq!(
+            (self.refused, self.reset, self.wrong),
+            (0, 0, 0),
+            "refused, reset, wrong: {self}"
+        );
     }
 }
 
@@ -1067,4 +1159,290 @@ fn an_endless_ready_timeout_saturates() {
             "{outcome:?}"
         );
     });
+}
+
+// ---- Deploys that go wrong, under load: every fault, figures for each ----
+
+/// Client threads of the fault tests, each doing one connection at a time (so at most this many
+/// connections are in flight in a process at the instant it is killed), one every millisecond
+/// at most: thousands of connections a second.
+const LOADERS: usize = 4;
+const PACE: Duration = Duration::from_millis(1);
+
+/// Waits for `pid`'s report that it took over from its predecessor.
+fn took_over(lines: &Lines, from: usize, pid: u32) -> usize {
+    lines
+        .wait_for(from, "took over", |line| {
+            line.starts_with(&format!("pid {pid}: took over "))
+                .then_some(())
+        })
+        .0
+}
+
+/// Waits for `old`'s report that an upgrade failed; the reason.
+fn upgrade_failed(lines: &Lines, from: usize, old: u32) -> (usize, String) {
+    lines.wait_for(from, "upgrade failed", |line| {
+        line.strip_prefix(&format!("pid {old}: upgrade failed: "))
+            .map(str::to_owned)
+    })
+}
+
+#[test]
+fn old_process_killed_right_after_starting_its_successor_refuses_nothing() {
+    if !run_in_child("old_process_killed_right_after_starting_its_successor_refuses_nothing") {
+        return;
+    }
+    // The successor takes 300 ms to start: the old process dies well before it is ready.
+    let group = Group::start("upgrade", &["0", "--ready-delay-ms", "300"]);
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+    signal(first, libc::SIGHUP);
+    let (at, second) = successor_started(&lines, at, first);
+    let killed = Instant::now();
+    signal(first, libc::SIGKILL);
+    // An orphan, it serves the sockets it inherited all the same (its parent is gone).
+    let (_, why) = lines.wait_for(at, "the orphan serves", |line| {
+        line.strip_prefix(&format!("pid {second}: serving "))
+            .map(str::to_owned)
+    });
+    assert!(why.contains("could not tell the old process"), "{why}");
+    let serving = killed.elapsed();
+    load.wait_answers(second, 1000);
+    let figures = load.figures(&format!(
+        "old killed right after starting its successor (serving again {serving:?} after the kill)"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    // Only a connection the killed process had accepted and not yet answered can be lost: at
+    // most one per client thread.
+    assert!(figures.reset + figures.wrong <= LOADERS, "{figures}");
+}
+
+#[test]
+fn old_process_killed_right_after_ready_refuses_nothing() {
+    if !run_in_child("old_process_killed_right_after_ready_refuses_nothing") {
+        return;
+    }
+    let group = Group::start("upgrade", &["0", "--grace-ms", "5000"]);
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+    let asked = Instant::now();
+    signal(first, libc::SIGHUP);
+    let (at, second) = successor_started(&lines, at, first);
+    took_over(&lines, at, second);
+    let ready = asked.elapsed();
+    signal(first, libc::SIGKILL);
+    load.wait_answers(second, 1000);
+    let figures = load.figures(&format!(
+        "old killed right after ready (ready {ready:?} after the request)"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    assert!(figures.reset + figures.wrong <= LOADERS, "{figures}");
+}
+
+#[test]
+fn successor_killed_after_ready_within_the_grace_period_rolls_back() {
+    if !run_in_child("successor_killed_after_ready_within_the_grace_period_rolls_back") {
+        return;
+    }
+    let group = Group::start("upgrade", &["0", "--grace-ms", "3000"]);
+    let lines = group.lines.clone();
+    let (mut at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+    let mut rollbacks = Vec::new();
+    // Killed right after ready, then once it served a while within the window.
+    for served in [0, 300] {
+        signal(first, libc::SIGHUP);
+        let (i, doomed) = successor_started(&lines, at, first);
+        at = took_over(&lines, i, doomed);
+        load.wait_answers(doomed, served);
+        let killed = Instant::now();
+        signal(doomed, libc::SIGKILL);
+        let (i, why) = upgrade_failed(&lines, at, first);
+        rollbacks.push(killed.elapsed());
+        at = i;
+        assert!(why.contains("within the rollback window"), "{why}");
+        let before = load.answered_by(first);
+        load.wait_answers(first, before + 300);
+    }
+    // And the next upgrade goes through.
+    let (_, last) = upgrade(&lines, at, first);
+    load.wait_answers(last, 300);
+    let figures = load.figures(&format!(
+        "successor killed right after ready and within the grace period (rolled back in \
+         {rollbacks:?})"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    // Lost: only what a killed successor had accepted and not yet answered.
+    assert!(figures.reset + figures.wrong <= 2 * LOADERS, "{figures}");
+}
+
+#[test]
+fn successor_killed_before_or_after_taking_its_sockets_loses_nothing() {
+    if !run_in_child("successor_killed_before_or_after_taking_its_sockets_loses_nothing") {
+        return;
+    }
+    // Every process starts slowly (700 ms), then holds its sockets paused for 1.5 s.
+    let group = Group::start(
+        "upgrade",
+        &[
+            "0",
+            "--ready-delay-ms",
+            "700",
+            "--hold-ms",
+            "1500",
+            "--grace-ms",
+            "300",
+        ],
+    );
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+
+    // Before it took its sockets.
+    signal(first, libc::SIGHUP);
+    let (at, early) = successor_started(&lines, at, first);
+    signal(early, libc::SIGKILL);
+    let (at, why) = upgrade_failed(&lines, at, first);
+    assert!(why.contains(&format!("successor {early} exited")), "{why}");
+
+    // After it took them (paused), before it was ready.
+    signal(first, libc::SIGHUP);
+    let (at, holding) = successor_started(&lines, at, first);
+    let (at, _) = lines.wait_for(at, "took its socket", |line| {
+        line.starts_with(&format!("pid {holding}: took "))
+            .then_some(())
+    });
+    let before = load.answered_by(first);
+    load.wait_answers(first, before + 200);
+    signal(holding, libc::SIGKILL);
+    let (at, why) = upgrade_failed(&lines, at, first);
+    assert!(
+        why.contains(&format!("successor {holding} exited")),
+        "{why}"
+    );
+    let before = load.answered_by(first);
+    load.wait_answers(first, before + 300);
+
+    let (_, last) = upgrade(&lines, at, first);
+    load.wait_answers(last, 300);
+    let figures = load.figures("successor killed before taking its sockets, and after (paused)");
+    figures.assert_clean();
+    assert!(!figures.per_pid.contains_key(&early) && !figures.per_pid.contains_key(&holding));
+}
+
+#[test]
+fn a_second_upgrade_request_is_refused_while_one_runs() {
+    if !run_in_child("a_second_upgrade_request_is_refused_while_one_runs") {
+        return;
+    }
+    let group = Group::start(
+        "upgrade",
+        &["0", "--ready-delay-ms", "500", "--grace-ms", "300"],
+    );
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 300);
+    signal(first, libc::SIGHUP);
+    let (at, second) = successor_started(&lines, at, first);
+    signal(first, libc::SIGHUP);
+    let (_, why) = upgrade_failed(&lines, at, first);
+    assert!(
+        why.contains("an upgrade is under way already") && why.contains(&second.to_string()),
+        "{why}"
+    );
+    let (end, new) = lines.wait_for(at, "handed over", |line| {
+        number_after(line, &format!("pid {first}: handed over to "))
+    });
+    assert_eq!(new, second);
+    load.wait_answers(second, 300);
+    let starts = lines.lines.lock().unwrap()[at + 1..end]
+        .iter()
+        .filter(|line| line.ends_with(": successor starting"))
+        .count();
+    assert_eq!(starts, 0, "no second successor was started");
+    let figures = load.figures("two upgrade requests at once");
+    figures.assert_clean();
+}
+
+#[test]
+fn ten_handovers_in_a_row_under_load() {
+    if !run_in_child("ten_handovers_in_a_row_under_load") {
+        return;
+    }
+    let group = Group::start("upgrade", &["0", "--grace-ms", "200", "--drain-ms", "3000"]);
+    let lines = group.lines.clone();
+    let (mut at, mut current, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(current, 300);
+    let mut durations = Vec::new();
+    for _ in 0..10 {
+        let asked = Instant::now();
+        let (i, next) = upgrade(&lines, at, current);
+        durations.push(asked.elapsed());
+        load.wait_answers(next, 200);
+        (at, current) = (i, next);
+    }
+    let figures = load.figures(&format!(
+        "10 handovers in a row (request to relinquish, 200 ms window included: {:?} .. {:?})",
+        durations.iter().min().unwrap(),
+        durations.iter().max().unwrap()
+    ));
+    figures.assert_clean();
+    assert_eq!(figures.per_pid.len(), 11, "{figures}");
+}
+
+#[test]
+fn systemd_is_told_of_each_upgrade_in_order() {
+    use std::os::unix::net::UnixDatagram;
+    if !run_in_child("systemd_is_told_of_each_upgrade_in_order") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&path).expect("a stand-in for systemd's socket");
+    systemd
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = systemd.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let group = Group::start_with(
+        "upgrade",
+        &["0", "--ready-delay-ms", "300", "--grace-ms", "200"],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let lines = group.lines.clone();
+    let (at, first, _) = listening(&lines, 0);
+    assert_eq!(next(), "READY=1", "the first start");
+
+    // A failed upgrade: reloading, then this process again.
+    signal(first, libc::SIGHUP);
+    let (at, doomed) = successor_started(&lines, at, first);
+    signal(doomed, libc::SIGKILL);
+    let (at, _) = upgrade_failed(&lines, at, first);
+    let reloading = next();
+    let usec = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .unwrap_or_else(|| panic!("{reloading:?}"));
+    assert!(usec.parse::<u64>().is_ok_and(|n| n > 0), "{reloading:?}");
+    assert_eq!(next(), format!("MAINPID={first}\nREADY=1"));
+
+    // A good one: reloading, then the successor is the main process.
+    let (_, second) = upgrade(&lines, at, first);
+    assert!(next().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(next(), format!("MAINPID={second}\nREADY=1"));
+    systemd
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(systemd.recv(&mut buf).is_err(), "nothing more");
 }
