@@ -20,6 +20,17 @@
 //! nc 127.0.0.1 12345                           # type: hello     -> [4250] uryyb
 //! ```
 //!
+//! Or ask for the upgrade and see its result, from a shell:
+//!
+//! ```text
+//! cargo run --example upgrade -- --control /tmp/rot13.ctl
+//! cargo run --example upgrade -- --ask /tmp/rot13.ctl     # ok 4250   (exit 0)
+//!                                                         # error ... (exit 1): why not
+//! ```
+//!
+//! A second request while one runs is answered `error an upgrade is under way already`. The
+//! control socket is handed over with the service, so the next request reaches the new process.
+//!
 //! The first `nc` still gets answers from the old pid; when it quits (Ctrl-D), the old process
 //! exits. `kill -HUP` the new pid to upgrade again. Options:
 //!
@@ -71,6 +82,8 @@ struct Options {
     grace: Duration,
     /// How long a new process holds the socket, paused, before it says it is ready.
     hold: Duration,
+    /// The control socket's path.
+    control: Option<String>,
 }
 
 fn options() -> Options {
@@ -81,11 +94,12 @@ fn options() -> Options {
         drain: Duration::from_secs(60),
         grace: Duration::from_secs(2),
         hold: Duration::ZERO,
+        control: None,
     };
     let usage = || -> ! {
         eprintln!(
             "usage: upgrade [PORT] [--ready-delay-ms N] [--ready-timeout-ms N] [--drain-ms N] \
-             [--grace-ms N] [--hold-ms N]"
+             [--grace-ms N] [--hold-ms N] [--control PATH]\n       upgrade --ask PATH"
         );
         std::process::exit(2)
     };
@@ -103,16 +117,21 @@ fn options() -> Options {
             "--drain-ms" => options.drain = millis(),
             "--grace-ms" => options.grace = millis(),
             "--hold-ms" => options.hold = millis(),
+            "--control" => options.control = Some(args.next().unwrap_or_else(|| usage())),
+            "--ask" => ask(&args.next().unwrap_or_else(|| usage())),
             port => options.port = port.parse().unwrap_or_else(|_| usage()),
         }
     }
     options
 }
 
-/// Ask the server to hand its socket to a new copy of itself.
+/// Ask the server to hand its sockets to a new copy of itself: the new pid, or why not.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<u32, String>")]
 struct Upgrade;
+
+/// The name the control socket is handed over by.
+const CONTROL: &str = "control";
 
 /// A session ended.
 #[derive(Message)]
@@ -121,6 +140,7 @@ struct SessionClosed;
 
 struct Server {
     factory: Option<Addr<SocketFactory>>,
+    control: Option<Addr<SocketFactory>>,
     sessions: usize,
     handed_over: bool,
     ready_timeout: Duration,
@@ -145,6 +165,18 @@ impl Handler<SocketCreated> for Server {
     type Result = ();
 
     fn handle(&mut self, created: SocketCreated, ctx: &mut Context<Self>) {
+        if created.domain == actix_socket_factory::Domain::Unix {
+            // The control socket: one request, one answer.
+            match created.into_unix_stream() {
+                Ok(stream) => {
+                    // Counted as a client: the old process answers it before it exits.
+                    self.sessions += 1;
+                    control(stream, ctx.address());
+                }
+                Err(error) => eprintln!("cannot use the control connection: {error}"),
+            }
+            return;
+        }
         match created.into_tcp_stream() {
             Ok(stream) => {
                 self.sessions += 1;
@@ -174,32 +206,32 @@ impl Handler<SessionClosed> for Server {
 }
 
 impl Handler<Upgrade> for Server {
-    type Result = ();
+    type Result = ResponseActFuture<Self, Result<u32, String>>;
 
-    fn handle(&mut self, _: Upgrade, ctx: &mut Context<Self>) {
-        let Some(factory) = self.factory.clone() else {
-            return;
-        };
+    fn handle(&mut self, _: Upgrade, _: &mut Context<Self>) -> Self::Result {
         let me = std::process::id();
+        let Some(factory) = self.factory.clone() else {
+            return Box::pin(fut::ready(Err("handed over already".to_owned())));
+        };
+        let mut factories = vec![(factory, NAME.to_owned())];
+        factories.extend(self.control.clone().map(|c| (c, CONTROL.to_owned())));
         let successor = match Successor::this_program() {
             Ok(successor) => successor.ready_timeout(self.ready_timeout),
-            Err(error) => return println!("pid {me}: upgrade failed: {error}; still serving"),
+            Err(error) => return Box::pin(fut::ready(Err(error.to_string()))),
         };
         let grace = self.grace;
-        let upgrade = async move {
-            let factories = [(factory, NAME.to_owned())];
-            hand_over(&factories, successor, grace).await
-        };
         println!("pid {me}: upgrading");
-        // `spawn`, not `wait`: clients keep being served while the successor starts. A second
-        // request meanwhile is refused by `hand_over` itself (one upgrade at a time).
-        ctx.spawn(
+        // Clients keep being served while the successor starts. A second request meanwhile is
+        // refused by `hand_over` itself (one upgrade at a time).
+        let upgrade = async move { hand_over(&factories, successor, grace).await };
+        Box::pin(
             upgrade
                 .into_actor(self)
                 .map(move |outcome, act, ctx| match outcome {
                     Ok(child) => {
                         act.handed_over = true;
                         act.factory = None;
+                        act.control = None;
                         println!(
                             "pid {me}: handed over to {}; serving {} client(s) until they leave",
                             child.id(),
@@ -210,10 +242,65 @@ impl Handler<Upgrade> for Server {
                             System::current().stop();
                         });
                         act.exit_if_drained();
+                        Ok(child.id())
                     }
-                    Err(why) => println!("pid {me}: upgrade failed: {why}; still serving"),
+                    Err(why) => {
+                        println!("pid {me}: upgrade failed: {why}; still serving");
+                        Err(why.to_string())
+                    }
                 }),
-        );
+        )
+    }
+}
+
+/// A control connection: the line `upgrade` asks for an upgrade; the answer is `ok PID` (the
+/// new process serves) or `error WHY` (this one still does).
+fn control(stream: tokio::net::UnixStream, server: Addr<Server>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    actix::spawn(async move {
+        let (read, mut write) = stream.into_split();
+        let mut line = String::new();
+        let asked = tokio::time::timeout(
+            Duration::from_secs(10),
+            BufReader::new(read).read_line(&mut line),
+        )
+        .await;
+        let answer = match (asked, line.trim()) {
+            (Ok(Ok(_)), "upgrade") => match server.send(Upgrade).await {
+                Ok(Ok(pid)) => format!("ok {pid}\n"),
+                Ok(Err(why)) => format!("error {why}\n"),
+                Err(_) => "error the server stopped\n".to_owned(),
+            },
+            (Ok(Ok(_)), other) => format!("error unknown request {other:?}: try upgrade\n"),
+            _ => {
+                server.do_send(SessionClosed);
+                return;
+            }
+        };
+        let _ = write.write_all(answer.as_bytes()).await;
+        server.do_send(SessionClosed);
+    });
+}
+
+/// `--ask PATH`: asks the server listening on control socket PATH for an upgrade and prints
+/// its answer; exits 0 when the upgrade succeeded.
+fn ask(path: &str) -> ! {
+    use std::io::{BufRead, Write};
+    let answer = std::os::unix::net::UnixStream::connect(path).and_then(|mut stream| {
+        stream.write_all(b"upgrade\n")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stream).read_line(&mut line)?;
+        Ok(line)
+    });
+    match answer {
+        Ok(line) => {
+            print!("{line}");
+            std::process::exit(if line.starts_with("ok ") { 0 } else { 1 })
+        }
+        Err(error) => {
+            eprintln!("cannot ask {path}: {error}");
+            std::process::exit(2)
+        }
     }
 }
 
@@ -282,6 +369,7 @@ fn main() -> std::io::Result<()> {
         let mut hangups = signal(SignalKind::hangup()).expect("a SIGHUP handler");
         let server = Server::create(|_| Server {
             factory: None,
+            control: None,
             sessions: 0,
             handed_over: false,
             ready_timeout: options.ready_timeout,
@@ -305,10 +393,25 @@ fn main() -> std::io::Result<()> {
             builder.bind_address("127.0.0.1").bind_port(options.port)
         };
         let factory = builder.start();
+        // The control socket, inherited too, or made.
+        let control = if handover::is_inherited(CONTROL) {
+            let control = SocketFactory::builder()
+                .owner(&server)
+                .systemd(Some(CONTROL));
+            Some(control.start())
+        } else {
+            options.control.as_ref().map(|path| {
+                let builder = SocketFactory::builder().owner(&server);
+                builder.bind_address(std::path::Path::new(path)).start()
+            })
+        };
         // Paused until the old process lets go: if this process is given up before it is
         // ready, it has accepted nobody.
         if inherited {
             factory.do_send(PauseAccept);
+            if let Some(control) = &control {
+                control.do_send(PauseAccept);
+            }
         }
         let local = match factory.send(GetSockName).await {
             Ok(Ok(local)) => local,
@@ -335,7 +438,16 @@ fn main() -> std::io::Result<()> {
             }
         }
         factory.do_send(ResumeAccept);
-        server.do_send(SetFactory(factory));
+        if let Some(control) = &control {
+            control.do_send(ResumeAccept);
+            if !inherited {
+                println!(
+                    "pid {me}: upgrade on request with: upgrade --ask {}",
+                    options.control.as_deref().unwrap_or("")
+                );
+            }
+        }
+        server.do_send(SetFactory(factory, control));
         println!("pid {me}: upgrade with: kill -HUP {me}");
         // SIGHUP: upgrade. This task holds the server (factories hold their owner weakly).
         actix::spawn(async move {
@@ -350,12 +462,13 @@ fn main() -> std::io::Result<()> {
 /// Gives the server its factory once it has started.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct SetFactory(Addr<SocketFactory>);
+struct SetFactory(Addr<SocketFactory>, Option<Addr<SocketFactory>>);
 
 impl Handler<SetFactory> for Server {
     type Result = ();
 
-    fn handle(&mut self, SetFactory(factory): SetFactory, _: &mut Context<Self>) {
+    fn handle(&mut self, SetFactory(factory, control): SetFactory, _: &mut Context<Self>) {
         self.factory = Some(factory);
+        self.control = control;
     }
 }

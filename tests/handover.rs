@@ -1446,3 +1446,69 @@ fn systemd_is_told_of_each_upgrade_in_order() {
     let mut buf = [0u8; 512];
     assert!(systemd.recv(&mut buf).is_err(), "nothing more");
 }
+
+/// Asks for an upgrade over `control` the way an operator does from a shell: the example's own
+/// `--ask`. Its exit status and answer.
+fn ask_upgrade(control: &std::path::Path) -> (bool, String) {
+    let output = Command::new(example("upgrade"))
+        .arg("--ask")
+        .arg(control)
+        .output()
+        .expect("run upgrade --ask");
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success(), answer)
+}
+
+#[test]
+fn upgrade_on_request_over_the_control_socket_reports_its_result() {
+    if !run_in_child("upgrade_on_request_over_the_control_socket_reports_its_result") {
+        return;
+    }
+    let (_dir, control) = util::temp_socket_path("rot13.ctl");
+    let group = Group::start(
+        "upgrade",
+        &[
+            "0",
+            "--control",
+            control.to_str().unwrap(),
+            "--ready-delay-ms",
+            "400",
+            "--grace-ms",
+            "200",
+        ],
+    );
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 300);
+    let asked = Instant::now();
+    let requester = {
+        let control = control.clone();
+        std::thread::spawn(move || ask_upgrade(&control))
+    };
+    let (_, second) = successor_started(&lines, at, first);
+    // A second request while the first runs: refused, and told why.
+    let (done, answer) = ask_upgrade(&control);
+    assert!(!done, "{answer}");
+    assert!(
+        answer.starts_with("error ") && answer.contains("under way already"),
+        "{answer}"
+    );
+    let (done, answer) = requester.join().expect("the first requester");
+    let took = asked.elapsed();
+    assert!(done, "{answer}");
+    assert_eq!(answer, format!("ok {second}"));
+    load.wait_answers(second, 300);
+    // The control socket went with the service: the next request reaches the new process.
+    let (done, answer) = ask_upgrade(&control);
+    assert!(done, "{answer}");
+    let third: u32 = answer
+        .strip_prefix("ok ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"));
+    load.wait_answers(third, 300);
+    let figures = load.figures(&format!(
+        "upgrade on request over the control socket (answered in {took:?}), one refused"
+    ));
+    figures.assert_clean();
+}
