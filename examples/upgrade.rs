@@ -146,6 +146,8 @@ struct Server {
     ready_timeout: Duration,
     drain: Duration,
     grace: Duration,
+    /// How many upgrades came before this process (its predecessor's state).
+    generation: u64,
 }
 
 impl Actor for Server {
@@ -219,6 +221,8 @@ impl Handler<Upgrade> for Server {
             Ok(successor) => successor.ready_timeout(self.ready_timeout),
             Err(error) => return Box::pin(fut::ready(Err(error.to_string()))),
         };
+        // Application state for the successor: here, how many upgrades came before it.
+        let successor = successor.state((self.generation + 1).to_string());
         let grace = self.grace;
         println!("pid {me}: upgrading");
         // Clients keep being served while the successor starts. A second request meanwhile is
@@ -367,7 +371,20 @@ fn main() -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
         // SIGHUP's default is to end the process: catch it before anyone learns our pid.
         let mut hangups = signal(SignalKind::hangup()).expect("a SIGHUP handler");
+        // The predecessor's state: read before serving.
+        let generation = match handover::state() {
+            Ok(Some(state)) => String::from_utf8_lossy(&state).parse().unwrap_or(0),
+            Ok(None) => 0,
+            Err(error) => {
+                println!("pid {me}: no state from the old process: {error}");
+                0
+            }
+        };
+        if generation > 0 {
+            println!("pid {me}: generation {generation}");
+        }
         let server = Server::create(|_| Server {
+            generation,
             factory: None,
             control: None,
             sessions: 0,

@@ -412,20 +412,21 @@ pub(crate) fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
 pub(crate) fn inherited_pipe(
     fd: std::os::fd::RawFd,
     expected: DescId,
+    what: &str,
 ) -> io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
     let found = desc_id(fd).map_err(|error| {
         io::Error::new(
             error.kind(),
-            format!("the readiness descriptor {fd} is gone: {error}"),
+            format!("the {what} descriptor {fd} is gone: {error}"),
         )
     })?;
     if found != expected || expected.kind != DescKind::Pipe {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "descriptor {fd} is not the readiness pipe the predecessor passed (it was closed \
-                 and its number reused): neither written nor closed"
+                "descriptor {fd} is not the {what} the predecessor passed (it was closed and its \
+                 number reused): neither used nor closed"
             ),
         ));
     }

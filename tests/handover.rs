@@ -757,6 +757,7 @@ async fn successor_takes_its_sockets_by_name_and_reports_the_rest() {
         .stdout(Stdio::piped());
     let spawned = Successor::new(command)
         .sockets([known, unknown, udp, unix])
+        .state(b"counters: 42".to_vec())
         .ready_timeout(Duration::from_secs(20))
         .spawn()
         .expect("spawn");
@@ -792,6 +793,12 @@ fn handover_successor_child() {
         return;
     }
     assert!(handover::is_successor());
+    // The application state, once.
+    assert_eq!(
+        handover::state().expect("the state"),
+        Some(b"counters: 42".to_vec())
+    );
+    assert_eq!(handover::state().expect("read once"), None);
     // A process the successor starts inherits the variables, but they are not its own.
     let grandchild = Command::new(std::env::current_exe().expect("test binary"))
         .args([GRANDCHILD, "--exact", "--ignored", "--nocapture"])
@@ -979,6 +986,7 @@ fn handover_grandchild() {
     assert!(!handover::is_successor(), "but not meant for this process");
     assert!(handover::inherited_names().is_empty());
     assert!(!handover::ready().expect("nothing to tell"));
+    assert_eq!(handover::state().expect("no state"), None);
     let system = System::new();
     system.block_on(async {
         let mut events = Events::start();
@@ -1389,6 +1397,10 @@ fn ten_handovers_in_a_row_under_load() {
         load.wait_answers(next, 200);
         (at, current) = (i, next);
     }
+    // Application state went from each process to the next: the tenth knows it.
+    lines.wait_for(0, "the state passed along", |line| {
+        (line == format!("pid {current}: generation 10")).then_some(())
+    });
     let figures = load.figures(&format!(
         "10 handovers in a row (request to relinquish, 200 ms window included: {:?} .. {:?})",
         durations.iter().min().unwrap(),

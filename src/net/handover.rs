@@ -238,6 +238,8 @@ pub struct Successor {
     ready_timeout: Duration,
     /// An upgrade (one at a time, reported to systemd) or a worker beside others.
     upgrade: bool,
+    /// Application state for the successor ([`state`]).
+    state: Option<Vec<u8>>,
 }
 
 impl Successor {
@@ -249,6 +251,7 @@ impl Successor {
             sockets: Vec::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
             upgrade: true,
+            state: None,
         }
     }
 
@@ -286,6 +289,14 @@ impl Successor {
         self
     }
 
+    /// Passes `state` to the successor, which reads it with [`state`] (once): bytes the
+    /// application serialised (counters, caches, a session table), over a pipe of their own, at
+    /// most [`MAX_STATE`] bytes.
+    pub fn state(mut self, state: impl Into<Vec<u8>>) -> Successor {
+        self.state = Some(state.into());
+        self
+    }
+
     /// A worker started beside others (pre-forking), not an upgrade: any number may start at
     /// once, and nothing is reported to systemd.
     pub fn worker(mut self) -> Successor {
@@ -310,7 +321,19 @@ impl Successor {
             sockets,
             ready_timeout,
             upgrade,
+            state,
         } = self;
+        if let Some(state) = &state {
+            if state.len() as u64 > MAX_STATE {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "a handover state of {} bytes is more than {MAX_STATE}",
+                        state.len()
+                    ),
+                ));
+            }
+        }
         let turn = if upgrade { Some(Turn::take()?) } else { None };
         let (ready_read, ready_write) = sys::pipe()?;
         let count = sockets.len();
@@ -325,13 +348,30 @@ impl Successor {
         let pipe_id = sys::desc_id(ready_write.as_raw_fd())?;
         fds.push(ready_write.as_raw_fd());
         let ready_fd = FIRST_FD + count as RawFd;
+        // The state's pipe, read end to the successor just after the readiness pipe.
+        let state_pipe = match state {
+            Some(state) => {
+                let (read, write) = sys::pipe()?;
+                let id = sys::desc_id(read.as_raw_fd())?;
+                fds.push(read.as_raw_fd());
+                Some((read, write, id, state))
+            }
+            None => None,
+        };
+        let state_id = state_pipe.as_ref().map(|(_, _, id, _)| *id);
         command
             .env_remove("LISTEN_PID")
             .env("LISTEN_FDS", count.to_string())
             .env("LISTEN_FDNAMES", names.join(":"))
             .env(
                 HANDOVER_VAR,
-                format_var(std::process::id(), ready_fd, &pipe_id, &ids),
+                format_var(
+                    std::process::id(),
+                    ready_fd,
+                    &pipe_id,
+                    &ids,
+                    state_id.as_ref(),
+                ),
             );
         sys::inherit_at_3(&mut command, fds);
         let child = command.spawn()?;
@@ -342,6 +382,10 @@ impl Successor {
         // Only the successor may hold the write end: its exit then ends our read with EOF.
         drop(ready_write);
         drop(sockets);
+        if let Some((read, write, _, state)) = state_pipe {
+            drop(read);
+            write_state(write, state);
+        }
         log::debug!(
             "handover: started successor {} with {count} socket(s) ({})",
             child.id(),
@@ -354,6 +398,68 @@ impl Successor {
             turn,
         })
     }
+}
+
+/// The most bytes of application state a handover passes (64 MiB).
+pub const MAX_STATE: u64 = 64 << 20;
+
+/// Writes `state`, its length first, on a thread of its own: the pipe holds 64 KiB, and the
+/// successor reads when it chooses. The thread ends when all is written, or when the successor
+/// exits (broken pipe), which a failed handover makes sure of.
+fn write_state(pipe: OwnedFd, state: Vec<u8>) {
+    let spawned = std::thread::Builder::new()
+        .name("handover-state".into())
+        .spawn(move || {
+            let mut pipe = std::fs::File::from(pipe);
+            let written = pipe
+                .write_all(&(state.len() as u64).to_le_bytes())
+                .and_then(|()| pipe.write_all(&state));
+            if let Err(error) = written {
+                log::warn!("handover: the state did not reach the successor: {error}");
+            }
+        });
+    if let Err(error) = spawned {
+        log::warn!("handover: cannot start the thread that writes the state: {error}");
+    }
+}
+
+/// The application state the predecessor passed ([`Successor::state`]), once: `Ok(None)` when
+/// this process is not a successor, none was passed, or it was read already. Blocks until the
+/// predecessor has written it all (it starts at once): call it before serving.
+///
+/// # Errors
+/// When the state's descriptor is not the predecessor's pipe any more, or the state was cut
+/// short (the predecessor died while writing it).
+pub fn state() -> io::Result<Option<Vec<u8>>> {
+    static READ: AtomicBool = AtomicBool::new(false);
+    let Some(handover) = handover().ok().flatten() else {
+        return Ok(None);
+    };
+    let Some((fd, id)) = handover.state else {
+        return Ok(None);
+    };
+    if READ.swap(true, Ordering::AcqRel) {
+        return Ok(None);
+    }
+    let mut pipe = sys::inherited_pipe(fd, id, "state pipe")?;
+    let cut = |error: io::Error| {
+        io::Error::new(
+            error.kind(),
+            format!("the predecessor's state was cut short: {error}"),
+        )
+    };
+    let mut length = [0u8; 8];
+    io::Read::read_exact(&mut pipe, &mut length).map_err(cut)?;
+    let length = u64::from_le_bytes(length);
+    if length > MAX_STATE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a handover state of {length} bytes is more than {MAX_STATE}"),
+        ));
+    }
+    let mut state = vec![0u8; length as usize];
+    io::Read::read_exact(&mut pipe, &mut state).map_err(cut)?;
+    Ok(Some(state))
 }
 
 /// The path this process's program was started from (on Linux, `/proc/self/exe` without the
@@ -844,7 +950,7 @@ pub fn ready() -> io::Result<bool> {
         return Ok(false);
     }
     // Proven again now: the number may have been closed and reused since the start.
-    let mut pipe = sys::inherited_pipe(handover.ready_fd, handover.ready_id)?;
+    let mut pipe = sys::inherited_pipe(handover.ready_fd, handover.ready_id, "readiness pipe")?;
     let pid = handover.predecessor;
     pipe.write_all(&[READY_BYTE]).map_err(|error| {
         io::Error::new(

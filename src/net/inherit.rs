@@ -17,9 +17,11 @@ use std::sync::OnceLock;
 use crate::sys::{self, DescId, DescKind};
 
 /// The variable naming a handover's predecessor and what it passed:
-/// `PID:FD:PIPE:SOCKETS`, the predecessor's process id, the descriptor (after the sockets) the
-/// successor writes its readiness to, that pipe's identity, and the identities of the sockets
-/// on descriptors 3, 4, ... in order (comma-separated; each identity is `DEV-INODE`).
+/// `PID:FD:PIPE:SOCKETS[:STATE]`, the predecessor's process id, the descriptor (after the
+/// sockets) the successor writes its readiness to, that pipe's identity, the identities of the
+/// sockets on descriptors 3, 4, ... in order (comma-separated; each identity is `DEV-INODE`),
+/// and the identity of the application state's pipe, on the descriptor after the readiness
+/// pipe, when there is one.
 pub const HANDOVER_VAR: &str = "ACTIX_SOCKET_FACTORY_HANDOVER";
 
 /// The first descriptor of the sockets passed (SD_LISTEN_FDS_START).
@@ -39,6 +41,8 @@ pub(crate) struct Handover {
     pub(crate) ready_id: DescId,
     /// The sockets: descriptor and name, in order.
     pub(crate) sockets: Vec<(RawFd, String)>,
+    /// The application state's pipe, descriptor and identity (checked before it is read).
+    pub(crate) state: Option<(RawFd, DescId)>,
 }
 
 /// Formats an identity for [`HANDOVER_VAR`].
@@ -52,13 +56,19 @@ pub(crate) fn format_var(
     ready_fd: RawFd,
     pipe: &DescId,
     sockets: &[DescId],
+    state: Option<&DescId>,
 ) -> String {
     let ids: Vec<String> = sockets.iter().map(format_id).collect();
-    format!(
+    let mut var = format!(
         "{predecessor}:{ready_fd}:{}:{}",
         format_id(pipe),
         ids.join(",")
-    )
+    );
+    if let Some(state) = state {
+        var.push(':');
+        var.push_str(&format_id(state));
+    }
+    var
 }
 
 fn parse_id(text: &str, kind: DescKind) -> Option<DescId> {
@@ -92,6 +102,11 @@ pub(crate) fn handover() -> io::Result<Option<&'static Handover>> {
                 if ids(handover.ready_fd) == Some(handover.ready_id) {
                     let _ = sys::set_cloexec(handover.ready_fd);
                 }
+                if let Some((fd, id)) = handover.state {
+                    if ids(fd) == Some(id) {
+                        let _ = sys::set_cloexec(fd);
+                    }
+                }
                 log::debug!(
                     "handover: {} socket(s) proven inherited from {}",
                     handover.sockets.len(),
@@ -121,15 +136,27 @@ pub(crate) fn prove(
         format!("{HANDOVER_VAR} refused ({why}): no inherited descriptor is taken or closed")
     };
     let malformed = || refused(format!("{value:?} is malformed"));
-    let mut fields = value.trim().splitn(4, ':');
-    let (Some(pid), Some(ready), Some(pipe), Some(sockets)) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
+    let mut fields = value.trim().splitn(6, ':');
+    let (Some(pid), Some(ready), Some(pipe), Some(sockets), state, None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
         return Err(malformed());
     };
     let predecessor: u32 = pid.parse().map_err(|_| malformed())?;
     let ready_fd: RawFd = ready.parse().map_err(|_| malformed())?;
     let ready_id = parse_id(pipe, DescKind::Pipe).ok_or_else(malformed)?;
+    let state = match state {
+        Some(state) => Some((
+            ready_fd.saturating_add(1),
+            parse_id(state, DescKind::Pipe).ok_or_else(malformed)?,
+        )),
+        None => None,
+    };
     let ids: Vec<DescId> = if sockets.is_empty() {
         Vec::new()
     } else {
@@ -188,6 +215,7 @@ pub(crate) fn prove(
         ready_fd,
         ready_id,
         sockets: proven,
+        state,
     })
 }
 
@@ -230,7 +258,7 @@ mod tests {
     fn a_handover_is_proven_by_every_descriptor_or_refused_whole() {
         let sockets = [id(100, DescKind::Socket), id(101, DescKind::Socket)];
         let pipe = id(7, DescKind::Pipe);
-        let var = format_var(42, 5, &pipe, &sockets);
+        let var = format_var(42, 5, &pipe, &sockets, None);
         let held = |fd: RawFd| match fd {
             3 => Some(sockets[0]),
             4 => Some(sockets[1]),
@@ -278,8 +306,13 @@ mod tests {
             assert!(prove(bad, Some("2"), Some("a:b"), held).is_err(), "{bad}");
         }
         // No socket at all is a handover too (the pipe alone).
-        let empty = format_var(42, 3, &pipe, &[]);
+        let empty = format_var(42, 3, &pipe, &[], None);
         let proven = prove(&empty, Some("0"), Some(""), |_| None).expect("nothing passed");
         assert!(proven.sockets.is_empty());
+        // With a state pipe, on the descriptor after the readiness pipe.
+        let state = id(8, DescKind::Pipe);
+        let var = format_var(42, 5, &pipe, &sockets, Some(&state));
+        let proven = prove(&var, Some("2"), Some("a:b"), held).expect("proven");
+        assert_eq!(proven.state, Some((6, state)));
     }
 }
