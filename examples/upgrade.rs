@@ -64,7 +64,8 @@ use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use actix_socket_factory::handover::{self, Successor};
 use actix_socket_factory::{
-    hand_over, GetSockName, PauseAccept, ResumeAccept, SocketCreated, SocketFactory, SocketFailed,
+    hand_over, hand_over_to, GetSockName, PauseAccept, ResumeAccept, SocketCreated, SocketFactory,
+    SocketFactoryBuilder, SocketFailed,
 };
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
@@ -84,6 +85,8 @@ struct Options {
     hold: Duration,
     /// The control socket's path.
     control: Option<String>,
+    /// A running process's control socket to ask for the sockets.
+    take_from: Option<String>,
 }
 
 fn options() -> Options {
@@ -95,11 +98,13 @@ fn options() -> Options {
         grace: Duration::from_secs(2),
         hold: Duration::ZERO,
         control: None,
+        take_from: None,
     };
     let usage = || -> ! {
         eprintln!(
             "usage: upgrade [PORT] [--ready-delay-ms N] [--ready-timeout-ms N] [--drain-ms N] \
-             [--grace-ms N] [--hold-ms N] [--control PATH]\n       upgrade --ask PATH"
+             [--grace-ms N] [--hold-ms N] [--control PATH] \
+             [--take-from PATH]\n       upgrade --ask PATH"
         );
         std::process::exit(2)
     };
@@ -119,6 +124,7 @@ fn options() -> Options {
             "--hold-ms" => options.hold = millis(),
             "--control" => options.control = Some(args.next().unwrap_or_else(|| usage())),
             "--ask" => ask(&args.next().unwrap_or_else(|| usage())),
+            "--take-from" => options.take_from = Some(args.next().unwrap_or_else(|| usage())),
             port => options.port = port.parse().unwrap_or_else(|_| usage()),
         }
     }
@@ -227,33 +233,64 @@ impl Handler<Upgrade> for Server {
         println!("pid {me}: upgrading");
         // Clients keep being served while the successor starts. A second request meanwhile is
         // refused by `hand_over` itself (one upgrade at a time).
-        let upgrade = async move { hand_over(&factories, successor, grace).await };
-        Box::pin(
-            upgrade
-                .into_actor(self)
-                .map(move |outcome, act, ctx| match outcome {
-                    Ok(child) => {
-                        act.handed_over = true;
-                        act.factory = None;
-                        act.control = None;
-                        println!(
-                            "pid {me}: handed over to {}; serving {} client(s) until they leave",
-                            child.id(),
-                            act.sessions
-                        );
-                        ctx.run_later(act.drain, move |_, _| {
-                            println!("pid {me}: drain time over; exiting");
-                            System::current().stop();
-                        });
-                        act.exit_if_drained();
-                        Ok(child.id())
-                    }
-                    Err(why) => {
-                        println!("pid {me}: upgrade failed: {why}; still serving");
-                        Err(why.to_string())
-                    }
-                }),
-        )
+        let upgrade = async move {
+            let child = hand_over(&factories, successor, grace).await?;
+            Ok(child.id())
+        };
+        Box::pin(upgrade.into_actor(self).map(Server::upgraded))
+    }
+}
+
+/// A new process asks for the sockets over this control connection.
+#[derive(Message)]
+#[rtype(result = "Result<u32, String>")]
+struct HandOverTo(tokio::net::UnixStream);
+
+impl Handler<HandOverTo> for Server {
+    type Result = ResponseActFuture<Self, Result<u32, String>>;
+
+    fn handle(&mut self, HandOverTo(stream): HandOverTo, _: &mut Context<Self>) -> Self::Result {
+        let Some(factory) = self.factory.clone() else {
+            return Box::pin(fut::ready(Err("handed over already".to_owned())));
+        };
+        let mut factories = vec![(factory, NAME.to_owned())];
+        factories.extend(self.control.clone().map(|c| (c, CONTROL.to_owned())));
+        let (timeout, grace) = (self.ready_timeout, self.grace);
+        println!("pid {}: a process asks for the sockets", std::process::id());
+        let upgrade = async move { hand_over_to(&factories, stream, timeout, grace).await };
+        Box::pin(upgrade.into_actor(self).map(Server::upgraded))
+    }
+}
+
+impl Server {
+    /// How an upgrade ended: handed over (serve the clients we have, then exit), or not.
+    fn upgraded(
+        outcome: Result<u32, actix_socket_factory::handover::HandoverError>,
+        act: &mut Server,
+        ctx: &mut Context<Server>,
+    ) -> Result<u32, String> {
+        let me = std::process::id();
+        match outcome {
+            Ok(pid) => {
+                act.handed_over = true;
+                act.factory = None;
+                act.control = None;
+                println!(
+                    "pid {me}: handed over to {pid}; serving {} client(s) until they leave",
+                    act.sessions
+                );
+                ctx.run_later(act.drain, move |_, _| {
+                    println!("pid {me}: drain time over; exiting");
+                    System::current().stop();
+                });
+                act.exit_if_drained();
+                Ok(pid)
+            }
+            Err(why) => {
+                println!("pid {me}: upgrade failed: {why}; still serving");
+                Err(why.to_string())
+            }
+        }
     }
 }
 
@@ -264,11 +301,17 @@ fn control(stream: tokio::net::UnixStream, server: Addr<Server>) {
     actix::spawn(async move {
         let (read, mut write) = stream.into_split();
         let mut line = String::new();
-        let asked = tokio::time::timeout(
-            Duration::from_secs(10),
-            BufReader::new(read).read_line(&mut line),
-        )
-        .await;
+        let mut reader = BufReader::new(read);
+        let asked =
+            tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
+        if matches!(asked, Ok(Ok(_))) && line.trim() == "sockets" && reader.buffer().is_empty() {
+            // A new process asks for the sockets (`--take-from`): the connection is the handover's.
+            if let Ok(stream) = reader.into_inner().reunite(write) {
+                let _ = server.send(HandOverTo(stream)).await;
+            }
+            server.do_send(SessionClosed);
+            return;
+        }
         let answer = match (asked, line.trim()) {
             (Ok(Ok(_)), "upgrade") => match server.send(Upgrade).await {
                 Ok(Ok(pid)) => format!("ok {pid}\n"),
@@ -402,29 +445,47 @@ fn main() -> std::io::Result<()> {
             tokio::time::sleep(options.ready_delay).await;
         }
         // The predecessor's socket when there is one, else a fresh one.
-        let builder = SocketFactory::builder().owner(&server);
-        let inherited = handover::is_inherited(NAME);
-        let builder = if inherited {
-            builder.systemd(Some(NAME))
-        } else {
-            builder.bind_address("127.0.0.1").bind_port(options.port)
+        // The sockets: from the predecessor that started us (inherited), from a running
+        // process we ask (`--take-from`, over its control socket), or fresh.
+        let mut received = match &options.take_from {
+            Some(path) => match handover::request(path, Duration::from_secs(10)) {
+                Ok(received) => Some(received),
+                Err(error) => {
+                    println!("pid {me}: cannot take the sockets from {path}: {error}");
+                    System::current().stop();
+                    return;
+                }
+            },
+            None => None,
         };
-        let factory = builder.start();
-        // The control socket, inherited too, or made.
-        let control = if handover::is_inherited(CONTROL) {
-            let control = SocketFactory::builder()
-                .owner(&server)
-                .systemd(Some(CONTROL));
-            Some(control.start())
-        } else {
+        let mut source = |name: &str| -> Option<SocketFactoryBuilder> {
+            let builder = SocketFactory::builder().owner(&server);
+            match &mut received {
+                Some(received) => received
+                    .take(name)
+                    .map(|shared| builder.adopt(shared.into_socket())),
+                None => handover::is_inherited(name).then(|| builder.systemd(Some(name))),
+            }
+        };
+        let handed = source(NAME);
+        let control_handed = source(CONTROL);
+        let taken = handed.is_some();
+        let factory = handed
+            .unwrap_or_else(|| {
+                let builder = SocketFactory::builder().owner(&server);
+                builder.bind_address("127.0.0.1").bind_port(options.port)
+            })
+            .start();
+        // The control socket, handed over too, or made.
+        let control = control_handed.map(SocketFactoryBuilder::start).or_else(|| {
             options.control.as_ref().map(|path| {
                 let builder = SocketFactory::builder().owner(&server);
                 builder.bind_address(std::path::Path::new(path)).start()
             })
-        };
+        });
         // Paused until the old process lets go: if this process is given up before it is
         // ready, it has accepted nobody.
-        if inherited {
+        if taken {
             factory.do_send(PauseAccept);
             if let Some(control) = &control {
                 control.do_send(PauseAccept);
@@ -434,7 +495,7 @@ fn main() -> std::io::Result<()> {
             Ok(Ok(local)) => local,
             _ => return, // the failure reaches the server, which stops
         };
-        if inherited {
+        if taken {
             println!("pid {me}: took {local}, paused until ready");
         }
         for name in handover::close_unclaimed() {
@@ -443,7 +504,17 @@ fn main() -> std::io::Result<()> {
         if !options.hold.is_zero() {
             tokio::time::sleep(options.hold).await;
         }
-        match handover::ready() {
+        let told = match received {
+            Some(received) => {
+                let from = received.predecessor();
+                received
+                    .ready()
+                    .map(|()| true)
+                    .map_err(|error| std::io::Error::other(format!("process {from}: {error}")))
+            }
+            None => handover::ready(),
+        };
+        match told {
             Ok(true) => println!("pid {me}: took over {local}"),
             Ok(false) => {
                 println!("pid {me}: rot13 server listening on {local}");
@@ -457,7 +528,7 @@ fn main() -> std::io::Result<()> {
         factory.do_send(ResumeAccept);
         if let Some(control) = &control {
             control.do_send(ResumeAccept);
-            if !inherited {
+            if !taken {
                 println!(
                     "pid {me}: upgrade on request with: upgrade --ask {}",
                     options.control.as_deref().unwrap_or("")

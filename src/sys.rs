@@ -475,3 +475,179 @@ pub(crate) fn monotonic_usec() -> u64 {
         .saturating_mul(1_000_000)
         .saturating_add(now.tv_nsec as u64 / 1_000)
 }
+
+// ---- Handover to an unrelated process (issue 24): descriptors over a UNIX socket ----
+// SCM_RIGHTS is POSIX; only MSG_CMSG_CLOEXEC is not everywhere (elsewhere close-on-exec is set
+// just after receiving, a narrow window in which a concurrent exec could inherit them).
+
+/// The most descriptors one handover message carries (Linux's SCM_MAX_FD).
+pub(crate) const MAX_PASSED_FDS: usize = 253;
+
+/// `sendmsg(2)` of `data` with `fds` attached (`SCM_RIGHTS`) on the UNIX stream `socket`.
+/// `WouldBlock` when the socket is non-blocking and full (nothing was sent).
+pub(crate) fn send_with_fds(
+    socket: std::os::fd::RawFd,
+    data: &[u8],
+    fds: &[std::os::fd::RawFd],
+) -> io::Result<usize> {
+    if fds.len() > MAX_PASSED_FDS || data.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} descriptors with {} bytes: at most {MAX_PASSED_FDS}, with data",
+                fds.len(),
+                data.len()
+            ),
+        ));
+    }
+    let fd_bytes = std::mem::size_of_val(fds) as libc::c_uint;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
+    // u64 words: aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8).max(1)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below points into buffers that outlive
+    // the sendmsg call; CMSG_FIRSTHDR/CMSG_DATA stay inside `control`, which is CMSG_SPACE
+    // bytes long, and the copy writes exactly `fd_bytes` there.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let header = libc::CMSG_FIRSTHDR(&msg);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(header),
+                fd_bytes as usize,
+            );
+        }
+        loop {
+            let sent = libc::sendmsg(socket, &msg, MSG_NOSIGNAL);
+            if sent >= 0 {
+                return Ok(sent as usize);
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// `recvmsg(2)` on the UNIX stream `socket` into `buf`, taking the descriptors attached
+/// (`SCM_RIGHTS`, at most [`MAX_PASSED_FDS`]), each close-on-exec and owned. An error when
+/// the descriptors were cut short (`MSG_CTRUNC`; those received are closed).
+pub(crate) fn recv_with_fds(
+    socket: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
+    use std::os::fd::FromRawFd;
+    let most = (MAX_PASSED_FDS * std::mem::size_of::<libc::c_int>()) as libc::c_uint;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(most) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
+    let flags = 0;
+    // SAFETY: as in send_with_fds: the msghdr points into buffers that outlive the call; the
+    // kernel writes at most msg_controllen bytes of control data; each header walked with
+    // CMSG_NXTHDR lies inside it, and its descriptors are read (unaligned) from CMSG_DATA up to
+    // its cmsg_len. Each descriptor received is new in this process and owned by nothing else.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let received = loop {
+            let received = libc::recvmsg(socket, &mut msg, flags);
+            if received >= 0 {
+                break received as usize;
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        };
+        let mut fds = Vec::new();
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(header);
+                let bytes = (*header).cmsg_len as usize - (data as usize - header as usize);
+                let count = bytes / std::mem::size_of::<libc::c_int>();
+                for i in 0..count {
+                    let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
+                    fds.push(std::os::fd::OwnedFd::from_raw_fd(fd));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+        for fd in &fds {
+            set_cloexec(std::os::fd::AsRawFd::as_raw_fd(fd))?;
+        }
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the descriptors passed were cut short (MSG_CTRUNC): refused, all closed",
+            ));
+        }
+        Ok((received, fds))
+    }
+}
+
+/// This process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `MSG_NOSIGNAL` where it exists (a peer gone is `EPIPE`, not `SIGPIPE`); elsewhere Rust's
+/// runtime already ignores `SIGPIPE`.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos"
+))]
+const MSG_NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos"
+)))]
+const MSG_NOSIGNAL: libc::c_int = 0;

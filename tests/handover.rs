@@ -1524,3 +1524,51 @@ fn upgrade_on_request_over_the_control_socket_reports_its_result() {
     ));
     figures.assert_clean();
 }
+
+#[test]
+fn a_process_that_is_not_a_child_takes_the_sockets_over_scm_rights() {
+    if !run_in_child("a_process_that_is_not_a_child_takes_the_sockets_over_scm_rights") {
+        return;
+    }
+    let (_dir, control) = util::temp_socket_path("rot13.ctl");
+    let ctl = control.to_str().unwrap();
+    let old = Group::start("upgrade", &["0", "--control", ctl, "--grace-ms", "300"]);
+    let (_, first, addr) = listening(&old.lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 300);
+
+    // Started by someone else (here, this test): it asks over the control socket.
+    let asked = Instant::now();
+    let new = Group::start("upgrade", &["--take-from", ctl, "--grace-ms", "3000"]);
+    let second = new.first.id();
+    took_over(&new.lines, 0, second);
+    let ready = asked.elapsed();
+    let (_, to) = old.lines.wait_for(0, "handed over", |line| {
+        number_after(line, &format!("pid {first}: handed over to "))
+    });
+    assert_eq!(to, second);
+    let handed = asked.elapsed();
+    load.wait_answers(second, 300);
+    eventually("the old process exits", || exited(first));
+
+    // Another one takes them from the second, and dies within the rollback window: the second
+    // resumes at once.
+    let doomed = Group::start("upgrade", &["--take-from", ctl]);
+    let doomed_pid = doomed.first.id();
+    took_over(&doomed.lines, 0, doomed_pid);
+    let killed = Instant::now();
+    signal(doomed_pid, libc::SIGKILL);
+    let (_, why) = upgrade_failed(&new.lines, 0, second);
+    let resumed = killed.elapsed();
+    assert!(why.contains("rollback window"), "{why}");
+    let before = load.answered_by(second);
+    load.wait_answers(second, before + 300);
+    let figures = load.figures(&format!(
+        "SCM_RIGHTS to a process that is not a child (ready {ready:?}, relinquished {handed:?} \
+         after it started; its own successor killed after ready: resumed in {resumed:?})"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    // Only what the killed process had accepted and not answered can be lost.
+    assert!(figures.reset + figures.wrong <= LOADERS, "{figures}");
+    drop(doomed);
+}

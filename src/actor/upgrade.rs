@@ -37,8 +37,44 @@ pub async fn hand_over(
     successor: Successor,
     grace: Duration,
 ) -> Result<Child, HandoverError> {
+    let shared = share(factories).await?;
     let not_started = |error: std::io::Error| HandoverError::Io { pid: 0, error };
-    let mut shared: Vec<SharedSocket> = Vec::with_capacity(factories.len());
+    let starting = successor.sockets(shared).spawn().map_err(not_started)?;
+    let ready = starting.ready().await?;
+    pause(factories).await;
+    let outcome = ready.settle(grace).await;
+    conclude(factories, outcome.is_ok()).await;
+    outcome
+}
+
+/// [`hand_over`] to a process that is not a child (Envoy's hot restart): `stream` is a
+/// connection to a local UNIX socket whose peer sent the line `sockets` (already read), a new
+/// process that asked with [`handover::request`](crate::handover::request). Same steps, same
+/// guarantees: the listeners are shared, sent (`SCM_RIGHTS`), kept paused during the rollback
+/// window (the connection closing within it resumes them), then relinquished.
+///
+/// # Errors
+/// As [`hand_over`]; `LeftAfterReady` for a rollback.
+pub async fn hand_over_to(
+    factories: &[(Addr<SocketFactory>, String)],
+    stream: tokio::net::UnixStream,
+    ready_timeout: Duration,
+    grace: Duration,
+) -> Result<u32, HandoverError> {
+    let shared = share(factories).await?;
+    let offered = crate::net::handover::offer(stream, shared, ready_timeout).await?;
+    pause(factories).await;
+    let outcome = offered.settle(grace).await;
+    conclude(factories, outcome.is_ok()).await;
+    outcome
+}
+
+/// A named duplicate of each factory's listener.
+async fn share(
+    factories: &[(Addr<SocketFactory>, String)],
+) -> Result<Vec<SharedSocket>, HandoverError> {
+    let not_started = |error: std::io::Error| HandoverError::Io { pid: 0, error };
+    let mut shared = Vec::with_capacity(factories.len());
     for (factory, name) in factories {
         let socket = factory
             .send(ShareListener::named(name.clone()))
@@ -47,23 +83,23 @@ pub async fn hand_over(
             .map_err(not_started)?;
         shared.push(socket);
     }
-    let starting = successor.sockets(shared).spawn().map_err(not_started)?;
-    let ready = starting.ready().await?;
+    Ok(shared)
+}
+
+/// The rollback window opens: listeners kept, accept paused.
+async fn pause(factories: &[(Addr<SocketFactory>, String)]) {
     for (factory, _) in factories {
         let _ = factory.send(PauseAccept).await;
     }
-    match ready.settle(grace).await {
-        Ok(child) => {
-            for (factory, _) in factories {
-                let _ = factory.send(Relinquish).await;
-            }
-            Ok(child)
-        }
-        Err(error) => {
-            for (factory, _) in factories {
-                let _ = factory.send(ResumeAccept).await;
-            }
-            Err(error)
-        }
+}
+
+/// The window closed: relinquish when the successor settled, resume when it did not.
+async fn conclude(factories: &[(Addr<SocketFactory>, String)], settled: bool) {
+    for (factory, _) in factories {
+        let _ = if settled {
+            factory.send(Relinquish).await
+        } else {
+            factory.send(ResumeAccept).await
+        };
     }
 }

@@ -116,6 +116,7 @@ use socket2::Socket;
 use crate::net::inherit::{format_var, handover, FIRST_FD};
 pub use crate::net::inherit::{is_successor, HANDOVER_VAR};
 pub use crate::net::notify::notify;
+pub use crate::net::peer::{offer, request, Offered, Received};
 use crate::net::{adopt, notify};
 use crate::sys;
 
@@ -123,7 +124,7 @@ use crate::sys;
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The byte a successor writes when it is ready.
-const READY_BYTE: u8 = b'R';
+pub(crate) const READY_BYTE: u8 = b'R';
 
 /// How often the wait for readiness also asks whether the successor has exited (in case a
 /// process it started holds the pipe open after it died).
@@ -684,13 +685,13 @@ const SETTLE_POLL: Duration = Duration::from_millis(5);
 /// The one upgrade this process runs: taken by [`Successor::spawn`], released when the upgrade
 /// failed or settled (or its handle was dropped).
 #[derive(Debug)]
-struct Turn;
+pub(crate) struct Turn;
 
 /// The successor under way (0 while it is being started), if any.
 static UPGRADE: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
 
 impl Turn {
-    fn take() -> io::Result<Turn> {
+    pub(crate) fn take() -> io::Result<Turn> {
         let mut upgrade = UPGRADE.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pid) = *upgrade {
             let who = if pid == 0 {
@@ -709,12 +710,12 @@ impl Turn {
         Ok(Turn)
     }
 
-    fn started(&self, pid: u32) {
+    pub(crate) fn started(&self, pid: u32) {
         *UPGRADE.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
     }
 
     /// The upgrade failed: this process is still the service.
-    fn failed(self) {
+    pub(crate) fn failed(self) {
         notify::send(&format!("MAINPID={}\nREADY=1", std::process::id()));
     }
 }
@@ -728,13 +729,13 @@ impl Drop for Turn {
 /// A rollback window: the turn, until the successor `pid` failed or settled. Dropped without a
 /// failure (settled, or nobody watches any more), it reports the successor as the service.
 #[derive(Debug)]
-struct Window {
-    turn: Option<Turn>,
-    pid: u32,
+pub(crate) struct Window {
+    pub(crate) turn: Option<Turn>,
+    pub(crate) pid: u32,
 }
 
 impl Window {
-    fn failed(mut self) {
+    pub(crate) fn failed(mut self) {
         if let Some(turn) = self.turn.take() {
             turn.failed();
         }
@@ -744,7 +745,11 @@ impl Window {
 impl Drop for Window {
     fn drop(&mut self) {
         if self.turn.take().is_some() {
-            notify::send(&format!("MAINPID={}\nREADY=1", self.pid));
+            if self.pid == 0 {
+                notify::send("READY=1"); // the new main process is unknown here
+            } else {
+                notify::send(&format!("MAINPID={}\nREADY=1", self.pid));
+            }
         }
     }
 }
@@ -788,6 +793,12 @@ pub enum HandoverError {
         /// How it exited.
         status: ExitStatus,
     },
+    /// A successor that asked over a UNIX socket ([`offer`]) closed its connection after it
+    /// reported ready, within the rollback window: it exited; the old process resumes.
+    LeftAfterReady {
+        /// Its process id, where the OS reports it (0 elsewhere).
+        pid: u32,
+    },
     /// Waiting for it failed, or (`pid` 0) it could not be started: another upgrade is under
     /// way (`ResourceBusy`), a socket could not be shared, the program is missing.
     Io {
@@ -804,6 +815,7 @@ impl HandoverError {
         match self {
             HandoverError::Exited { pid, .. }
             | HandoverError::ExitedAfterReady { pid, .. }
+            | HandoverError::LeftAfterReady { pid }
             | HandoverError::ClosedPipe { pid }
             | HandoverError::TimedOut { pid, .. }
             | HandoverError::Io { pid, .. } => *pid,
@@ -832,6 +844,11 @@ impl fmt::Display for HandoverError {
                     "successor {pid} exited within the rollback window ({status}): rolled back"
                 )
             }
+            HandoverError::LeftAfterReady { pid } => write!(
+                f,
+                "successor {pid} closed its handover connection within the rollback window: \
+                 rolled back"
+            ),
             HandoverError::Io { pid: 0, error } => write!(f, "no successor started: {error}"),
             HandoverError::Io { pid, error } => {
                 write!(f, "waiting for successor {pid}: {error}")
@@ -851,7 +868,7 @@ impl std::error::Error for HandoverError {
 
 // ---- The successor's side ----
 
-fn encode_name(name: &str) -> String {
+pub(crate) fn encode_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         match c {
