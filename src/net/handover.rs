@@ -5,29 +5,45 @@
 //! The running process starts its successor itself, with the sockets **inherited**: each is
 //! placed on descriptor 3, 4, ... of the new program, described by `LISTEN_FDS` and
 //! `LISTEN_FDNAMES` (the systemd convention of sd_listen_fds(3), which the crate already reads),
-//! plus one variable, [`HANDOVER_VAR`], naming the predecessor's pid and a readiness pipe. Both
-//! processes then hold the same kernel socket: its listen queue is never closed, so a client
-//! that connects at any moment is queued and accepted by one of them.
+//! plus one variable, [`HANDOVER_VAR`], carrying the identity (device and inode) of every
+//! socket and of a readiness pipe. Both processes then hold the same kernel socket: its listen
+//! queue is never closed, so a client that connects at any moment is queued and accepted by
+//! one of them.
 //!
 //! 1. The old process gets a named duplicate of each listening socket ([`SharedSocket`]; for a
-//!    factory, the `ShareListener` message) and starts the successor: [`Successor::spawn`].
+//!    factory, the `ShareListener` message) and starts the successor: [`Successor::spawn`]
+//!    (one upgrade at a time: a second is refused while one runs).
 //! 2. The successor takes the sockets it knows by name with the builder's existing
-//!    [`systemd(Some(name))`](crate::SocketFactoryBuilder::systemd), closes or reports the rest
-//!    ([`unclaimed`], [`close_unclaimed`]) and, once it serves, calls [`ready`].
-//! 3. The old process waits for that with a deadline ([`Starting::ready`]). On success it stops
-//!    accepting and closes its listeners (the `Relinquish` message), leaving every queued
-//!    connection to the successor, serves the connections it has until the application closes
-//!    them, and exits when it chooses. If the successor exits, closes the pipe or misses the
-//!    deadline, it is killed and reaped, the old process has lost nothing and keeps serving,
-//!    and the error says why.
+//!    [`systemd(Some(name))`](crate::SocketFactoryBuilder::systemd), **paused**
+//!    (`PauseAccept` right after `start()`), closes or reports the rest ([`unclaimed`],
+//!    [`close_unclaimed`]), calls [`ready`], then resumes: given up before it was ready, it
+//!    accepted nobody.
+//! 3. The old process waits for that with a deadline ([`Starting::ready`]). If the successor
+//!    exits, closes the pipe or misses the deadline, it is killed and reaped, the old process
+//!    has lost nothing and keeps serving, and the error says why.
+//! 4. On success the **rollback window** opens ([`Ready::settle`]): the old process pauses
+//!    accepting but keeps its listeners; if the successor exits within the window it resumes at
+//!    once (the queue never closed: nothing refused). After it, the old process closes its
+//!    listeners (the `Relinquish` message), serves the connections it has until the
+//!    application closes them, and exits when it chooses.
+//!
+//! For factories, [`hand_over`](crate::hand_over) does steps 1, 3 and 4 in one call with one
+//! result. [`offer`] and [`request`] do the same for a new process that is **not a child**
+//! (started by a supervisor): it asks over a UNIX socket and receives the sockets with
+//! `SCM_RIGHTS` ([`hand_over_to`](crate::hand_over_to) for factories). [`Successor::state`] and
+//! [`state`] pass application state along. Under systemd, [`notify`] messages keep the service
+//! manager following the main process.
 //!
 //! `LISTEN_PID` cannot be set: `std::process::Command` fixes the environment before `fork`, and
 //! changing it between `fork` and `exec` is not async-signal-safe (shellflip sets
 //! `LISTEN_PID=auto` and has the child rewrite its own environment, which races with threads).
-//! Instead [`HANDOVER_VAR`] names the predecessor's pid and the successor checks it against its
-//! parent (`getppid`): the predecessor waits for it, so it is still the parent while the
-//! successor takes its sockets, and a process the successor starts later (whose parent is the
-//! successor) never mistakes the variables for its own.
+//! Instead the successor proves the variable is its own by its **descriptors**: 3, 4, ... must
+//! be exactly the sockets, with the identities the predecessor put in [`HANDOVER_VAR`], and
+//! `LISTEN_FDS` and `LISTEN_FDNAMES` must count them exactly ([`verify`]); anything else is
+//! refused whole, nothing taken or closed. This holds whether or not the predecessor still
+//! lives (tableflip's child likewise keeps its descriptors when its parent dies), and a process
+//! the successor starts later never mistakes the variables for its own: once read, the
+//! inherited descriptors are close-on-exec, so it does not have them.
 //!
 //! # Why this mechanism
 //! - **tableflip** (Go, Cloudflare) does the same: the old process forks and execs the new
@@ -52,7 +68,9 @@
 //!
 //! # Limits
 //! - Same machine and same user: inheritance passes descriptors to a child only, and the
-//!   successor runs with the predecessor's user, groups, limits and namespaces.
+//!   successor runs with the predecessor's user, groups, limits and namespaces; [`offer`] and
+//!   [`request`] pass them to any process of the same user (or root) that reaches the UNIX
+//!   socket.
 //! - A UNIX socket file keeps its path, mode and owner: the successor serves the same inode, and
 //!   nothing is unlinked by the relinquishing process. The successor did not make the file, so
 //!   it does not remove it when it stops either (like any adopted socket): the next fresh start
@@ -60,24 +78,39 @@
 //! - A `FactoryGroup` (`SO_REUSEPORT`) has one queue per member: the successor must take all of
 //!   them (they share one name, taken in order), or close the rest, whose queued clients are
 //!   then reset by the kernel.
-//! - Descriptors 3 to 3 + n (and the pipe, just after) are the successor's; a program that opens
-//!   files before taking its sockets must not expect those numbers.
+//! - Descriptors 3 to 3 + n (and the pipe, and the state's pipe, just after) are the
+//!   successor's; a program that opens files before taking its sockets must not expect those
+//!   numbers. If it closes one of them and the number is reused, the crate sees the identity
+//!   change and leaves the descriptor alone.
+//! - A connection a process had accepted and not yet answered when it is `SIGKILL`ed is lost
+//!   with it, whatever the handover (the kernel closes it); the queue is never lost.
 //!
 //! # Example
-//! The old process (see `examples/upgrade.rs` for the whole program):
+//! The old process, step by step (or [`hand_over`](crate::hand_over) in one call; see
+//! `examples/upgrade.rs` for the whole program):
 //!
 //! ```no_run
 //! # #[allow(dead_code)]
 //! # async fn upgrade(factory: actix::Addr<actix_socket_factory::SocketFactory>) -> std::io::Result<()> {
 //! use actix_socket_factory::handover::Successor;
-//! use actix_socket_factory::{Relinquish, ShareListener};
+//! use actix_socket_factory::{PauseAccept, Relinquish, ResumeAccept, ShareListener};
 //!
 //! let shared = factory.send(ShareListener::named("web")).await.unwrap()?;
 //! let spawned = Successor::this_program()?.socket(shared).spawn()?;
 //! match spawned.ready().await {
-//!     Ok(child) => {
-//!         factory.send(Relinquish).await.unwrap();
-//!         println!("pid {} serves now", child.id());
+//!     Ok(ready) => {
+//!         // The rollback window: paused, listeners kept; resumed if the successor dies.
+//!         factory.send(PauseAccept).await.unwrap();
+//!         match ready.settle(std::time::Duration::from_secs(2)).await {
+//!             Ok(child) => {
+//!                 factory.send(Relinquish).await.unwrap();
+//!                 println!("pid {} serves now", child.id());
+//!             }
+//!             Err(why) => {
+//!                 factory.send(ResumeAccept).await.unwrap();
+//!                 eprintln!("rolled back: {why}");
+//!             }
+//!         }
 //!     }
 //!     Err(why) => eprintln!("still serving: {why}"),
 //! }
@@ -98,8 +131,9 @@
 //!     }
 //! }
 //! # let _ = web(SocketFactory::builder());
-//! // ... start the factories and their owners, then close what this version does not know
-//! // and tell the predecessor (here, without one, there is nothing to close or tell):
+//! // ... start the factories and their owners, paused (`PauseAccept` right after `start()`)
+//! // when the socket is inherited, then close what this version does not know, tell the
+//! // predecessor, and resume (`ResumeAccept`). Here, without one, nothing to close or tell:
 //! assert!(handover::close_unclaimed().is_empty());
 //! assert!(!handover::ready().expect("told the predecessor"));
 //! ```
