@@ -110,15 +110,20 @@ impl Group {
 
     /// [`Group::start`] with variables added to the environment.
     fn start_with(name: &str, args: &[&str], vars: &[(&str, &str)]) -> Group {
-        let mut first = Command::new(example(name))
-            .args(args)
-            .envs(vars.iter().copied())
+        let mut command = Command::new(example(name));
+        command.args(args).envs(vars.iter().copied());
+        Group::spawn(command)
+    }
+
+    /// Starts `command` in a process group of its own, its output collected.
+    fn spawn(mut command: Command) -> Group {
+        let mut first = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0)
             .spawn()
-            .expect("start the example");
+            .expect("start the process");
         let lines = Arc::new(Lines::default());
         let stdout = first.stdout.take().expect("piped stdout");
         let sink = lines.clone();
@@ -283,6 +288,18 @@ struct Load {
 
 impl Load {
     fn start(addr: SocketAddr, threads: usize, pace: Duration) -> Load {
+        Load::start_with(threads, pace, move |t, i| {
+            ask(addr, &format!("hello {t} {i}"))
+        })
+    }
+
+    /// Clients in `threads` threads, each calling `ask(thread, i)` at most every `pace`.
+    fn start_with(
+        threads: usize,
+        pace: Duration,
+        ask: impl Fn(usize, u32) -> Result<u32, String> + Send + Sync + 'static,
+    ) -> Load {
+        let ask = Arc::new(ask);
         let stop = Arc::new(AtomicBool::new(false));
         let results = Arc::new(Mutex::new(Vec::new()));
         let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -290,6 +307,7 @@ impl Load {
             .map(|t| {
                 let (stop, results) = (stop.clone(), results.clone());
                 let latencies = latencies.clone();
+                let ask = ask.clone();
                 std::thread::spawn(move || {
                     let started = Instant::now();
                     // Bounded whatever happens: at most 2 minutes or 100,000 connections.
@@ -299,7 +317,7 @@ impl Load {
                         }
                         let asked = Instant::now();
                         let next = asked + pace;
-                        let result = ask(addr, &format!("hello {t} {i}"));
+                        let result = ask(t, i);
                         latencies.lock().unwrap().push(asked.elapsed());
                         results.lock().unwrap().push(result);
                         std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -1571,4 +1589,297 @@ fn a_process_that_is_not_a_child_takes_the_sockets_over_scm_rights() {
     // Only what the killed process had accepted and not answered can be lost.
     assert!(figures.reset + figures.wrong <= LOADERS, "{figures}");
     drop(doomed);
+}
+
+// ---- TCP v4 + v6 + UNIX + UDP handed over together ----
+
+/// The server of `tcp_v4_v6_unix_and_udp_are_handed_over_together`: this test binary, which
+/// hands its four sockets to a new copy of itself on SIGHUP.
+const MULTI: &str = "handover_multi_server";
+
+/// One connection on a UNIX stream socket, as [`ask`] does on TCP.
+fn ask_unix(path: &std::path::Path, text: &str) -> Result<u32, String> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|error| format!("connect: {error}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|error| error.to_string())?;
+    stream
+        .write_all(format!("{text}\n").as_bytes())
+        .map_err(|error| format!("write: {error}"))?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(|error| format!("shutdown: {error}"))?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|error| format!("read: {error}"))?;
+    parse_reply(&reply, text)
+}
+
+/// One datagram and its answer; no answer within 2 s is a lost datagram.
+fn ask_udp(socket: &std::net::UdpSocket, text: &str) -> Result<u32, String> {
+    socket
+        .send(text.as_bytes())
+        .map_err(|error| format!("send: {error}"))?;
+    let mut buf = [0u8; 1500];
+    let n = socket
+        .recv(&mut buf)
+        .map_err(|error| format!("udp lost: {error}"))?;
+    parse_reply(&String::from_utf8_lossy(&buf[..n]), text)
+}
+
+#[test]
+fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
+    use std::sync::atomic::AtomicUsize;
+    if !run_in_child("tcp_v4_v6_unix_and_udp_are_handed_over_together") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([MULTI, "--exact", "--ignored", "--nocapture"])
+        .env(util::child::CHILD_VAR, MULTI)
+        .env("MULTI_DIR", dir.path());
+    let group = Group::spawn(command);
+    let lines = group.lines.clone();
+    let (mut at, (mut current, addrs)) = lines.wait_for(0, "addresses", |line| {
+        let pid = number_after(line, "pid ")?;
+        let addrs: Vec<String> = line
+            .split(": ADDRS ")
+            .nth(1)?
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        Some((pid, addrs))
+    });
+    let tcp4: SocketAddr = addrs[0].parse().expect("tcp4");
+    let tcp6: Option<SocketAddr> = addrs[1].parse().ok();
+    let unix = PathBuf::from(&addrs[2]);
+    let udp: SocketAddr = addrs[3].parse().expect("udp");
+    let answered: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let counts = answered.clone();
+    let load = Load::start_with(4, PACE, move |t, i| {
+        let text = format!("hello {t} {i}");
+        let result = match t {
+            0 => ask(tcp4, &text),
+            1 => ask(tcp6.unwrap_or(tcp4), &text),
+            2 => ask_unix(&unix, &text),
+            _ => {
+                thread_local! {
+                    static UDP: std::net::UdpSocket = {
+                        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+                        socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        socket
+                    };
+                }
+                UDP.with(|socket| {
+                    socket
+                        .connect(udp)
+                        .map_err(|error| error.to_string())
+                        .and_then(|()| ask_udp(socket, &text))
+                })
+            }
+        };
+        if result.is_ok() {
+            counts[t].fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    });
+    load.wait_answers(current, 1000);
+    let mut durations = Vec::new();
+    for _ in 0..2 {
+        let asked = Instant::now();
+        let (i, next) = upgrade(&lines, at, current);
+        durations.push(asked.elapsed());
+        load.wait_answers(next, 1000);
+        (at, current) = (i, next);
+    }
+    let per_kind: Vec<usize> = answered.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    let figures = load.figures(&format!(
+        "TCP v4 + v6{} + UNIX + UDP, 2 handovers ({durations:?}); answered per kind \
+         (tcp4, tcp6, unix, udp): {per_kind:?}",
+        if tcp6.is_some() {
+            ""
+        } else {
+            " (no ::1 here: v4 again)"
+        }
+    ));
+    figures.assert_clean();
+    assert!(per_kind.iter().all(|n| *n > 100), "{per_kind:?}");
+}
+
+#[test]
+#[ignore = "runs as the server of tcp_v4_v6_unix_and_udp_are_handed_over_together"]
+fn handover_multi_server() {
+    use actix::prelude::*;
+    use actix_socket_factory::handover::{self, SharedSocket, Successor};
+    use actix_socket_factory::testing::Events;
+    use actix_socket_factory::{
+        Domain, GetSockName, PauseAccept, Relinquish, ResumeAccept, ShareListener, SocketType,
+    };
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    if !util::in_child(MULTI) {
+        return;
+    }
+    let dir = PathBuf::from(std::env::var("MULTI_DIR").expect("MULTI_DIR"));
+    let me = std::process::id();
+    let system = System::new();
+    system.block_on(async move {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("a SIGHUP handler");
+        let successor = handover::is_successor();
+        let v6 = successor || util::can_bind("[::1]:0".parse().unwrap());
+        let mut events = Events::start();
+        let path = dir.join("multi.sock");
+        let mut factories = Vec::new();
+        for name in ["tcp4", "tcp6", "unix"] {
+            let builder = events.builder();
+            let builder = if handover::is_inherited(name) {
+                builder.systemd(Some(name))
+            } else {
+                match name {
+                    "tcp4" => builder.bind_address("127.0.0.1"),
+                    "tcp6" if v6 => builder.bind_address("::1"),
+                    "tcp6" => continue,
+                    _ => builder.bind_address(path.as_path()),
+                }
+            };
+            let factory = builder.start();
+            if successor {
+                factory.do_send(PauseAccept);
+            }
+            factories.push((factory, name.to_owned()));
+        }
+        let mut udp_events = Events::start();
+        let builder = udp_events.builder();
+        let _udp_factory = if handover::is_inherited("udp") {
+            builder.systemd(Some("udp")).start()
+        } else {
+            builder
+                .bind_address("127.0.0.1")
+                .socket_type(SocketType::Datagram)
+                .start()
+        };
+        let created = udp_events.next_created(util::LIMIT).await.expect("udp");
+        let udp_share = created.socket.try_clone().expect("dup");
+        let udp_addr = created.socket.local_addr().unwrap().as_socket().unwrap();
+        let udp = created.into_udp_socket().expect("udp");
+        let (stop_udp, mut udp_stopped) = tokio::sync::watch::channel(false);
+        actix::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = udp_stopped.changed() => break,
+                    received = udp.recv_from(&mut buf) => {
+                        if let Ok((n, from)) = received {
+                            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                            let reply = format!("[{me}] {}", rot13(&text));
+                            let _ = udp.send_to(reply.as_bytes(), from).await;
+                        }
+                    }
+                }
+            }
+        });
+        if successor {
+            assert!(handover::ready().expect("told"));
+            for (factory, _) in &factories {
+                factory.do_send(ResumeAccept);
+            }
+            println!("pid {me}: took over");
+        } else {
+            let mut addrs = Vec::new();
+            for (factory, _) in &factories {
+                let local = factory.send(GetSockName).await.unwrap().unwrap();
+                addrs.push(match local.as_path() {
+                    Some(path) => path.display().to_string(),
+                    None => local.to_string(),
+                });
+            }
+            if !v6 {
+                addrs.insert(1, "-".into());
+            }
+            println!("pid {me}: ADDRS {} {udp_addr}", addrs.join(" "));
+        }
+        let (done, mut finished) = tokio::sync::mpsc::channel::<()>(1);
+        loop {
+            tokio::select! {
+                created = events.next_created(Duration::from_secs(3600)) => {
+                    let Ok(created) = created else { continue };
+                    let unix = created.domain == Domain::Unix;
+                    actix::spawn(async move {
+                        let line = async {
+                            let mut line = String::new();
+                            if unix {
+                                let stream = created.into_unix_stream()?;
+                                let (read, mut write) = stream.into_split();
+                                tokio::io::BufReader::new(read).read_line(&mut line).await?;
+                                let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
+                                write.write_all(reply.as_bytes()).await
+                            } else {
+                                let stream = created.into_tcp_stream()?;
+                                let (read, mut write) = stream.into_split();
+                                tokio::io::BufReader::new(read).read_line(&mut line).await?;
+                                let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
+                                write.write_all(reply.as_bytes()).await
+                            }
+                        };
+                        let _: std::io::Result<()> = line.await;
+                    });
+                }
+                Some(()) = hangups.recv() => {
+                    let mut shared = Vec::new();
+                    for (factory, name) in &factories {
+                        let socket = factory
+                            .send(ShareListener::named(name.clone()))
+                            .await
+                            .unwrap()
+                            .expect("share");
+                        shared.push(socket);
+                    }
+                    // A datagram socket is shared by hand.
+                    shared.push(
+                        SharedSocket::new("udp", udp_share.try_clone().expect("dup")).unwrap(),
+                    );
+                    let mut command = Command::new(std::env::current_exe().unwrap());
+                    command
+                        .args([MULTI, "--exact", "--ignored", "--nocapture"])
+                        .env(util::child::CHILD_VAR, MULTI)
+                        .env("MULTI_DIR", &dir);
+                    let factories = factories.clone();
+                    let (done, stop_udp) = (done.clone(), stop_udp.clone());
+                    actix::spawn(async move {
+                        let spawned = Successor::new(command).sockets(shared).spawn();
+                        let ready = match spawned.expect("spawn").ready().await {
+                            Ok(ready) => ready,
+                            Err(why) => return println!("pid {me}: upgrade failed: {why}"),
+                        };
+                        for (factory, _) in &factories {
+                            let _ = factory.send(PauseAccept).await;
+                        }
+                        match ready.settle(Duration::from_millis(200)).await {
+                            Ok(child) => {
+                                for (factory, _) in &factories {
+                                    let _ = factory.send(Relinquish).await;
+                                }
+                                let _ = stop_udp.send(true);
+                                println!("pid {me}: handed over to {}", child.id());
+                                let _ = done.send(()).await;
+                            }
+                            Err(why) => {
+                                for (factory, _) in &factories {
+                                    let _ = factory.send(ResumeAccept).await;
+                                }
+                                println!("pid {me}: upgrade failed: {why}");
+                            }
+                        }
+                    });
+                }
+                Some(()) = finished.recv() => break,
+            }
+        }
+        // Serve the connections accepted before the handover, then leave.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
 }
