@@ -1883,3 +1883,68 @@ fn handover_multi_server() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     });
 }
+
+#[test]
+fn a_lying_or_silent_peer_is_refused_within_its_deadline() {
+    use actix_socket_factory::handover::{self, HandoverError, SharedSocket};
+    use std::os::unix::net::UnixListener;
+    if !run_in_child("a_lying_or_silent_peer_is_refused_within_its_deadline") {
+        return;
+    }
+    // New side: an "old process" that names two sockets and passes none, then one that never
+    // answers.
+    let (_dir, path) = util::temp_socket_path("liar.ctl");
+    let before = util::open_fds();
+    let listener = UnixListener::bind(&path).expect("bind");
+    let liar = std::thread::spawn(move || {
+        for answer in [Some("sockets a:b\n"), None] {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 8];
+            stream.read_exact(&mut request).expect("the request");
+            assert_eq!(&request, b"sockets\n");
+            match answer {
+                Some(answer) => stream.write_all(answer.as_bytes()).expect("answer"),
+                None => std::thread::sleep(Duration::from_millis(1500)),
+            }
+        }
+    });
+    let error = handover::request(&path, Duration::from_secs(5)).expect_err("a lie");
+    assert!(
+        error.to_string().contains("2 names for 0 descriptors"),
+        "{error}"
+    );
+    let asked = Instant::now();
+    let error = handover::request(&path, Duration::from_millis(200)).expect_err("silence");
+    assert!(asked.elapsed() < Duration::from_secs(1), "bounded: {error}");
+    liar.join().expect("the liar");
+    assert_eq!(util::open_fds(), before, "nothing left open");
+
+    // Old side: a peer that never says ready, then one that hangs up; each upgrade ends, and
+    // the next may start.
+    let system = actix::System::new();
+    system.block_on(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let shared = SharedSocket::new("web", listener).expect("named");
+        for hang_up in [false, true] {
+            let (old, new) = tokio::net::UnixStream::pair().expect("pair");
+            let peer = if hang_up {
+                drop(new);
+                None
+            } else {
+                Some(new)
+            };
+            let offered = handover::offer(
+                old,
+                vec![shared.try_clone().unwrap()],
+                Duration::from_millis(300),
+            )
+            .await;
+            match (hang_up, offered) {
+                (false, Err(HandoverError::TimedOut { .. })) => {}
+                (true, Err(HandoverError::ClosedPipe { .. } | HandoverError::Io { .. })) => {}
+                (_, other) => panic!("hang up {hang_up}: {other:?}"),
+            }
+            drop(peer);
+        }
+    });
+}
