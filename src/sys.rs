@@ -651,3 +651,12 @@ const MSG_NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
     target_os = "illumos"
 )))]
 const MSG_NOSIGNAL: libc::c_int = 0;
+
+/// Sends `SIGTERM` to `child` (not reaped yet, so its pid is still its own); whether it was sent.
+pub(crate) fn terminate(child: &std::process::Child) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        return false;
+    };
+    // SAFETY: kill only sends a signal; the pid is our unreaped child's, which cannot be reused.
+    unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
+}

@@ -1948,3 +1948,52 @@ fn a_lying_or_silent_peer_is_refused_within_its_deadline() {
         }
     });
 }
+
+#[test]
+fn a_successor_given_up_gets_sigterm_and_a_grace_before_sigkill() {
+    use actix_socket_factory::handover::{HandoverError, Successor};
+    if !run_in_child("a_successor_given_up_gets_sigterm_and_a_grace_before_sigkill") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mark = dir.path().join("terminated");
+    let system = actix::System::new();
+    system.block_on(async {
+        // One that finishes its work on SIGTERM (writes the mark), one that ignores it.
+        let polite = format!(
+            "trap 'kill $!; echo done > {}; exit 0' TERM; sleep 30 & wait",
+            mark.display()
+        );
+        for (script, grace) in [
+            (polite.as_str(), 5000),
+            ("trap '' TERM; exec sleep 30", 300),
+        ] {
+            let mut command = Command::new("sh");
+            command
+                .args(["-c", script])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let started = Instant::now();
+            let error = Successor::new(command)
+                .ready_timeout(Duration::from_millis(300))
+                .stop_grace(Duration::from_millis(grace))
+                .spawn()
+                .expect("spawn")
+                .ready()
+                .await
+                .expect_err("never ready");
+            let took = started.elapsed();
+            assert!(matches!(error, HandoverError::TimedOut { .. }), "{error}");
+            assert!(exited(error.pid()), "stopped and reaped");
+            println!("{script:?}: stopped {took:?} after it started");
+            // The polite one left at once on SIGTERM (well within its 5 s); the other was
+            // killed once its 300 ms were over.
+            if grace == 5000 {
+                assert!(took < Duration::from_millis(3000), "{took:?}");
+            } else {
+                assert!(took >= Duration::from_millis(600), "{took:?}");
+            }
+        }
+        assert_eq!(std::fs::read_to_string(&mark).unwrap_or_default(), "done\n");
+    });
+}

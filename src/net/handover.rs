@@ -157,6 +157,10 @@ use crate::sys;
 /// How long [`Starting::ready`] waits by default for the successor to call [`ready`].
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a successor given up (deadline missed, pipe closed) has between `SIGTERM` and
+/// `SIGKILL` by default: time to finish the clients it accepted, should it have.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// The byte a successor writes when it is ready.
 pub(crate) const READY_BYTE: u8 = b'R';
 
@@ -275,6 +279,7 @@ pub struct Successor {
     upgrade: bool,
     /// Application state for the successor ([`state`]).
     state: Option<Vec<u8>>,
+    stop_grace: Duration,
 }
 
 impl Successor {
@@ -287,6 +292,7 @@ impl Successor {
             ready_timeout: DEFAULT_READY_TIMEOUT,
             upgrade: true,
             state: None,
+            stop_grace: DEFAULT_STOP_GRACE,
         }
     }
 
@@ -332,6 +338,15 @@ impl Successor {
         self
     }
 
+    /// How long a successor given up before it was ready has between `SIGTERM` and `SIGKILL`
+    /// ([`DEFAULT_STOP_GRACE`]; zero: `SIGKILL` at once). A successor that took its sockets
+    /// paused until ready has accepted nobody and needs none; one that accepted clients early
+    /// can finish them on `SIGTERM`.
+    pub fn stop_grace(mut self, grace: Duration) -> Successor {
+        self.stop_grace = grace;
+        self
+    }
+
     /// A worker started beside others (pre-forking), not an upgrade: any number may start at
     /// once, and nothing is reported to systemd.
     pub fn worker(mut self) -> Successor {
@@ -357,6 +372,7 @@ impl Successor {
             ready_timeout,
             upgrade,
             state,
+            stop_grace,
         } = self;
         if let Some(state) = &state {
             if state.len() as u64 > MAX_STATE {
@@ -430,6 +446,7 @@ impl Successor {
             child: Some(child),
             ready: Some(ready_read),
             timeout: ready_timeout,
+            stop_grace,
             turn,
         })
     }
@@ -515,6 +532,7 @@ pub struct Starting {
     child: Option<Child>,
     ready: Option<OwnedFd>,
     timeout: Duration,
+    stop_grace: Duration,
     turn: Option<Turn>,
 }
 
@@ -566,8 +584,7 @@ impl Starting {
                     },
                     Waited::Io(error) => HandoverError::Io { pid, error },
                 };
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(&mut child, self.stop_grace).await;
                 log::warn!("handover: {error}; keeping the sockets");
                 if let Some(turn) = self.turn.take() {
                     turn.failed();
@@ -631,6 +648,26 @@ impl Starting {
             }
         }
     }
+}
+
+/// Stops a successor given up: `SIGTERM`, up to `grace` to exit, then `SIGKILL`; reaped.
+async fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(None) = child.try_wait() {
+        if !grace.is_zero() && sys::terminate(child) {
+            let deadline = std::time::Instant::now().checked_add(grace);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+                    break;
+                }
+                tokio::time::sleep(SETTLE_POLL).await;
+            }
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 impl Drop for Starting {
