@@ -1281,7 +1281,7 @@ fn successor_killed_after_ready_within_the_grace_period_rolls_back() {
     load.wait_answers(first, 500);
     let mut rollbacks = Vec::new();
     // Killed right after ready, then once it served a while within the window.
-    for served in [0, 300] {
+    for served in [0, 100] {
         signal(first, libc::SIGHUP);
         let (i, doomed) = successor_started(&lines, at, first);
         at = took_over(&lines, i, doomed);
