@@ -44,6 +44,8 @@
 //! lives (tableflip's child likewise keeps its descriptors when its parent dies), and a process
 //! the successor starts later never mistakes the variables for its own: once read, the
 //! inherited descriptors are close-on-exec, so it does not have them.
+//! (A process the successor starts *before* any call of this module inherits the descriptors
+//! too, and for it the variables are true: make a call, [`verify`] for one, first.)
 //!
 //! # Why this mechanism
 //! - **tableflip** (Go, Cloudflare) does the same: the old process forks and execs the new
