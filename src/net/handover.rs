@@ -728,7 +728,13 @@ impl Ready {
                     return Err(HandoverError::ExitedAfterReady { pid, status });
                 }
                 Ok(None) => {}
-                Err(error) => return Err(HandoverError::Io { pid, error }),
+                Err(error) => {
+                    // Not knowing is treated as a failure: the caller resumes.
+                    if let Some(window) = window {
+                        window.failed();
+                    }
+                    return Err(HandoverError::Io { pid, error });
+                }
             }
             let now = std::time::Instant::now();
             let left = deadline.map_or(SETTLE_POLL, |deadline| {
