@@ -227,6 +227,9 @@ static KEPT: Mutex<Vec<UnixStream>> = Mutex::new(Vec::new());
 /// most `timeout` for the answer. Take them paused ([`Received::take`], then a factory's
 /// `adopt`), then [`Received::ready`].
 ///
+/// It blocks the calling thread (each read and write at most `timeout`): call it at start,
+/// before serving, as the example does.
+///
 /// # Errors
 /// When the socket cannot be reached, the peer runs as another user, or the answer is not
 /// one (names and descriptors that do not match are refused, the descriptors closed).
