@@ -426,16 +426,6 @@ fn main() -> std::io::Result<()> {
         if generation > 0 {
             println!("pid {me}: generation {generation}");
         }
-        let server = Server::create(|_| Server {
-            generation,
-            factory: None,
-            control: None,
-            sessions: 0,
-            handed_over: false,
-            ready_timeout: options.ready_timeout,
-            drain: options.drain,
-            grace: options.grace,
-        });
         if handover::is_successor() {
             println!("pid {me}: successor starting");
         }
@@ -458,39 +448,58 @@ fn main() -> std::io::Result<()> {
             },
             None => None,
         };
-        let mut source = |name: &str| -> Option<SocketFactoryBuilder> {
-            let builder = SocketFactory::builder().owner(&server);
-            match &mut received {
-                Some(received) => received
-                    .take(name)
-                    .map(|shared| builder.adopt(shared.into_socket())),
-                None => handover::is_inherited(name).then(|| builder.systemd(Some(name))),
+        // The owner holds its factories; each factory holds its owner weakly: made together.
+        let mut made = None;
+        let server = Server::create(|ctx| {
+            let owner = ctx.address();
+            let mut source = |name: &str| -> Option<SocketFactoryBuilder> {
+                let builder = SocketFactory::builder().owner(&owner);
+                match &mut received {
+                    Some(received) => received
+                        .take(name)
+                        .map(|shared| builder.adopt(shared.into_socket())),
+                    None => handover::is_inherited(name).then(|| builder.systemd(Some(name))),
+                }
+            };
+            let handed = source(NAME);
+            let control_handed = source(CONTROL);
+            let taken = handed.is_some();
+            let factory = handed
+                .unwrap_or_else(|| {
+                    let builder = SocketFactory::builder().owner(&owner);
+                    builder.bind_address("127.0.0.1").bind_port(options.port)
+                })
+                .start();
+            // The control socket, handed over too, or made.
+            let control = control_handed.map(SocketFactoryBuilder::start).or_else(|| {
+                options.control.as_ref().map(|path| {
+                    let builder = SocketFactory::builder().owner(&owner);
+                    builder.bind_address(std::path::Path::new(path)).start()
+                })
+            });
+            // Paused until the old process lets go: if this process is given up before it is
+            // ready, it has accepted nobody.
+            if taken {
+                factory.do_send(PauseAccept);
+                if let Some(control) = &control {
+                    control.do_send(PauseAccept);
+                }
             }
-        };
-        let handed = source(NAME);
-        let control_handed = source(CONTROL);
-        let taken = handed.is_some();
-        let factory = handed
-            .unwrap_or_else(|| {
-                let builder = SocketFactory::builder().owner(&server);
-                builder.bind_address("127.0.0.1").bind_port(options.port)
-            })
-            .start();
-        // The control socket, handed over too, or made.
-        let control = control_handed.map(SocketFactoryBuilder::start).or_else(|| {
-            options.control.as_ref().map(|path| {
-                let builder = SocketFactory::builder().owner(&server);
-                builder.bind_address(std::path::Path::new(path)).start()
-            })
+            made = Some((factory.clone(), control.clone(), taken));
+            Server {
+                generation,
+                factory: Some(factory),
+                control,
+                sessions: 0,
+                handed_over: false,
+                ready_timeout: options.ready_timeout,
+                drain: options.drain,
+                grace: options.grace,
+            }
         });
-        // Paused until the old process lets go: if this process is given up before it is
-        // ready, it has accepted nobody.
-        if taken {
-            factory.do_send(PauseAccept);
-            if let Some(control) = &control {
-                control.do_send(PauseAccept);
-            }
-        }
+        let Some((factory, control, taken)) = made else {
+            return;
+        };
         let local = match factory.send(GetSockName).await {
             Ok(Ok(local)) => local,
             _ => return, // the failure reaches the server, which stops
@@ -535,7 +544,6 @@ fn main() -> std::io::Result<()> {
                 );
             }
         }
-        server.do_send(SetFactory(factory, control));
         println!("pid {me}: upgrade with: kill -HUP {me}");
         // SIGHUP: upgrade. This task holds the server (factories hold their owner weakly).
         actix::spawn(async move {
@@ -545,18 +553,4 @@ fn main() -> std::io::Result<()> {
         });
     });
     system.run()
-}
-
-/// Gives the server its factory once it has started.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct SetFactory(Addr<SocketFactory>, Option<Addr<SocketFactory>>);
-
-impl Handler<SetFactory> for Server {
-    type Result = ();
-
-    fn handle(&mut self, SetFactory(factory, control): SetFactory, _: &mut Context<Self>) {
-        self.factory = Some(factory);
-        self.control = control;
-    }
 }
