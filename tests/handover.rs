@@ -1071,6 +1071,14 @@ fn names_that_do_not_match_the_count_are_refused() {
 }
 
 #[test]
+fn systemd_names_that_do_not_match_the_count_are_refused() {
+    if !run_in_child("systemd_names_that_do_not_match_the_count_are_refused") {
+        return;
+    }
+    run_planted("systemd-names");
+}
+
+#[test]
 fn a_replaced_readiness_descriptor_is_neither_written_nor_closed() {
     if !run_in_child("a_replaced_readiness_descriptor_is_neither_written_nor_closed") {
         return;
@@ -1129,6 +1137,23 @@ fn handover_plant_child() {
                 assert!(failed.to_string().contains("refused"), "{failed}");
             });
             assert!(open(3), "the refused socket is left alone");
+        }
+        "systemd-names" => {
+            // systemd's own variables for this very process, with one name too many.
+            std::env::remove_var(handover::HANDOVER_VAR);
+            std::env::set_var("LISTEN_PID", std::process::id().to_string());
+            std::env::set_var("LISTEN_FDS", "1");
+            std::env::set_var("LISTEN_FDNAMES", "known:extra");
+            assert!(handover::close_unclaimed().is_empty(), "nothing closed");
+            assert!(open(3), "the socket is left alone");
+            let system = System::new();
+            system.block_on(async {
+                let mut events = Events::start();
+                let _factory = events.builder().systemd(Some("known")).start();
+                let failed = events.next_failed(util::LIMIT).await.expect("a failure");
+                assert!(failed.to_string().contains("LISTEN_FDNAMES"), "{failed}");
+            });
+            assert!(open(3), "the socket is left alone");
         }
         "pipe" => {
             assert!(handover::verify().expect("proven"));
