@@ -119,7 +119,10 @@ impl Master {
             .and_then(|shared| Successor::this_program().map(|s| s.socket(shared)))
             .and_then(|mut successor| {
                 successor.command_mut().arg("--worker");
-                successor.ready_timeout(Duration::from_secs(10)).spawn()
+                successor
+                    .worker()
+                    .ready_timeout(Duration::from_secs(10))
+                    .spawn()
             });
         let spawned = match spawned {
             Ok(spawned) => spawned,
@@ -132,7 +135,8 @@ impl Master {
         ctx.spawn(spawned.ready().into_actor(self).map(|ready, act, _| {
             act.starting -= 1;
             match ready {
-                Ok(child) => {
+                Ok(ready) => {
+                    let child = ready.into_child();
                     println!("master: worker {} ready", child.id());
                     act.workers.push(child);
                 }

@@ -153,6 +153,7 @@ pub use actor::messages::{
 pub use actor::messages::{Relinquish, ShareListener};
 pub use actor::shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use actor::stats::{FactoryStats, GetStats};
+pub use actor::upgrade::{hand_over, hand_over_to};
 pub use desc::addr::{Address, PeerCredentials, Port, SocketAddress};
 pub use desc::endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use desc::error::{ConfigError, Operation};

@@ -356,42 +356,84 @@ pub(crate) fn inherit_at_3(command: &mut std::process::Command, fds: Vec<std::os
     }
 }
 
-/// Takes ownership of the write end of a handover's readiness pipe, inherited as `fd`, after
-/// checking it is an open pipe; makes it close-on-exec so no process we start inherits it.
-pub(crate) fn inherited_pipe(fd: std::os::fd::RawFd) -> io::Result<std::fs::File> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fstat only writes into the stat buffer we own.
+// ---- Handover identities (issue 24): proving an inherited descriptor is the one passed ----
+// Unix-portable (fstat, fcntl); kept together so a split of this file by platform moves it whole.
+
+/// What a descriptor refers to, as `fstat(2)` sees it: the device and inode of the socket or
+/// pipe, which a duplicate (`dup`, `fork`, `exec`) shares and nothing else has while it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DescId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) kind: DescKind,
+}
+
+/// The kind of object a descriptor refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DescKind {
+    Socket,
+    Pipe,
+    Other,
+}
+
+/// The identity of the open descriptor `fd` (`EBADF` when it is not open).
+pub(crate) fn desc_id(fd: std::os::fd::RawFd) -> io::Result<DescId> {
+    // SAFETY: fstat only writes into the stat buffer we own; a bad descriptor is an error.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(fd, &mut stat) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    if stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("inherited descriptor {fd} is not a pipe"),
-        ));
-    }
-    // SAFETY: the descriptor is an open pipe (checked above) that the predecessor placed for this
-    // process; handover::ready takes it once (a static flag), so nothing else owns it.
-    let file = unsafe { std::fs::File::from_raw_fd(fd) };
-    // SAFETY: F_SETFD only changes the descriptor's flags.
+    let kind = match stat.st_mode & libc::S_IFMT {
+        libc::S_IFSOCK => DescKind::Socket,
+        libc::S_IFIFO => DescKind::Pipe,
+        _ => DescKind::Other,
+    };
+    #[allow(clippy::unnecessary_cast)] // dev_t and ino_t are not u64 everywhere
+    Ok(DescId {
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+        kind,
+    })
+}
+
+/// Marks `fd` close-on-exec, without taking it.
+pub(crate) fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD only changes the descriptor's flags; a bad descriptor is an error.
     if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(file)
+    Ok(())
 }
 
-/// Marks an inherited descriptor close-on-exec if it is a pipe, without taking it: keeps a
-/// handover's readiness pipe from leaking into processes the successor starts before it is
-/// ready.
-pub(crate) fn cloexec_if_pipe(fd: std::os::fd::RawFd) {
-    // SAFETY: fstat only writes into the stat buffer we own; F_SETFD only changes flags.
-    unsafe {
-        let mut stat: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFIFO {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
+/// Takes ownership of the write end of a handover's readiness pipe, inherited as `fd`, after
+/// proving it is the very pipe the predecessor made (`expected`, from the handover variable):
+/// anything else at that number (the program's own pipe, after the inherited one was closed)
+/// is neither written nor closed. Makes it close-on-exec so no process we start inherits it.
+pub(crate) fn inherited_pipe(
+    fd: std::os::fd::RawFd,
+    expected: DescId,
+    what: &str,
+) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let found = desc_id(fd).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("the {what} descriptor {fd} is gone: {error}"),
+        )
+    })?;
+    if found != expected || expected.kind != DescKind::Pipe {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "descriptor {fd} is not the {what} the predecessor passed (it was closed and its \
+                 number reused): neither used nor closed"
+            ),
+        ));
     }
+    set_cloexec(fd)?;
+    // SAFETY: the descriptor is open and is the predecessor's pipe (its identity checked just
+    // above); handover::ready takes it once (a static flag), so nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// `recv(2)` with `MSG_PEEK`: copies what the socket has queued into `buf` without taking it, so
@@ -417,4 +459,204 @@ pub(crate) fn peek(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
             return Err(error);
         }
     }
+}
+
+// ---- systemd notify (issue 24): the monotonic clock sd_notify's RELOADING=1 wants ----
+
+/// `CLOCK_MONOTONIC` in microseconds (`MONOTONIC_USEC=` of sd_notify(3)).
+pub(crate) fn monotonic_usec() -> u64 {
+    // SAFETY: clock_gettime only writes into the timespec we own.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } == -1 {
+        return 0;
+    }
+    #[allow(clippy::unnecessary_cast)] // time_t and c_long are not i64 everywhere
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(now.tv_nsec as u64 / 1_000)
+}
+
+// ---- Handover to an unrelated process (issue 24): descriptors over a UNIX socket ----
+// SCM_RIGHTS is POSIX; only MSG_CMSG_CLOEXEC is not everywhere (elsewhere close-on-exec is set
+// just after receiving, a narrow window in which a concurrent exec could inherit them).
+
+/// The most descriptors one handover message carries (Linux's SCM_MAX_FD).
+pub(crate) const MAX_PASSED_FDS: usize = 253;
+
+/// `sendmsg(2)` of `data` with `fds` attached (`SCM_RIGHTS`) on the UNIX stream `socket`.
+/// `WouldBlock` when the socket is non-blocking and full (nothing was sent).
+pub(crate) fn send_with_fds(
+    socket: std::os::fd::RawFd,
+    data: &[u8],
+    fds: &[std::os::fd::RawFd],
+) -> io::Result<usize> {
+    if fds.len() > MAX_PASSED_FDS || data.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} descriptors with {} bytes: at most {MAX_PASSED_FDS}, with data",
+                fds.len(),
+                data.len()
+            ),
+        ));
+    }
+    let fd_bytes = std::mem::size_of_val(fds) as libc::c_uint;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
+    // u64 words: aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8).max(1)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below points into buffers that outlive
+    // the sendmsg call; CMSG_FIRSTHDR/CMSG_DATA stay inside `control`, which is CMSG_SPACE
+    // bytes long, and the copy writes exactly `fd_bytes` there.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let header = libc::CMSG_FIRSTHDR(&msg);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(header),
+                fd_bytes as usize,
+            );
+        }
+        loop {
+            let sent = libc::sendmsg(socket, &msg, MSG_NOSIGNAL);
+            if sent >= 0 {
+                return Ok(sent as usize);
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// `recvmsg(2)` on the UNIX stream `socket` into `buf`, taking the descriptors attached
+/// (`SCM_RIGHTS`, at most [`MAX_PASSED_FDS`]), each close-on-exec and owned. An error when
+/// the descriptors were cut short (`MSG_CTRUNC`; those received are closed).
+pub(crate) fn recv_with_fds(
+    socket: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
+    use std::os::fd::FromRawFd;
+    let most = (MAX_PASSED_FDS * std::mem::size_of::<libc::c_int>()) as libc::c_uint;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(most) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
+    let flags = 0;
+    // SAFETY: as in send_with_fds: the msghdr points into buffers that outlive the call; the
+    // kernel writes at most msg_controllen bytes of control data; each header walked with
+    // CMSG_NXTHDR lies inside it, and its descriptors are read (unaligned) from CMSG_DATA up to
+    // its cmsg_len. Each descriptor received is new in this process and owned by nothing else.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let received = loop {
+            let received = libc::recvmsg(socket, &mut msg, flags);
+            if received >= 0 {
+                break received as usize;
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        };
+        let mut fds = Vec::new();
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(header);
+                let bytes = (*header).cmsg_len as usize - (data as usize - header as usize);
+                let count = bytes / std::mem::size_of::<libc::c_int>();
+                for i in 0..count {
+                    let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
+                    fds.push(std::os::fd::OwnedFd::from_raw_fd(fd));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+        for fd in &fds {
+            set_cloexec(std::os::fd::AsRawFd::as_raw_fd(fd))?;
+        }
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the descriptors passed were cut short (MSG_CTRUNC): refused, all closed",
+            ));
+        }
+        Ok((received, fds))
+    }
+}
+
+/// This process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `MSG_NOSIGNAL` where it exists (a peer gone is `EPIPE`, not `SIGPIPE`); elsewhere Rust's
+/// runtime already ignores `SIGPIPE`.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos"
+))]
+const MSG_NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos"
+)))]
+const MSG_NOSIGNAL: libc::c_int = 0;
+
+/// Sends `SIGTERM` to `child` (not reaped yet, so its pid is still its own); whether it was sent.
+pub(crate) fn terminate(child: &std::process::Child) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        return false;
+    };
+    // SAFETY: kill only sends a signal; the pid is our unreaped child's, which cannot be reused.
+    unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
 }

@@ -105,14 +105,25 @@ struct Group {
 
 impl Group {
     fn start(name: &str, args: &[&str]) -> Group {
-        let mut first = Command::new(example(name))
-            .args(args)
+        Group::start_with(name, args, &[])
+    }
+
+    /// [`Group::start`] with variables added to the environment.
+    fn start_with(name: &str, args: &[&str], vars: &[(&str, &str)]) -> Group {
+        let mut command = Command::new(example(name));
+        command.args(args).envs(vars.iter().copied());
+        Group::spawn(command)
+    }
+
+    /// Starts `command` in a process group of its own, its output collected.
+    fn spawn(mut command: Command) -> Group {
+        let mut first = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0)
             .spawn()
-            .expect("start the example");
+            .expect("start the process");
         let lines = Arc::new(Lines::default());
         let stdout = first.stdout.take().expect("piped stdout");
         let sink = lines.clone();
@@ -270,16 +281,33 @@ impl Held {
 struct Load {
     stop: Arc<AtomicBool>,
     results: Arc<Mutex<Vec<Result<u32, String>>>>,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    started: Instant,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Load {
     fn start(addr: SocketAddr, threads: usize, pace: Duration) -> Load {
+        Load::start_with(threads, pace, move |t, i| {
+            ask(addr, &format!("hello {t} {i}"))
+        })
+    }
+
+    /// Clients in `threads` threads, each calling `ask(thread, i)` at most every `pace`.
+    fn start_with(
+        threads: usize,
+        pace: Duration,
+        ask: impl Fn(usize, u32) -> Result<u32, String> + Send + Sync + 'static,
+    ) -> Load {
+        let ask = Arc::new(ask);
         let stop = Arc::new(AtomicBool::new(false));
         let results = Arc::new(Mutex::new(Vec::new()));
+        let latencies = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..threads)
             .map(|t| {
                 let (stop, results) = (stop.clone(), results.clone());
+                let latencies = latencies.clone();
+                let ask = ask.clone();
                 std::thread::spawn(move || {
                     let started = Instant::now();
                     // Bounded whatever happens: at most 2 minutes or 100,000 connections.
@@ -287,8 +315,10 @@ impl Load {
                         if stop.load(Ordering::Relaxed) || started.elapsed() > WAIT * 4 {
                             break;
                         }
-                        let next = Instant::now() + pace;
-                        let result = ask(addr, &format!("hello {t} {i}"));
+                        let asked = Instant::now();
+                        let next = asked + pace;
+                        let result = ask(t, i);
+                        latencies.lock().unwrap().push(asked.elapsed());
                         results.lock().unwrap().push(result);
                         std::thread::sleep(next.saturating_duration_since(Instant::now()));
                     }
@@ -298,6 +328,8 @@ impl Load {
         Load {
             stop,
             results,
+            latencies,
+            started: Instant::now(),
             threads,
         }
     }
@@ -314,6 +346,39 @@ impl Load {
         });
     }
 
+    /// Stops the clients; the figures, printed under `label`.
+    fn figures(self, label: &str) -> Figures {
+        let elapsed = self.started.elapsed();
+        let mut latencies = self.latencies.lock().unwrap().clone();
+        let results = self.finish();
+        latencies.sort();
+        let p99 = latencies
+            .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default();
+        let mut figures = Figures {
+            connections: results.len(),
+            rate: results.len() as f64 / elapsed.as_secs_f64(),
+            p99,
+            ..Figures::default()
+        };
+        for result in &results {
+            match result {
+                Ok(pid) => *figures.per_pid.entry(*pid).or_insert(0) += 1,
+                Err(why) if why.starts_with("connect:") && why.contains("refused") => {
+                    figures.refused += 1
+                }
+                Err(why) if why.contains("reset") => figures.reset += 1,
+                Err(why) => {
+                    figures.wrong += 1;
+                    figures.first_wrong.get_or_insert_with(|| why.clone());
+                }
+            }
+        }
+        println!("FIGURES {label}: {figures}");
+        figures
+    }
+
     /// Stops the clients; every result.
     fn finish(self) -> Vec<Result<u32, String>> {
         self.stop.store(true, Ordering::Relaxed);
@@ -323,6 +388,51 @@ impl Load {
         Arc::try_unwrap(self.results)
             .map(|m| m.into_inner().unwrap())
             .unwrap_or_default()
+    }
+}
+
+/// What a load saw: connections, how they failed, the 99th percentile of a connection's time.
+#[derive(Default, Debug)]
+struct Figures {
+    connections: usize,
+    rate: f64,
+    refused: usize,
+    reset: usize,
+    /// No reply, a partial or a wrong one (a connection accepted by a process then killed).
+    wrong: usize,
+    first_wrong: Option<String>,
+    p99: Duration,
+    per_pid: BTreeMap<u32, usize>,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} connections ({:.0}/s), {} refused, {} reset, {} wrong, p99 {:?}, answered by {:?}",
+            self.connections,
+            self.rate,
+            self.refused,
+            self.reset,
+            self.wrong,
+            self.p99,
+            self.per_pid
+        )?;
+        if let Some(why) = &self.first_wrong {
+            write!(f, " (first wrong: {why})")?;
+        }
+        Ok(())
+    }
+}
+
+impl Figures {
+    /// Nothing refused, reset or wrong.
+    fn assert_clean(&self) {
+        assert_eq!(
+            (self.refused, self.reset, self.wrong),
+            (0, 0, 0),
+            "refused, reset, wrong: {self}"
+        );
     }
 }
 
@@ -357,6 +467,15 @@ fn upgrade(lines: &Lines, from: usize, old: u32) -> (usize, u32) {
     signal(old, libc::SIGHUP);
     lines.wait_for(from, "handed over", |line| {
         number_after(line, &format!("pid {old}: handed over to "))
+    })
+}
+
+/// Waits for a successor's first line (after `from`), which is not `old`'s: its pid.
+fn successor_started(lines: &Lines, from: usize, old: u32) -> (usize, u32) {
+    lines.wait_for(from, "successor started", |line| {
+        line.strip_suffix(": successor starting")
+            .and_then(|rest| number_after(rest, "pid "))
+            .filter(|pid| *pid != old)
     })
 }
 
@@ -450,9 +569,7 @@ fn successor_killed_before_ready_changes_nothing() {
     let load = Load::start(addr, 3, Duration::from_millis(10));
     load.wait_answers(first, 50);
     signal(first, libc::SIGHUP);
-    let (at, doomed) = lines.wait_for(at, "successor started", |line| {
-        number_after(line, &format!("pid {first}: started successor "))
-    });
+    let (at, doomed) = successor_started(&lines, at, first);
     signal(doomed, libc::SIGKILL);
     let (at, why) = lines.wait_for(at, "upgrade failed", |line| {
         line.strip_prefix(&format!("pid {first}: upgrade failed: "))
@@ -498,9 +615,7 @@ fn successor_missing_its_deadline_is_killed() {
     let lines = group.lines.clone();
     let (at, first, addr) = listening(&lines, 0);
     signal(first, libc::SIGHUP);
-    let (at, late) = lines.wait_for(at, "successor started", |line| {
-        number_after(line, &format!("pid {first}: started successor "))
-    });
+    let (at, late) = successor_started(&lines, at, first);
     let (_, why) = lines.wait_for(at, "upgrade failed", |line| {
         line.strip_prefix(&format!("pid {first}: upgrade failed: "))
             .map(str::to_owned)
@@ -660,11 +775,16 @@ async fn successor_takes_its_sockets_by_name_and_reports_the_rest() {
         .stdout(Stdio::piped());
     let spawned = Successor::new(command)
         .sockets([known, unknown, udp, unix])
+        .state(b"counters: 42".to_vec())
         .ready_timeout(Duration::from_secs(20))
         .spawn()
         .expect("spawn");
     let pid = spawned.id();
-    let child = spawned.ready().await.expect("the successor reports ready");
+    let child = spawned
+        .ready()
+        .await
+        .expect("the successor reports ready")
+        .into_child();
     assert_eq!(child.id(), pid);
     // The successor took the known socket: a client gets an answer from it.
     let mut client = TcpStream::connect(addr).expect("connect");
@@ -691,6 +811,12 @@ fn handover_successor_child() {
         return;
     }
     assert!(handover::is_successor());
+    // The application state, once.
+    assert_eq!(
+        handover::state().expect("the state"),
+        Some(b"counters: 42".to_vec())
+    );
+    assert_eq!(handover::state().expect("read once"), None);
     // A process the successor starts inherits the variables, but they are not its own.
     let grandchild = Command::new(std::env::current_exe().expect("test binary"))
         .args([GRANDCHILD, "--exact", "--ignored", "--nocapture"])
@@ -878,11 +1004,1021 @@ fn handover_grandchild() {
     assert!(!handover::is_successor(), "but not meant for this process");
     assert!(handover::inherited_names().is_empty());
     assert!(!handover::ready().expect("nothing to tell"));
+    assert_eq!(handover::state().expect("no state"), None);
     let system = System::new();
     system.block_on(async {
         let mut events = Events::start();
         let _factory = events.builder().systemd(None).start();
         let failed = events.next_failed(util::LIMIT).await.expect("a failure");
         assert_eq!(failed.operation, actix_socket_factory::Operation::Socket);
+    });
+}
+
+// ---- Planted variables: never a descriptor closed or written that is not proven inherited ----
+
+/// The successor of the planted-variable tests: what it changes before the crate reads anything
+/// comes from `HANDOVER_PLANT`; it writes `ok` to `HANDOVER_PLANT_DONE` when every check held
+/// (so a test name that matched nothing cannot pass).
+const PLANT_CHILD: &str = "handover_plant_child";
+
+/// Starts this test binary as a successor with one TCP listener (descriptor 3; the readiness
+/// pipe is 4), planting `plant`; returns whether the child's checks all held, and its error.
+fn run_planted(plant: &str) {
+    use actix_socket_factory::handover::{SharedSocket, Successor};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let done = dir.path().join("done");
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([PLANT_CHILD, "--exact", "--ignored", "--nocapture"])
+        .env(util::child::CHILD_VAR, PLANT_CHILD)
+        .env("HANDOVER_PLANT", plant)
+        .env("HANDOVER_PLANT_DONE", &done);
+    let system = actix::System::new();
+    let outcome = system.block_on(async move {
+        Successor::new(command)
+            .socket(SharedSocket::new("known", listener).expect("named"))
+            .ready_timeout(Duration::from_secs(30))
+            .spawn()
+            .expect("spawn")
+            .ready()
+            .await
+    });
+    // The planted successor never reports ready: its pipe was refused or replaced.
+    let error = outcome.expect_err("no readiness through a refused or replaced pipe");
+    println!("predecessor: {error}");
+    let done = std::fs::read_to_string(&done).unwrap_or_default();
+    assert_eq!(
+        done, "ok",
+        "the planted successor's checks failed (see its output)"
+    );
+}
+
+#[test]
+fn listen_fds_beyond_the_handed_sockets_is_refused_and_closes_nothing() {
+    if !run_in_child("listen_fds_beyond_the_handed_sockets_is_refused_and_closes_nothing") {
+        return;
+    }
+    run_planted("fds");
+}
+
+#[test]
+fn names_that_do_not_match_the_count_are_refused() {
+    if !run_in_child("names_that_do_not_match_the_count_are_refused") {
+        return;
+    }
+    run_planted("names");
+}
+
+#[test]
+fn systemd_names_that_do_not_match_the_count_are_refused() {
+    if !run_in_child("systemd_names_that_do_not_match_the_count_are_refused") {
+        return;
+    }
+    run_planted("systemd-names");
+}
+
+#[test]
+fn a_replaced_readiness_descriptor_is_neither_written_nor_closed() {
+    if !run_in_child("a_replaced_readiness_descriptor_is_neither_written_nor_closed") {
+        return;
+    }
+    run_planted("pipe");
+}
+
+#[test]
+#[ignore = "runs as the successor of the planted-variable tests"]
+fn handover_plant_child() {
+    use actix::prelude::*;
+    use actix_socket_factory::handover;
+    use actix_socket_factory::testing::Events;
+    use std::os::fd::AsRawFd;
+    if !util::in_child(PLANT_CHILD) {
+        return;
+    }
+    let plant = std::env::var("HANDOVER_PLANT").expect("what to plant");
+    let done = std::env::var("HANDOVER_PLANT_DONE").expect("where to report");
+    let open = |fd: i32| std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok();
+    assert!(open(3) && open(4), "the socket and the pipe were inherited");
+    match plant.as_str() {
+        "fds" | "names" => {
+            // The program's own listener and a second one (another factory's), on the numbers
+            // just after the inherited ones, which a larger LISTEN_FDS would claim.
+            let own = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let highest = own.as_raw_fd().max(other.as_raw_fd());
+            if plant == "fds" {
+                std::env::set_var("LISTEN_FDS", (highest - 2).to_string());
+                std::env::set_var("LISTEN_FDNAMES", vec!["x"; highest as usize - 2].join(":"));
+            } else {
+                std::env::set_var("LISTEN_FDNAMES", "known:extra");
+            }
+            let why = handover::verify().expect_err("a mismatch is refused");
+            println!("refused: {why}");
+            assert!(why.to_string().contains("refused"), "{why}");
+            assert!(!handover::is_successor());
+            assert!(handover::inherited_names().is_empty());
+            assert!(handover::close_unclaimed().is_empty(), "nothing closed");
+            assert!(!handover::ready().expect("nobody to tell"));
+            for fd in 3..=highest {
+                assert!(open(fd), "descriptor {fd} is still open");
+            }
+            // Both listeners still serve.
+            for listener in [&own, &other] {
+                let _client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+                listener.accept().expect("still listening");
+            }
+            // A factory asking for the socket gets the reason, not a socket.
+            let system = System::new();
+            system.block_on(async {
+                let mut events = Events::start();
+                let _factory = events.builder().systemd(Some("known")).start();
+                let failed = events.next_failed(util::LIMIT).await.expect("a failure");
+                assert!(failed.to_string().contains("refused"), "{failed}");
+            });
+            assert!(open(3), "the refused socket is left alone");
+        }
+        "systemd-names" => {
+            // systemd's own variables for this very process, with one name too many.
+            std::env::remove_var(handover::HANDOVER_VAR);
+            std::env::set_var("LISTEN_PID", std::process::id().to_string());
+            std::env::set_var("LISTEN_FDS", "1");
+            std::env::set_var("LISTEN_FDNAMES", "known:extra");
+            assert!(handover::close_unclaimed().is_empty(), "nothing closed");
+            assert!(open(3), "the socket is left alone");
+            let system = System::new();
+            system.block_on(async {
+                let mut events = Events::start();
+                let _factory = events.builder().systemd(Some("known")).start();
+                let failed = events.next_failed(util::LIMIT).await.expect("a failure");
+                assert!(failed.to_string().contains("LISTEN_FDNAMES"), "{failed}");
+            });
+            assert!(open(3), "the socket is left alone");
+        }
+        "pipe" => {
+            assert!(handover::verify().expect("proven"));
+            assert_eq!(handover::inherited_names(), vec!["known".to_owned()]);
+            // The pipe is closed (by a careless program), and the program's own pipe takes its
+            // number.
+            drop(unsafe_close(4));
+            let (mut reader, mut writer) = std::io::pipe().expect("pipe");
+            assert_eq!(reader.as_raw_fd(), 4, "the program's pipe took the number");
+            let error = handover::ready().expect_err("not the predecessor's pipe");
+            println!("refused: {error}");
+            assert!(
+                error.to_string().contains("not the readiness pipe"),
+                "{error}"
+            );
+            // Untouched: still open, and nothing was written to it.
+            writer.write_all(b"mine").expect("write");
+            drop(writer);
+            let mut read = String::new();
+            reader.read_to_string(&mut read).expect("read");
+            assert_eq!(read, "mine");
+            // The proven socket is still the successor's to take.
+            assert!(handover::is_inherited("known"));
+        }
+        other => panic!("unknown plant {other}"),
+    }
+    std::fs::write(done, "ok").expect("report");
+}
+
+/// Closes descriptor `fd` as a careless program would: takes it as an `OwnedFd` and drops it.
+fn unsafe_close(fd: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the planted-pipe test closes the inherited readiness pipe on purpose, to prove the
+    // crate then leaves the descriptor number alone; nothing else in that process uses it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+#[test]
+fn an_endless_ready_timeout_saturates() {
+    use actix_socket_factory::handover::{HandoverError, Successor};
+    if !run_in_child("an_endless_ready_timeout_saturates") {
+        return;
+    }
+    let system = actix::System::new();
+    system.block_on(async {
+        let outcome = Successor::new(Command::new("true"))
+            .ready_timeout(Duration::MAX)
+            .spawn()
+            .expect("spawn")
+            .ready()
+            .await;
+        assert!(
+            matches!(outcome, Err(HandoverError::Exited { .. })),
+            "{outcome:?}"
+        );
+    });
+}
+
+// ---- Deploys that go wrong, under load: every fault, figures for each ----
+
+/// Client threads of the fault tests, each doing one connection at a time (so at most this many
+/// connections are in flight in a process at the instant it is killed), one every millisecond
+/// at most: thousands of connections a second.
+const LOADERS: usize = 4;
+const PACE: Duration = Duration::from_millis(1);
+
+/// Waits for `pid`'s report that it took over from its predecessor.
+fn took_over(lines: &Lines, from: usize, pid: u32) -> usize {
+    lines
+        .wait_for(from, "took over", |line| {
+            line.starts_with(&format!("pid {pid}: took over "))
+                .then_some(())
+        })
+        .0
+}
+
+/// Waits for `old`'s report that an upgrade failed; the reason.
+fn upgrade_failed(lines: &Lines, from: usize, old: u32) -> (usize, String) {
+    lines.wait_for(from, "upgrade failed", |line| {
+        line.strip_prefix(&format!("pid {old}: upgrade failed: "))
+            .map(str::to_owned)
+    })
+}
+
+#[test]
+fn old_process_killed_right_after_starting_its_successor_refuses_nothing() {
+    if !run_in_child("old_process_killed_right_after_starting_its_successor_refuses_nothing") {
+        return;
+    }
+    // The successor takes 300 ms to start: the old process dies well before it is ready.
+    let group = Group::start("upgrade", &["0", "--ready-delay-ms", "300"]);
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+    signal(first, libc::SIGHUP);
+    let (at, second) = successor_started(&lines, at, first);
+    let killed = Instant::now();
+    signal(first, libc::SIGKILL);
+    // An orphan, it serves the sockets it inherited all the same (its parent is gone).
+    let (_, why) = lines.wait_for(at, "the orphan serves", |line| {
+        line.strip_prefix(&format!("pid {second}: serving "))
+            .map(str::to_owned)
+    });
+    assert!(why.contains("could not tell the old process"), "{why}");
+    let serving = killed.elapsed();
+    load.wait_answers(second, 1000);
+    let figures = load.figures(&format!(
+        "old killed right after starting its successor (serving again {serving:?} after the kill)"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    // Only a connection the killed process had accepted and not yet answered can be lost: at
+    // most one per client thread.
+    assert!(figures.reset + figures.wrong <= LOADERS, "{figures}");
+}
+
+#[test]
+fn old_process_killed_right_after_ready_refuses_nothing() {
+    if !run_in_child("old_process_killed_right_after_ready_refuses_nothing") {
+        return;
+    }
+    let group = Group::start("upgrade", &["0", "--grace-ms", "5000"]);
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+    let asked = Instant::now();
+    signal(first, libc::SIGHUP);
+    let (at, second) = successor_started(&lines, at, first);
+    took_over(&lines, at, second);
+    let ready = asked.elapsed();
+    signal(first, libc::SIGKILL);
+    load.wait_answers(second, 1000);
+    let figures = load.figures(&format!(
+        "old killed right after ready (ready {ready:?} after the request)"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    assert!(figures.reset + figures.wrong <= LOADERS, "{figures}");
+}
+
+#[test]
+fn successor_killed_after_ready_within_the_grace_period_rolls_back() {
+    if !run_in_child("successor_killed_after_ready_within_the_grace_period_rolls_back") {
+        return;
+    }
+    let group = Group::start("upgrade", &["0", "--grace-ms", "3000"]);
+    let lines = group.lines.clone();
+    let (mut at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+    let mut rollbacks = Vec::new();
+    // Killed right after ready, then once it served a while within the window.
+    for served in [0, 100] {
+        signal(first, libc::SIGHUP);
+        let (i, doomed) = successor_started(&lines, at, first);
+        at = took_over(&lines, i, doomed);
+        load.wait_answers(doomed, served);
+        let killed = Instant::now();
+        signal(doomed, libc::SIGKILL);
+        let (i, why) = upgrade_failed(&lines, at, first);
+        rollbacks.push(killed.elapsed());
+        at = i;
+        assert!(why.contains("within the rollback window"), "{why}");
+        let before = load.answered_by(first);
+        load.wait_answers(first, before + 300);
+    }
+    // And the next upgrade goes through.
+    let (_, last) = upgrade(&lines, at, first);
+    load.wait_answers(last, 300);
+    let figures = load.figures(&format!(
+        "successor killed right after ready and within the grace period (rolled back in \
+         {rollbacks:?})"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    // Lost: only what a killed successor had accepted and not yet answered.
+    assert!(figures.reset + figures.wrong <= 2 * LOADERS, "{figures}");
+}
+
+#[test]
+fn successor_killed_before_or_after_taking_its_sockets_loses_nothing() {
+    if !run_in_child("successor_killed_before_or_after_taking_its_sockets_loses_nothing") {
+        return;
+    }
+    // Every process starts slowly (700 ms), then holds its sockets paused for 1.5 s.
+    let group = Group::start(
+        "upgrade",
+        &[
+            "0",
+            "--ready-delay-ms",
+            "700",
+            "--hold-ms",
+            "1500",
+            "--grace-ms",
+            "300",
+        ],
+    );
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 500);
+
+    // Before it took its sockets.
+    signal(first, libc::SIGHUP);
+    let (at, early) = successor_started(&lines, at, first);
+    signal(early, libc::SIGKILL);
+    let (at, why) = upgrade_failed(&lines, at, first);
+    assert!(why.contains(&format!("successor {early} exited")), "{why}");
+
+    // After it took them (paused), before it was ready.
+    signal(first, libc::SIGHUP);
+    let (at, holding) = successor_started(&lines, at, first);
+    let (at, _) = lines.wait_for(at, "took its socket", |line| {
+        line.starts_with(&format!("pid {holding}: took "))
+            .then_some(())
+    });
+    let before = load.answered_by(first);
+    load.wait_answers(first, before + 200);
+    signal(holding, libc::SIGKILL);
+    let (at, why) = upgrade_failed(&lines, at, first);
+    assert!(
+        why.contains(&format!("successor {holding} exited")),
+        "{why}"
+    );
+    let before = load.answered_by(first);
+    load.wait_answers(first, before + 300);
+
+    let (_, last) = upgrade(&lines, at, first);
+    load.wait_answers(last, 300);
+    let figures = load.figures("successor killed before taking its sockets, and after (paused)");
+    figures.assert_clean();
+    assert!(!figures.per_pid.contains_key(&early) && !figures.per_pid.contains_key(&holding));
+}
+
+#[test]
+fn a_second_upgrade_request_is_refused_while_one_runs() {
+    if !run_in_child("a_second_upgrade_request_is_refused_while_one_runs") {
+        return;
+    }
+    let group = Group::start(
+        "upgrade",
+        &["0", "--ready-delay-ms", "500", "--grace-ms", "300"],
+    );
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 300);
+    signal(first, libc::SIGHUP);
+    let (at, second) = successor_started(&lines, at, first);
+    signal(first, libc::SIGHUP);
+    let (_, why) = upgrade_failed(&lines, at, first);
+    assert!(
+        why.contains("an upgrade is under way already") && why.contains(&second.to_string()),
+        "{why}"
+    );
+    let (end, new) = lines.wait_for(at, "handed over", |line| {
+        number_after(line, &format!("pid {first}: handed over to "))
+    });
+    assert_eq!(new, second);
+    load.wait_answers(second, 300);
+    let starts = lines.lines.lock().unwrap()[at + 1..end]
+        .iter()
+        .filter(|line| line.ends_with(": successor starting"))
+        .count();
+    assert_eq!(starts, 0, "no second successor was started");
+    let figures = load.figures("two upgrade requests at once");
+    figures.assert_clean();
+}
+
+#[test]
+fn ten_handovers_in_a_row_under_load() {
+    if !run_in_child("ten_handovers_in_a_row_under_load") {
+        return;
+    }
+    let group = Group::start("upgrade", &["0", "--grace-ms", "200", "--drain-ms", "3000"]);
+    let lines = group.lines.clone();
+    let (mut at, mut current, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(current, 300);
+    let mut durations = Vec::new();
+    for _ in 0..10 {
+        let asked = Instant::now();
+        let (i, next) = upgrade(&lines, at, current);
+        durations.push(asked.elapsed());
+        load.wait_answers(next, 200);
+        (at, current) = (i, next);
+    }
+    // Application state went from each process to the next: the tenth knows it.
+    lines.wait_for(0, "the state passed along", |line| {
+        (line == format!("pid {current}: generation 10")).then_some(())
+    });
+    let figures = load.figures(&format!(
+        "10 handovers in a row (request to relinquish, 200 ms window included: {:?} .. {:?})",
+        durations.iter().min().unwrap(),
+        durations.iter().max().unwrap()
+    ));
+    figures.assert_clean();
+    assert_eq!(figures.per_pid.len(), 11, "{figures}");
+}
+
+#[test]
+fn systemd_is_told_of_each_upgrade_in_order() {
+    use std::os::unix::net::UnixDatagram;
+    if !run_in_child("systemd_is_told_of_each_upgrade_in_order") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&path).expect("a stand-in for systemd's socket");
+    systemd
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = systemd.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let group = Group::start_with(
+        "upgrade",
+        &["0", "--ready-delay-ms", "300", "--grace-ms", "200"],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let lines = group.lines.clone();
+    let (at, first, _) = listening(&lines, 0);
+    assert_eq!(next(), "READY=1", "the first start");
+
+    // A failed upgrade: reloading, then this process again.
+    signal(first, libc::SIGHUP);
+    let (at, doomed) = successor_started(&lines, at, first);
+    signal(doomed, libc::SIGKILL);
+    let (at, _) = upgrade_failed(&lines, at, first);
+    let reloading = next();
+    let usec = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .unwrap_or_else(|| panic!("{reloading:?}"));
+    assert!(usec.parse::<u64>().is_ok_and(|n| n > 0), "{reloading:?}");
+    assert_eq!(next(), format!("MAINPID={first}\nREADY=1"));
+
+    // A good one: reloading, then the successor is the main process.
+    let (_, second) = upgrade(&lines, at, first);
+    assert!(next().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(next(), format!("MAINPID={second}\nREADY=1"));
+    systemd
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(systemd.recv(&mut buf).is_err(), "nothing more");
+}
+
+/// Asks for an upgrade over `control` the way an operator does from a shell: the example's own
+/// `--ask`. Its exit status and answer.
+fn ask_upgrade(control: &std::path::Path) -> (bool, String) {
+    let output = Command::new(example("upgrade"))
+        .arg("--ask")
+        .arg(control)
+        .output()
+        .expect("run upgrade --ask");
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success(), answer)
+}
+
+#[test]
+fn upgrade_on_request_over_the_control_socket_reports_its_result() {
+    if !run_in_child("upgrade_on_request_over_the_control_socket_reports_its_result") {
+        return;
+    }
+    let (_dir, control) = util::temp_socket_path("rot13.ctl");
+    let group = Group::start(
+        "upgrade",
+        &[
+            "0",
+            "--control",
+            control.to_str().unwrap(),
+            "--ready-delay-ms",
+            "400",
+            "--grace-ms",
+            "200",
+        ],
+    );
+    let lines = group.lines.clone();
+    let (at, first, addr) = listening(&lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 300);
+    let asked = Instant::now();
+    let requester = {
+        let control = control.clone();
+        std::thread::spawn(move || ask_upgrade(&control))
+    };
+    let (_, second) = successor_started(&lines, at, first);
+    // A second request while the first runs: refused, and told why.
+    let (done, answer) = ask_upgrade(&control);
+    assert!(!done, "{answer}");
+    assert!(
+        answer.starts_with("error ") && answer.contains("under way already"),
+        "{answer}"
+    );
+    let (done, answer) = requester.join().expect("the first requester");
+    let took = asked.elapsed();
+    assert!(done, "{answer}");
+    assert_eq!(answer, format!("ok {second}"));
+    load.wait_answers(second, 300);
+    // The control socket went with the service: the next request reaches the new process.
+    let (done, answer) = ask_upgrade(&control);
+    assert!(done, "{answer}");
+    let third: u32 = answer
+        .strip_prefix("ok ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"));
+    load.wait_answers(third, 300);
+    let figures = load.figures(&format!(
+        "upgrade on request over the control socket (answered in {took:?}), one refused"
+    ));
+    figures.assert_clean();
+}
+
+#[test]
+fn a_process_that_is_not_a_child_takes_the_sockets_over_scm_rights() {
+    if !run_in_child("a_process_that_is_not_a_child_takes_the_sockets_over_scm_rights") {
+        return;
+    }
+    let (_dir, control) = util::temp_socket_path("rot13.ctl");
+    let ctl = control.to_str().unwrap();
+    let old = Group::start("upgrade", &["0", "--control", ctl, "--grace-ms", "300"]);
+    let (_, first, addr) = listening(&old.lines, 0);
+    let load = Load::start(addr, LOADERS, PACE);
+    load.wait_answers(first, 300);
+
+    // Started by someone else (here, this test): it asks over the control socket.
+    let asked = Instant::now();
+    let new = Group::start("upgrade", &["--take-from", ctl, "--grace-ms", "3000"]);
+    let second = new.first.id();
+    took_over(&new.lines, 0, second);
+    let ready = asked.elapsed();
+    let (_, to) = old.lines.wait_for(0, "handed over", |line| {
+        number_after(line, &format!("pid {first}: handed over to "))
+    });
+    assert_eq!(to, second);
+    let handed = asked.elapsed();
+    load.wait_answers(second, 300);
+    eventually("the old process exits", || exited(first));
+
+    // Another one takes them from the second, and dies within the rollback window: the second
+    // resumes at once.
+    let doomed = Group::start("upgrade", &["--take-from", ctl]);
+    let doomed_pid = doomed.first.id();
+    took_over(&doomed.lines, 0, doomed_pid);
+    let killed = Instant::now();
+    signal(doomed_pid, libc::SIGKILL);
+    let (_, why) = upgrade_failed(&new.lines, 0, second);
+    let resumed = killed.elapsed();
+    assert!(why.contains("rollback window"), "{why}");
+    let before = load.answered_by(second);
+    load.wait_answers(second, before + 300);
+    let figures = load.figures(&format!(
+        "SCM_RIGHTS to a process that is not a child (ready {ready:?}, relinquished {handed:?} \
+         after it started; its own successor killed after ready: resumed in {resumed:?})"
+    ));
+    assert_eq!(figures.refused, 0, "{figures}");
+    // Only what the killed process had accepted and not answered can be lost.
+    assert!(figures.reset + figures.wrong <= LOADERS, "{figures}");
+    drop(doomed);
+}
+
+// ---- TCP v4 + v6 + UNIX + UDP handed over together ----
+
+/// The server of `tcp_v4_v6_unix_and_udp_are_handed_over_together`: this test binary, which
+/// hands its four sockets to a new copy of itself on SIGHUP.
+const MULTI: &str = "handover_multi_server";
+
+/// One connection on a UNIX stream socket, as [`ask`] does on TCP.
+fn ask_unix(path: &std::path::Path, text: &str) -> Result<u32, String> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|error| format!("connect: {error}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|error| error.to_string())?;
+    stream
+        .write_all(format!("{text}\n").as_bytes())
+        .map_err(|error| format!("write: {error}"))?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(|error| format!("shutdown: {error}"))?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|error| format!("read: {error}"))?;
+    parse_reply(&reply, text)
+}
+
+/// One datagram and its answer; no answer within 2 s is a lost datagram.
+fn ask_udp(socket: &std::net::UdpSocket, text: &str) -> Result<u32, String> {
+    socket
+        .send(text.as_bytes())
+        .map_err(|error| format!("send: {error}"))?;
+    let mut buf = [0u8; 1500];
+    let n = socket
+        .recv(&mut buf)
+        .map_err(|error| format!("udp lost: {error}"))?;
+    parse_reply(&String::from_utf8_lossy(&buf[..n]), text)
+}
+
+#[test]
+fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
+    use std::sync::atomic::AtomicUsize;
+    if !run_in_child("tcp_v4_v6_unix_and_udp_are_handed_over_together") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([MULTI, "--exact", "--ignored", "--nocapture"])
+        .env(util::child::CHILD_VAR, MULTI)
+        .env("MULTI_DIR", dir.path());
+    let group = Group::spawn(command);
+    let lines = group.lines.clone();
+    let (mut at, (mut current, addrs)) = lines.wait_for(0, "addresses", |line| {
+        let pid = number_after(line, "pid ")?;
+        let addrs: Vec<String> = line
+            .split(": ADDRS ")
+            .nth(1)?
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        Some((pid, addrs))
+    });
+    let tcp4: SocketAddr = addrs[0].parse().expect("tcp4");
+    let tcp6: Option<SocketAddr> = addrs[1].parse().ok();
+    let unix = PathBuf::from(&addrs[2]);
+    let udp: SocketAddr = addrs[3].parse().expect("udp");
+    let answered: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let counts = answered.clone();
+    let load = Load::start_with(4, PACE, move |t, i| {
+        let text = format!("hello {t} {i}");
+        let result = match t {
+            0 => ask(tcp4, &text),
+            1 => ask(tcp6.unwrap_or(tcp4), &text),
+            2 => ask_unix(&unix, &text),
+            _ => {
+                thread_local! {
+                    static UDP: std::net::UdpSocket = {
+                        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+                        socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        socket
+                    };
+                }
+                UDP.with(|socket| {
+                    socket
+                        .connect(udp)
+                        .map_err(|error| error.to_string())
+                        .and_then(|()| ask_udp(socket, &text))
+                })
+            }
+        };
+        if result.is_ok() {
+            counts[t].fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    });
+    load.wait_answers(current, 1000);
+    let mut durations = Vec::new();
+    for _ in 0..2 {
+        let asked = Instant::now();
+        let (i, next) = upgrade(&lines, at, current);
+        durations.push(asked.elapsed());
+        load.wait_answers(next, 1000);
+        (at, current) = (i, next);
+    }
+    let per_kind: Vec<usize> = answered.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    let figures = load.figures(&format!(
+        "TCP v4 + v6{} + UNIX + UDP, 2 handovers ({durations:?}); answered per kind \
+         (tcp4, tcp6, unix, udp): {per_kind:?}",
+        if tcp6.is_some() {
+            ""
+        } else {
+            " (no ::1 here: v4 again)"
+        }
+    ));
+    figures.assert_clean();
+    assert!(per_kind.iter().all(|n| *n > 100), "{per_kind:?}");
+}
+
+#[test]
+#[ignore = "runs as the server of tcp_v4_v6_unix_and_udp_are_handed_over_together"]
+fn handover_multi_server() {
+    use actix::prelude::*;
+    use actix_socket_factory::handover::{self, SharedSocket, Successor};
+    use actix_socket_factory::testing::Events;
+    use actix_socket_factory::{
+        Domain, GetSockName, PauseAccept, Relinquish, ResumeAccept, ShareListener, SocketType,
+    };
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    if !util::in_child(MULTI) {
+        return;
+    }
+    let dir = PathBuf::from(std::env::var("MULTI_DIR").expect("MULTI_DIR"));
+    let me = std::process::id();
+    let system = System::new();
+    system.block_on(async move {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("a SIGHUP handler");
+        let successor = handover::is_successor();
+        let v6 = successor || util::can_bind("[::1]:0".parse().unwrap());
+        let mut events = Events::start();
+        let path = dir.join("multi.sock");
+        let mut factories = Vec::new();
+        for name in ["tcp4", "tcp6", "unix"] {
+            let builder = events.builder();
+            let builder = if handover::is_inherited(name) {
+                builder.systemd(Some(name))
+            } else {
+                match name {
+                    "tcp4" => builder.bind_address("127.0.0.1"),
+                    "tcp6" if v6 => builder.bind_address("::1"),
+                    "tcp6" => continue,
+                    _ => builder.bind_address(path.as_path()),
+                }
+            };
+            let factory = builder.start();
+            if successor {
+                factory.do_send(PauseAccept);
+            }
+            factories.push((factory, name.to_owned()));
+        }
+        let mut udp_events = Events::start();
+        let builder = udp_events.builder();
+        let _udp_factory = if handover::is_inherited("udp") {
+            builder.systemd(Some("udp")).start()
+        } else {
+            builder
+                .bind_address("127.0.0.1")
+                .socket_type(SocketType::Datagram)
+                .start()
+        };
+        let created = udp_events.next_created(util::LIMIT).await.expect("udp");
+        let udp_share = created.socket.try_clone().expect("dup");
+        let udp_addr = created.socket.local_addr().unwrap().as_socket().unwrap();
+        let udp = created.into_udp_socket().expect("udp");
+        let (stop_udp, mut udp_stopped) = tokio::sync::watch::channel(false);
+        actix::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = udp_stopped.changed() => break,
+                    received = udp.recv_from(&mut buf) => {
+                        if let Ok((n, from)) = received {
+                            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                            let reply = format!("[{me}] {}", rot13(&text));
+                            let _ = udp.send_to(reply.as_bytes(), from).await;
+                        }
+                    }
+                }
+            }
+        });
+        if successor {
+            assert!(handover::ready().expect("told"));
+            for (factory, _) in &factories {
+                factory.do_send(ResumeAccept);
+            }
+            println!("pid {me}: took over");
+        } else {
+            let mut addrs = Vec::new();
+            for (factory, _) in &factories {
+                let local = factory.send(GetSockName).await.unwrap().unwrap();
+                addrs.push(match local.as_path() {
+                    Some(path) => path.display().to_string(),
+                    None => local.to_string(),
+                });
+            }
+            if !v6 {
+                addrs.insert(1, "-".into());
+            }
+            println!("pid {me}: ADDRS {} {udp_addr}", addrs.join(" "));
+        }
+        let (done, mut finished) = tokio::sync::mpsc::channel::<()>(1);
+        loop {
+            tokio::select! {
+                created = events.next_created(Duration::from_secs(3600)) => {
+                    let Ok(created) = created else { continue };
+                    let unix = created.domain == Domain::Unix;
+                    actix::spawn(async move {
+                        let line = async {
+                            let mut line = String::new();
+                            if unix {
+                                let stream = created.into_unix_stream()?;
+                                let (read, mut write) = stream.into_split();
+                                tokio::io::BufReader::new(read).read_line(&mut line).await?;
+                                let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
+                                write.write_all(reply.as_bytes()).await
+                            } else {
+                                let stream = created.into_tcp_stream()?;
+                                let (read, mut write) = stream.into_split();
+                                tokio::io::BufReader::new(read).read_line(&mut line).await?;
+                                let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
+                                write.write_all(reply.as_bytes()).await
+                            }
+                        };
+                        let _: std::io::Result<()> = line.await;
+                    });
+                }
+                Some(()) = hangups.recv() => {
+                    let mut shared = Vec::new();
+                    for (factory, name) in &factories {
+                        let socket = factory
+                            .send(ShareListener::named(name.clone()))
+                            .await
+                            .unwrap()
+                            .expect("share");
+                        shared.push(socket);
+                    }
+                    // A datagram socket is shared by hand.
+                    shared.push(
+                        SharedSocket::new("udp", udp_share.try_clone().expect("dup")).unwrap(),
+                    );
+                    let mut command = Command::new(std::env::current_exe().unwrap());
+                    command
+                        .args([MULTI, "--exact", "--ignored", "--nocapture"])
+                        .env(util::child::CHILD_VAR, MULTI)
+                        .env("MULTI_DIR", &dir);
+                    let factories = factories.clone();
+                    let (done, stop_udp) = (done.clone(), stop_udp.clone());
+                    actix::spawn(async move {
+                        let spawned = Successor::new(command).sockets(shared).spawn();
+                        let ready = match spawned.expect("spawn").ready().await {
+                            Ok(ready) => ready,
+                            Err(why) => return println!("pid {me}: upgrade failed: {why}"),
+                        };
+                        for (factory, _) in &factories {
+                            let _ = factory.send(PauseAccept).await;
+                        }
+                        match ready.settle(Duration::from_millis(200)).await {
+                            Ok(child) => {
+                                for (factory, _) in &factories {
+                                    let _ = factory.send(Relinquish).await;
+                                }
+                                let _ = stop_udp.send(true);
+                                println!("pid {me}: handed over to {}", child.id());
+                                let _ = done.send(()).await;
+                            }
+                            Err(why) => {
+                                for (factory, _) in &factories {
+                                    let _ = factory.send(ResumeAccept).await;
+                                }
+                                println!("pid {me}: upgrade failed: {why}");
+                            }
+                        }
+                    });
+                }
+                Some(()) = finished.recv() => break,
+            }
+        }
+        // Serve the connections accepted before the handover, then leave.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+}
+
+#[test]
+fn a_lying_or_silent_peer_is_refused_within_its_deadline() {
+    use actix_socket_factory::handover::{self, HandoverError, SharedSocket};
+    use std::os::unix::net::UnixListener;
+    if !run_in_child("a_lying_or_silent_peer_is_refused_within_its_deadline") {
+        return;
+    }
+    // New side: an "old process" that names two sockets and passes none, then one that never
+    // answers.
+    let (_dir, path) = util::temp_socket_path("liar.ctl");
+    let before = util::open_fds();
+    let listener = UnixListener::bind(&path).expect("bind");
+    let liar = std::thread::spawn(move || {
+        for answer in [Some("sockets a:b\n"), None] {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 8];
+            stream.read_exact(&mut request).expect("the request");
+            assert_eq!(&request, b"sockets\n");
+            match answer {
+                Some(answer) => stream.write_all(answer.as_bytes()).expect("answer"),
+                None => std::thread::sleep(Duration::from_millis(1500)),
+            }
+        }
+    });
+    let error = handover::request(&path, Duration::from_secs(5)).expect_err("a lie");
+    assert!(
+        error.to_string().contains("2 names for 0 descriptors"),
+        "{error}"
+    );
+    let asked = Instant::now();
+    let error = handover::request(&path, Duration::from_millis(200)).expect_err("silence");
+    assert!(asked.elapsed() < Duration::from_secs(1), "bounded: {error}");
+    liar.join().expect("the liar");
+    assert_eq!(util::open_fds(), before, "nothing left open");
+
+    // Old side: a peer that never says ready, then one that hangs up; each upgrade ends, and
+    // the next may start.
+    let system = actix::System::new();
+    system.block_on(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let shared = SharedSocket::new("web", listener).expect("named");
+        for hang_up in [false, true] {
+            let (old, new) = tokio::net::UnixStream::pair().expect("pair");
+            let peer = if hang_up {
+                drop(new);
+                None
+            } else {
+                Some(new)
+            };
+            let offered = handover::offer(
+                old,
+                vec![shared.try_clone().unwrap()],
+                Duration::from_millis(300),
+            )
+            .await;
+            match (hang_up, offered) {
+                (false, Err(HandoverError::TimedOut { .. })) => {}
+                (true, Err(HandoverError::ClosedPipe { .. } | HandoverError::Io { .. })) => {}
+                (_, other) => panic!("hang up {hang_up}: {other:?}"),
+            }
+            drop(peer);
+        }
+    });
+}
+
+#[test]
+fn a_successor_given_up_gets_sigterm_and_a_grace_before_sigkill() {
+    use actix_socket_factory::handover::{HandoverError, Successor};
+    if !run_in_child("a_successor_given_up_gets_sigterm_and_a_grace_before_sigkill") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mark = dir.path().join("terminated");
+    let system = actix::System::new();
+    system.block_on(async {
+        // One that finishes its work on SIGTERM (writes the mark), one that ignores it.
+        let polite = format!(
+            "trap 'kill $!; echo done > {}; exit 0' TERM; sleep 30 & wait",
+            mark.display()
+        );
+        for (script, grace) in [
+            (polite.as_str(), 5000),
+            ("trap '' TERM; exec sleep 30", 300),
+        ] {
+            let mut command = Command::new("sh");
+            command
+                .args(["-c", script])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let started = Instant::now();
+            let error = Successor::new(command)
+                .ready_timeout(Duration::from_millis(300))
+                .stop_grace(Duration::from_millis(grace))
+                .spawn()
+                .expect("spawn")
+                .ready()
+                .await
+                .expect_err("never ready");
+            let took = started.elapsed();
+            assert!(matches!(error, HandoverError::TimedOut { .. }), "{error}");
+            assert!(exited(error.pid()), "stopped and reaped");
+            println!("{script:?}: stopped {took:?} after it started");
+            // The polite one left at once on SIGTERM (well within its 5 s); the other was
+            // killed once its 300 ms were over.
+            if grace == 5000 {
+                assert!(took < Duration::from_millis(3000), "{took:?}");
+            } else {
+                assert!(took >= Duration::from_millis(600), "{took:?}");
+            }
+        }
+        assert_eq!(std::fs::read_to_string(&mark).unwrap_or_default(), "done\n");
     });
 }

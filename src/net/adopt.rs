@@ -73,67 +73,91 @@ const LISTEN_FDS_START: RawFd = 3;
 /// Descriptors already taken from systemd, so none is owned twice.
 static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
-/// Takes the inherited socket named `name` (or the first one not taken yet).
+/// The sockets this process inherited, as (descriptor, name), and whether they are vouched for
+/// (a proven handover, or `LISTEN_PID` naming this process) rather than merely believed
+/// (`LISTEN_FDS` alone, for `systemfd --no-pid`).
 ///
 /// Only reads the environment (never changes it, which would race with other threads).
 /// `LISTEN_PID`, when set, must be this process, so a variable meant for a parent is not obeyed
 /// by a child; when it is not set at all, `LISTEN_FDS` is obeyed, as listenfd and
-/// tokio-listener do, for `systemfd --no-pid` (systemd itself always sets it), unless a
-/// handover's variables are there, meant for another process (a successor's child). A `LISTEN_FDS`
-/// that is not a count of descriptors this process can have is a clear error, never a loop.
-pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
+/// tokio-listener do, unless a handover's variables are there, meant for another process (a
+/// successor's child). A handover is proven descriptor by descriptor
+/// (crate::net::inherit::handover). A `LISTEN_FDS` that is not a count of descriptors this process
+/// can have, or that does not match the names in `LISTEN_FDNAMES`, is a clear error, never a
+/// loop, and then nothing is taken or closed.
+pub(crate) fn inherited_fds() -> io::Result<(Vec<(RawFd, String)>, bool)> {
     let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
-    // A predecessor's handover (crate::net::handover) sets no LISTEN_PID: its own variable vouches.
-    let handed = crate::net::inherit::handed_over();
-    let fds = std::env::var("LISTEN_FDS");
-    if !handed {
-        match std::env::var("LISTEN_PID") {
-            Ok(pid) if pid.trim().parse::<u32>().ok() != Some(std::process::id()) => {
-                return Err(not_found(format!(
-                    "LISTEN_PID={pid} is not this process ({})",
-                    std::process::id()
-                )));
-            }
-            Ok(_) => {}
-            Err(_) if fds.is_err() => {
-                return Err(not_found(
-                    "LISTEN_PID and LISTEN_FDS are not set: not started by socket activation"
-                        .into(),
-                ))
-            }
-            Err(_) if std::env::var_os(crate::net::inherit::HANDOVER_VAR).is_some() => {
-                // Started by a handover's successor: its variables were the successor's.
-                return Err(not_found(
-                    "LISTEN_PID is not set and the handover variables here are another \
-                     process's: not started by socket activation"
-                        .into(),
-                ));
-            }
-            Err(_) => log::debug!("LISTEN_PID is not set: taking LISTEN_FDS as meant for us"),
+    let pid = std::env::var("LISTEN_PID");
+    let ours = pid
+        .as_ref()
+        .is_ok_and(|pid| pid.trim().parse::<u32>().ok() == Some(std::process::id()));
+    if !ours {
+        // A predecessor's handover (crate::net::handover) sets no LISTEN_PID: its own variable vouches.
+        if let Some(handover) = crate::net::inherit::handover()? {
+            return Ok((handover.sockets.clone(), true));
         }
+    }
+    let fds = std::env::var("LISTEN_FDS");
+    match pid {
+        Ok(pid) if !ours => {
+            return Err(not_found(format!(
+                "LISTEN_PID={pid} is not this process ({})",
+                std::process::id()
+            )));
+        }
+        Ok(_) => {}
+        Err(_) if fds.is_err() => {
+            return Err(not_found(
+                "LISTEN_PID and LISTEN_FDS are not set: not started by socket activation".into(),
+            ))
+        }
+        Err(_) => log::debug!("LISTEN_PID is not set: taking LISTEN_FDS as meant for us"),
     }
     let fds = fds.map_err(|_| not_found("LISTEN_FDS is not set".into()))?;
     let count = listen_fds(&fds, sys::max_open_files())?;
-    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
-    let names = crate::net::inherit::split_names(&names, handed);
+    let names = match std::env::var("LISTEN_FDNAMES") {
+        Ok(raw) => {
+            let names = crate::net::inherit::split_names(&raw, false);
+            // sd_listen_fds_with_names(3) refuses a mismatch too.
+            if names.len() != count as usize && !(count == 0 && raw.is_empty()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "LISTEN_FDS={count} but LISTEN_FDNAMES holds {} name(s): refused, no \
+                         inherited descriptor is taken or closed",
+                        names.len()
+                    ),
+                ));
+            }
+            names
+        }
+        Err(_) => vec![String::new(); count as usize],
+    };
+    let sockets = (LISTEN_FDS_START..).zip(names).collect();
+    Ok((sockets, ours))
+}
+
+/// Takes the inherited socket named `name` (or the first one not taken yet): see
+/// [`inherited_fds`].
+pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
+    let not_found = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
+    let (sockets, _) = inherited_fds()?;
     let mut taken = TAKEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let candidates = (0..count).map(|i| (LISTEN_FDS_START + i, i as usize));
-    let found = candidates
+    let found = sockets
+        .iter()
         .filter(|(fd, _)| !taken.contains(fd))
-        .find(|(_, index)| match name {
-            None => true,
-            Some(wanted) => names.get(*index).map(String::as_str) == Some(wanted),
-        });
+        .find(|(_, named)| name.is_none_or(|wanted| named == wanted));
     let Some((fd, _)) = found else {
+        let names: Vec<&str> = sockets.iter().map(|(_, n)| n.as_str()).collect();
         return Err(not_found(match name {
             Some(wanted) => format!("no socket named {wanted:?} in LISTEN_FDNAMES ({names:?})"),
-            None => format!("all {count} LISTEN_FDS sockets are taken"),
+            None => format!("all {} LISTEN_FDS sockets are taken", sockets.len()),
         }));
     };
-    let socket = sys::inherited_socket(fd)?;
-    taken.push(fd);
+    let socket = sys::inherited_socket(*fd)?;
+    taken.push(*fd);
     Ok(socket)
 }
 

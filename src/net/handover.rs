@@ -5,29 +5,47 @@
 //! The running process starts its successor itself, with the sockets **inherited**: each is
 //! placed on descriptor 3, 4, ... of the new program, described by `LISTEN_FDS` and
 //! `LISTEN_FDNAMES` (the systemd convention of sd_listen_fds(3), which the crate already reads),
-//! plus one variable, [`HANDOVER_VAR`], naming the predecessor's pid and a readiness pipe. Both
-//! processes then hold the same kernel socket: its listen queue is never closed, so a client
-//! that connects at any moment is queued and accepted by one of them.
+//! plus one variable, [`HANDOVER_VAR`], carrying the identity (device and inode) of every
+//! socket and of a readiness pipe. Both processes then hold the same kernel socket: its listen
+//! queue is never closed, so a client that connects at any moment is queued and accepted by
+//! one of them.
 //!
 //! 1. The old process gets a named duplicate of each listening socket ([`SharedSocket`]; for a
-//!    factory, the `ShareListener` message) and starts the successor: [`Successor::spawn`].
+//!    factory, the `ShareListener` message) and starts the successor: [`Successor::spawn`]
+//!    (one upgrade at a time: a second is refused while one runs).
 //! 2. The successor takes the sockets it knows by name with the builder's existing
-//!    [`systemd(Some(name))`](crate::SocketFactoryBuilder::systemd), closes or reports the rest
-//!    ([`unclaimed`], [`close_unclaimed`]) and, once it serves, calls [`ready`].
-//! 3. The old process waits for that with a deadline ([`Starting::ready`]). On success it stops
-//!    accepting and closes its listeners (the `Relinquish` message), leaving every queued
-//!    connection to the successor, serves the connections it has until the application closes
-//!    them, and exits when it chooses. If the successor exits, closes the pipe or misses the
-//!    deadline, it is killed and reaped, the old process has lost nothing and keeps serving,
-//!    and the error says why.
+//!    [`systemd(Some(name))`](crate::SocketFactoryBuilder::systemd), **paused**
+//!    (`PauseAccept` right after `start()`), closes or reports the rest ([`unclaimed`],
+//!    [`close_unclaimed`]), calls [`ready`], then resumes: given up before it was ready, it
+//!    accepted nobody.
+//! 3. The old process waits for that with a deadline ([`Starting::ready`]). If the successor
+//!    exits, closes the pipe or misses the deadline, it is killed and reaped, the old process
+//!    has lost nothing and keeps serving, and the error says why.
+//! 4. On success the **rollback window** opens ([`Ready::settle`]): the old process pauses
+//!    accepting but keeps its listeners; if the successor exits within the window it resumes at
+//!    once (the queue never closed: nothing refused). After it, the old process closes its
+//!    listeners (the `Relinquish` message), serves the connections it has until the
+//!    application closes them, and exits when it chooses.
+//!
+//! For factories, [`hand_over`](crate::hand_over) does steps 1, 3 and 4 in one call with one
+//! result. [`offer`] and [`request`] do the same for a new process that is **not a child**
+//! (started by a supervisor): it asks over a UNIX socket and receives the sockets with
+//! `SCM_RIGHTS` ([`hand_over_to`](crate::hand_over_to) for factories). [`Successor::state`] and
+//! [`state`] pass application state along. Under systemd, [`notify`] messages keep the service
+//! manager following the main process.
 //!
 //! `LISTEN_PID` cannot be set: `std::process::Command` fixes the environment before `fork`, and
 //! changing it between `fork` and `exec` is not async-signal-safe (shellflip sets
 //! `LISTEN_PID=auto` and has the child rewrite its own environment, which races with threads).
-//! Instead [`HANDOVER_VAR`] names the predecessor's pid and the successor checks it against its
-//! parent (`getppid`): the predecessor waits for it, so it is still the parent while the
-//! successor takes its sockets, and a process the successor starts later (whose parent is the
-//! successor) never mistakes the variables for its own.
+//! Instead the successor proves the variable is its own by its **descriptors**: 3, 4, ... must
+//! be exactly the sockets, with the identities the predecessor put in [`HANDOVER_VAR`], and
+//! `LISTEN_FDS` and `LISTEN_FDNAMES` must count them exactly ([`verify`]); anything else is
+//! refused whole, nothing taken or closed. This holds whether or not the predecessor still
+//! lives (tableflip's child likewise keeps its descriptors when its parent dies), and a process
+//! the successor starts later never mistakes the variables for its own: once read, the
+//! inherited descriptors are close-on-exec, so it does not have them.
+//! (A process the successor starts *before* any call of this module inherits the descriptors
+//! too, and for it the variables are true: make a call, [`verify`] for one, first.)
 //!
 //! # Why this mechanism
 //! - **tableflip** (Go, Cloudflare) does the same: the old process forks and execs the new
@@ -52,7 +70,9 @@
 //!
 //! # Limits
 //! - Same machine and same user: inheritance passes descriptors to a child only, and the
-//!   successor runs with the predecessor's user, groups, limits and namespaces.
+//!   successor runs with the predecessor's user, groups, limits and namespaces; [`offer`] and
+//!   [`request`] pass them to any process of the same user (or root) that reaches the UNIX
+//!   socket.
 //! - A UNIX socket file keeps its path, mode and owner: the successor serves the same inode, and
 //!   nothing is unlinked by the relinquishing process. The successor did not make the file, so
 //!   it does not remove it when it stops either (like any adopted socket): the next fresh start
@@ -60,24 +80,39 @@
 //! - A `FactoryGroup` (`SO_REUSEPORT`) has one queue per member: the successor must take all of
 //!   them (they share one name, taken in order), or close the rest, whose queued clients are
 //!   then reset by the kernel.
-//! - Descriptors 3 to 3 + n (and the pipe, just after) are the successor's; a program that opens
-//!   files before taking its sockets must not expect those numbers.
+//! - Descriptors 3 to 3 + n (and the pipe, and the state's pipe, just after) are the
+//!   successor's; a program that opens files before taking its sockets must not expect those
+//!   numbers. If it closes one of them and the number is reused, the crate sees the identity
+//!   change and leaves the descriptor alone.
+//! - A connection a process had accepted and not yet answered when it is `SIGKILL`ed is lost
+//!   with it, whatever the handover (the kernel closes it); the queue is never lost.
 //!
 //! # Example
-//! The old process (see `examples/upgrade.rs` for the whole program):
+//! The old process, step by step (or [`hand_over`](crate::hand_over) in one call; see
+//! `examples/upgrade.rs` for the whole program):
 //!
 //! ```no_run
 //! # #[allow(dead_code)]
 //! # async fn upgrade(factory: actix::Addr<actix_socket_factory::SocketFactory>) -> std::io::Result<()> {
 //! use actix_socket_factory::handover::Successor;
-//! use actix_socket_factory::{Relinquish, ShareListener};
+//! use actix_socket_factory::{PauseAccept, Relinquish, ResumeAccept, ShareListener};
 //!
 //! let shared = factory.send(ShareListener::named("web")).await.unwrap()?;
 //! let spawned = Successor::this_program()?.socket(shared).spawn()?;
 //! match spawned.ready().await {
-//!     Ok(child) => {
-//!         factory.send(Relinquish).await.unwrap();
-//!         println!("pid {} serves now", child.id());
+//!     Ok(ready) => {
+//!         // The rollback window: paused, listeners kept; resumed if the successor dies.
+//!         factory.send(PauseAccept).await.unwrap();
+//!         match ready.settle(std::time::Duration::from_secs(2)).await {
+//!             Ok(child) => {
+//!                 factory.send(Relinquish).await.unwrap();
+//!                 println!("pid {} serves now", child.id());
+//!             }
+//!             Err(why) => {
+//!                 factory.send(ResumeAccept).await.unwrap();
+//!                 eprintln!("rolled back: {why}");
+//!             }
+//!         }
 //!     }
 //!     Err(why) => eprintln!("still serving: {why}"),
 //! }
@@ -98,8 +133,9 @@
 //!     }
 //! }
 //! # let _ = web(SocketFactory::builder());
-//! // ... start the factories and their owners, then close what this version does not know
-//! // and tell the predecessor (here, without one, there is nothing to close or tell):
+//! // ... start the factories and their owners, paused (`PauseAccept` right after `start()`)
+//! // when the socket is inherited, then close what this version does not know, tell the
+//! // predecessor, and resume (`ResumeAccept`). Here, without one, nothing to close or tell:
 //! assert!(handover::close_unclaimed().is_empty());
 //! assert!(!handover::ready().expect("told the predecessor"));
 //! ```
@@ -113,16 +149,22 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use crate::net::adopt;
-use crate::net::inherit::{handed_over, handover_var, split_names, FIRST_FD, MAX_FDS};
+use crate::net::inherit::{format_var, handover, FIRST_FD};
 pub use crate::net::inherit::{is_successor, HANDOVER_VAR};
+pub use crate::net::notify::notify;
+pub use crate::net::peer::{offer, request, Offered, Received};
+use crate::net::{adopt, notify};
 use crate::sys;
 
 /// How long [`Starting::ready`] waits by default for the successor to call [`ready`].
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a successor given up (deadline missed, pipe closed) has between `SIGTERM` and
+/// `SIGKILL` by default: time to finish the clients it accepted, should it have.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// The byte a successor writes when it is ready.
-const READY_BYTE: u8 = b'R';
+pub(crate) const READY_BYTE: u8 = b'R';
 
 /// How often the wait for readiness also asks whether the successor has exited (in case a
 /// process it started holds the pipe open after it died).
@@ -235,6 +277,11 @@ pub struct Successor {
     command: Command,
     sockets: Vec<SharedSocket>,
     ready_timeout: Duration,
+    /// An upgrade (one at a time, reported to systemd) or a worker beside others.
+    upgrade: bool,
+    /// Application state for the successor ([`state`]).
+    state: Option<Vec<u8>>,
+    stop_grace: Duration,
 }
 
 impl Successor {
@@ -245,6 +292,9 @@ impl Successor {
             command,
             sockets: Vec::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            upgrade: true,
+            state: None,
+            stop_grace: DEFAULT_STOP_GRACE,
         }
     }
 
@@ -282,33 +332,113 @@ impl Successor {
         self
     }
 
+    /// Passes `state` to the successor, which reads it with [`state`] (once): bytes the
+    /// application serialised (counters, caches, a session table), over a pipe of their own, at
+    /// most [`MAX_STATE`] bytes.
+    pub fn state(mut self, state: impl Into<Vec<u8>>) -> Successor {
+        self.state = Some(state.into());
+        self
+    }
+
+    /// How long a successor given up before it was ready has between `SIGTERM` and `SIGKILL`
+    /// ([`DEFAULT_STOP_GRACE`]; zero: `SIGKILL` at once). A successor that took its sockets
+    /// paused until ready has accepted nobody and needs none; one that accepted clients early
+    /// can finish them on `SIGTERM`.
+    pub fn stop_grace(mut self, grace: Duration) -> Successor {
+        self.stop_grace = grace;
+        self
+    }
+
+    /// A worker started beside others (pre-forking), not an upgrade: any number may start at
+    /// once, and nothing is reported to systemd.
+    pub fn worker(mut self) -> Successor {
+        self.upgrade = false;
+        self
+    }
+
     /// Starts the successor with the sockets inherited; it has not reported ready yet. The
     /// duplicates held here are closed once it runs: this process keeps its own sockets.
     ///
+    /// **One upgrade at a time**: from here until the successor has failed, or its rollback
+    /// window ([`Ready::settle`]) is over, another `spawn` in this process is refused
+    /// (`ResourceBusy`, naming the successor under way), never a second successor. Under
+    /// systemd (`NOTIFY_SOCKET` set) it reports `RELOADING=1`.
+    ///
     /// # Errors
-    /// When the process cannot be started (the program is missing, descriptors are exhausted).
+    /// `ResourceBusy` while another upgrade runs; the OS's error when the process cannot be
+    /// started (the program is missing, descriptors are exhausted).
     pub fn spawn(self) -> io::Result<Starting> {
         let Successor {
             mut command,
             sockets,
             ready_timeout,
+            upgrade,
+            state,
+            stop_grace,
         } = self;
+        if let Some(state) = &state {
+            if state.len() as u64 > MAX_STATE {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "a handover state of {} bytes is more than {MAX_STATE}",
+                        state.len()
+                    ),
+                ));
+            }
+        }
+        let turn = if upgrade { Some(Turn::take()?) } else { None };
         let (ready_read, ready_write) = sys::pipe()?;
         let count = sockets.len();
         let names: Vec<String> = sockets.iter().map(|s| encode_name(&s.name)).collect();
         let mut fds: Vec<RawFd> = sockets.iter().map(|s| s.socket.as_raw_fd()).collect();
+        // Each descriptor's identity: the successor proves with them that it holds what was
+        // passed (not a parent's pid: it serves them even if this process dies meanwhile).
+        let ids = fds
+            .iter()
+            .map(|fd| sys::desc_id(*fd))
+            .collect::<io::Result<Vec<_>>>()?;
+        let pipe_id = sys::desc_id(ready_write.as_raw_fd())?;
         fds.push(ready_write.as_raw_fd());
         let ready_fd = FIRST_FD + count as RawFd;
+        // The state's pipe, read end to the successor just after the readiness pipe.
+        let state_pipe = match state {
+            Some(state) => {
+                let (read, write) = sys::pipe()?;
+                let id = sys::desc_id(read.as_raw_fd())?;
+                fds.push(read.as_raw_fd());
+                Some((read, write, id, state))
+            }
+            None => None,
+        };
+        let state_id = state_pipe.as_ref().map(|(_, _, id, _)| *id);
         command
             .env_remove("LISTEN_PID")
             .env("LISTEN_FDS", count.to_string())
             .env("LISTEN_FDNAMES", names.join(":"))
-            .env(HANDOVER_VAR, format!("{}:{ready_fd}", std::process::id()));
+            .env(
+                HANDOVER_VAR,
+                format_var(
+                    std::process::id(),
+                    ready_fd,
+                    &pipe_id,
+                    &ids,
+                    state_id.as_ref(),
+                ),
+            );
         sys::inherit_at_3(&mut command, fds);
         let child = command.spawn()?;
+        if let Some(turn) = &turn {
+            turn.started(child.id());
+            notify::reloading();
+        }
         // Only the successor may hold the write end: its exit then ends our read with EOF.
         drop(ready_write);
         drop(sockets);
+        if let Some((read, write, _, state)) = state_pipe {
+            drop(read);
+            write_state(write, state);
+        }
         log::debug!(
             "handover: started successor {} with {count} socket(s) ({})",
             child.id(),
@@ -318,8 +448,72 @@ impl Successor {
             child: Some(child),
             ready: Some(ready_read),
             timeout: ready_timeout,
+            stop_grace,
+            turn,
         })
     }
+}
+
+/// The most bytes of application state a handover passes (64 MiB).
+pub const MAX_STATE: u64 = 64 << 20;
+
+/// Writes `state`, its length first, on a thread of its own: the pipe holds 64 KiB, and the
+/// successor reads when it chooses. The thread ends when all is written, or when the successor
+/// exits (broken pipe), which a failed handover makes sure of.
+fn write_state(pipe: OwnedFd, state: Vec<u8>) {
+    let spawned = std::thread::Builder::new()
+        .name("handover-state".into())
+        .spawn(move || {
+            let mut pipe = std::fs::File::from(pipe);
+            let written = pipe
+                .write_all(&(state.len() as u64).to_le_bytes())
+                .and_then(|()| pipe.write_all(&state));
+            if let Err(error) = written {
+                log::warn!("handover: the state did not reach the successor: {error}");
+            }
+        });
+    if let Err(error) = spawned {
+        log::warn!("handover: cannot start the thread that writes the state: {error}");
+    }
+}
+
+/// The application state the predecessor passed ([`Successor::state`]), once: `Ok(None)` when
+/// this process is not a successor, none was passed, or it was read already. Blocks until the
+/// predecessor has written it all (it starts at once): call it before serving.
+///
+/// # Errors
+/// When the state's descriptor is not the predecessor's pipe any more, or the state was cut
+/// short (the predecessor died while writing it).
+pub fn state() -> io::Result<Option<Vec<u8>>> {
+    static READ: AtomicBool = AtomicBool::new(false);
+    let Some(handover) = handover().ok().flatten() else {
+        return Ok(None);
+    };
+    let Some((fd, id)) = handover.state else {
+        return Ok(None);
+    };
+    if READ.swap(true, Ordering::AcqRel) {
+        return Ok(None);
+    }
+    let mut pipe = sys::inherited_pipe(fd, id, "state pipe")?;
+    let cut = |error: io::Error| {
+        io::Error::new(
+            error.kind(),
+            format!("the predecessor's state was cut short: {error}"),
+        )
+    };
+    let mut length = [0u8; 8];
+    io::Read::read_exact(&mut pipe, &mut length).map_err(cut)?;
+    let length = u64::from_le_bytes(length);
+    if length > MAX_STATE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a handover state of {length} bytes is more than {MAX_STATE}"),
+        ));
+    }
+    let mut state = vec![0u8; length as usize];
+    io::Read::read_exact(&mut pipe, &mut state).map_err(cut)?;
+    Ok(Some(state))
 }
 
 /// The path this process's program was started from (on Linux, `/proc/self/exe` without the
@@ -340,6 +534,8 @@ pub struct Starting {
     child: Option<Child>,
     ready: Option<OwnedFd>,
     timeout: Duration,
+    stop_grace: Duration,
+    turn: Option<Turn>,
 }
 
 impl Starting {
@@ -351,10 +547,13 @@ impl Starting {
     /// Waits until the successor reports ready ([`ready`]), it exits, or the deadline passes.
     /// Must run inside a tokio runtime (an actix Arbiter is one).
     ///
+    /// On success the rollback window opens ([`Ready`]): pause accepting (keep the listeners
+    /// open), then [`Ready::settle`].
+    ///
     /// # Errors
     /// [`HandoverError`]: the successor exited, closed the pipe without a word, or missed the
     /// deadline. It is killed and reaped in every case; nothing of this process was changed.
-    pub async fn ready(mut self) -> Result<Child, HandoverError> {
+    pub async fn ready(mut self) -> Result<Ready, HandoverError> {
         let pid = self.id();
         let outcome = self.wait().await;
         // Held from spawn until here (`ready` takes `self`): a missing one is reported, not a panic.
@@ -367,7 +566,11 @@ impl Starting {
         match outcome {
             Ok(()) => {
                 log::debug!("handover: successor {pid} is ready");
-                Ok(child)
+                let window = self.turn.take().map(|turn| Window {
+                    turn: Some(turn),
+                    pid,
+                });
+                Ok(Ready { child, window })
             }
             Err(error) => {
                 let error = match error {
@@ -383,16 +586,26 @@ impl Starting {
                     },
                     Waited::Io(error) => HandoverError::Io { pid, error },
                 };
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(&mut child, self.stop_grace).await;
                 log::warn!("handover: {error}; keeping the sockets");
+                if let Some(turn) = self.turn.take() {
+                    turn.failed();
+                }
                 Err(error)
             }
         }
     }
 
     async fn wait(&mut self) -> Result<(), Waited> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // Saturating: Duration::MAX waits for ever rather than overflowing the instant.
+        let deadline = tokio::time::Instant::now().checked_add(self.timeout);
+        let expired = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
         let Some(fd) = self.ready.take() else {
             return Err(Waited::Io(io::Error::other(
                 "the readiness pipe was already used",
@@ -415,7 +628,8 @@ impl Starting {
                         Ok(_) => {
                             // EOF (or a stray byte): give its exit a moment to be seen.
                             let soon = tokio::time::Instant::now() + EXIT_POLL * 4;
-                            while tokio::time::Instant::now() < soon.min(deadline) {
+                            let until = deadline.map_or(soon, |deadline| soon.min(deadline));
+                            while tokio::time::Instant::now() < until {
                                 if let Ok(Some(status)) = child.try_wait() {
                                     return Err(Waited::Exited(status));
                                 }
@@ -432,10 +646,30 @@ impl Starting {
                         return Err(Waited::Exited(status));
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => return Err(Waited::TimedOut),
+                _ = &mut expired => return Err(Waited::TimedOut),
             }
         }
     }
+}
+
+/// Stops a successor given up: `SIGTERM`, up to `grace` to exit, then `SIGKILL`; reaped.
+async fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(None) = child.try_wait() {
+        if !grace.is_zero() && sys::terminate(child) {
+            let deadline = std::time::Instant::now().checked_add(grace);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+                    break;
+                }
+                tokio::time::sleep(SETTLE_POLL).await;
+            }
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 impl Drop for Starting {
@@ -447,6 +681,154 @@ impl Drop for Starting {
             );
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(turn) = self.turn.take() {
+            turn.failed();
+        }
+    }
+}
+
+/// A successor that reported ready: it serves. Its **rollback window** is open until
+/// [`settle`](Ready::settle) returns or this is dropped: keep the listeners open but paused
+/// (`PauseAccept`), so that if the successor dies the old process resumes at once and no client
+/// is refused; give them up (`Relinquish`) only once it settled.
+#[derive(Debug)]
+pub struct Ready {
+    child: Child,
+    window: Option<Window>,
+}
+
+impl Ready {
+    /// The successor's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits out the rollback window: `grace`, during which the successor must not exit. Then
+    /// the upgrade is over (another may start) and, under systemd, `MAINPID=<successor>` and
+    /// `READY=1` are reported. A `grace` of zero settles at once; `Duration::MAX` waits for as
+    /// long as the successor lives.
+    ///
+    /// # Errors
+    /// [`HandoverError::ExitedAfterReady`] when the successor exited within the window (it is
+    /// reaped): resume accepting (`ResumeAccept`), this process serves on.
+    pub async fn settle(self, grace: Duration) -> Result<Child, HandoverError> {
+        let Ready { mut child, window } = self;
+        let deadline = std::time::Instant::now().checked_add(grace);
+        let pid = child.id();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    log::warn!(
+                        "handover: successor {pid} exited ({status}) within the rollback window"
+                    );
+                    if let Some(window) = window {
+                        window.failed();
+                    }
+                    return Err(HandoverError::ExitedAfterReady { pid, status });
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    // Not knowing is treated as a failure: the caller resumes.
+                    if let Some(window) = window {
+                        window.failed();
+                    }
+                    return Err(HandoverError::Io { pid, error });
+                }
+            }
+            let now = std::time::Instant::now();
+            let left = deadline.map_or(SETTLE_POLL, |deadline| {
+                deadline.saturating_duration_since(now)
+            });
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(SETTLE_POLL)).await;
+        }
+        log::debug!("handover: successor {pid} settled");
+        drop(window);
+        Ok(child)
+    }
+
+    /// Ends the rollback window now (as [`settle`](Ready::settle) with no grace, without
+    /// looking): the successor's process.
+    pub fn into_child(self) -> Child {
+        self.child
+    }
+}
+
+/// How often the rollback window asks whether the successor has exited: clients queue in the
+/// meantime (the listen queue is shared), so this bounds the pause, not what is lost.
+const SETTLE_POLL: Duration = Duration::from_millis(5);
+
+/// The one upgrade this process runs: taken by [`Successor::spawn`], released when the upgrade
+/// failed or settled (or its handle was dropped).
+#[derive(Debug)]
+pub(crate) struct Turn;
+
+/// The successor under way (0 while it is being started), if any.
+static UPGRADE: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+
+impl Turn {
+    pub(crate) fn take() -> io::Result<Turn> {
+        let mut upgrade = UPGRADE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pid) = *upgrade {
+            let who = if pid == 0 {
+                "a successor is being started".to_owned()
+            } else {
+                format!("successor {pid}")
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "an upgrade is under way already ({who}): one at a time, this one is refused"
+                ),
+            ));
+        }
+        *upgrade = Some(0);
+        Ok(Turn)
+    }
+
+    pub(crate) fn started(&self, pid: u32) {
+        *UPGRADE.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
+    }
+
+    /// The upgrade failed: this process is still the service.
+    pub(crate) fn failed(self) {
+        notify::send(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *UPGRADE.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// A rollback window: the turn, until the successor `pid` failed or settled. Dropped without a
+/// failure (settled, or nobody watches any more), it reports the successor as the service.
+#[derive(Debug)]
+pub(crate) struct Window {
+    pub(crate) turn: Option<Turn>,
+    pub(crate) pid: u32,
+}
+
+impl Window {
+    pub(crate) fn failed(mut self) {
+        if let Some(turn) = self.turn.take() {
+            turn.failed();
+        }
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        if self.turn.take().is_some() {
+            if self.pid == 0 {
+                notify::send("READY=1"); // the new main process is unknown here
+            } else {
+                notify::send(&format!("MAINPID={}\nREADY=1", self.pid));
+            }
         }
     }
 }
@@ -482,7 +864,22 @@ pub enum HandoverError {
         /// The time it had.
         timeout: Duration,
     },
-    /// Waiting for it failed.
+    /// The successor exited after it reported ready, within the rollback window
+    /// ([`Ready::settle`]): the old process resumes.
+    ExitedAfterReady {
+        /// Its process id.
+        pid: u32,
+        /// How it exited.
+        status: ExitStatus,
+    },
+    /// A successor that asked over a UNIX socket ([`offer`]) closed its connection after it
+    /// reported ready, within the rollback window: it exited; the old process resumes.
+    LeftAfterReady {
+        /// Its process id, where the OS reports it (0 elsewhere).
+        pid: u32,
+    },
+    /// Waiting for it failed, or (`pid` 0) it could not be started: another upgrade is under
+    /// way (`ResourceBusy`), a socket could not be shared, the program is missing.
     Io {
         /// Its process id.
         pid: u32,
@@ -496,6 +893,8 @@ impl HandoverError {
     pub fn pid(&self) -> u32 {
         match self {
             HandoverError::Exited { pid, .. }
+            | HandoverError::ExitedAfterReady { pid, .. }
+            | HandoverError::LeftAfterReady { pid }
             | HandoverError::ClosedPipe { pid }
             | HandoverError::TimedOut { pid, .. }
             | HandoverError::Io { pid, .. } => *pid,
@@ -518,6 +917,18 @@ impl fmt::Display for HandoverError {
             HandoverError::TimedOut { pid, timeout } => {
                 write!(f, "successor {pid} was not ready within {timeout:?}")
             }
+            HandoverError::ExitedAfterReady { pid, status } => {
+                write!(
+                    f,
+                    "successor {pid} exited within the rollback window ({status}): rolled back"
+                )
+            }
+            HandoverError::LeftAfterReady { pid } => write!(
+                f,
+                "successor {pid} closed its handover connection within the rollback window: \
+                 rolled back"
+            ),
+            HandoverError::Io { pid: 0, error } => write!(f, "no successor started: {error}"),
             HandoverError::Io { pid, error } => {
                 write!(f, "waiting for successor {pid}: {error}")
             }
@@ -536,7 +947,7 @@ impl std::error::Error for HandoverError {
 
 // ---- The successor's side ----
 
-fn encode_name(name: &str) -> String {
+pub(crate) fn encode_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         match c {
@@ -548,33 +959,27 @@ fn encode_name(name: &str) -> String {
     out
 }
 
-/// The inherited sockets as (descriptor, name), from `LISTEN_FDS` and `LISTEN_FDNAMES`, when
-/// this process is a successor or was socket-activated for itself (`LISTEN_PID`).
+/// The inherited sockets as (descriptor, name), when they are vouched for: a proven handover,
+/// or socket activation for this very process (`LISTEN_PID`). Anything else, a count or a name
+/// list that does not match or a descriptor that is not the one passed included, is nothing.
 fn inherited() -> Vec<(RawFd, String)> {
-    let handed = handed_over();
-    if !handed {
-        let ours = std::env::var("LISTEN_PID")
-            .ok()
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
-            == Some(std::process::id());
-        if !ours {
-            return Vec::new();
-        }
+    match adopt::inherited_fds() {
+        Ok((sockets, true)) => sockets,
+        _ => Vec::new(),
     }
-    let Some(count) = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.trim().parse::<RawFd>().ok())
-        .filter(|n| (0..=MAX_FDS).contains(n))
-    else {
-        return Vec::new();
-    };
-    let names = split_names(&std::env::var("LISTEN_FDNAMES").unwrap_or_default(), handed);
-    (0..count)
-        .map(|i| {
-            let name = names.get(i as usize).cloned().unwrap_or_default();
-            (FIRST_FD + i, name)
-        })
-        .collect()
+}
+
+/// Whether this process received a handover, checked: `Ok(true)` when every socket the
+/// predecessor passed is on its descriptor with the identity it gave, `Ok(false)` when there
+/// was no handover, and an error saying why when the variables are there but refused (a
+/// `LISTEN_FDS` or `LISTEN_FDNAMES` that does not match the sockets passed, a descriptor closed
+/// or replaced, or variables inherited by a process they were not meant for). A refused
+/// handover takes and closes nothing: start fresh or stop.
+///
+/// # Errors
+/// Why the handover variables were refused.
+pub fn verify() -> io::Result<bool> {
+    handover().map(|handover| handover.is_some())
 }
 
 /// The names of all inherited sockets, taken or not, in descriptor order.
@@ -601,6 +1006,10 @@ pub fn unclaimed() -> Vec<String> {
 
 /// Closes the inherited sockets no factory has taken, and returns their names; no factory can
 /// take them afterwards. Call it once every factory that takes a socket has started.
+///
+/// Only descriptors proven inherited are closed: a handover's, each checked against the
+/// identity its predecessor gave, or systemd's for this very process with as many names as
+/// `LISTEN_FDS` says. A mismatch closes nothing (see [`verify`]).
 ///
 /// A UNIX socket's file stays where it is. For a member of an `SO_REUSEPORT` group, clients
 /// already queued on a closed socket are reset by the kernel.
@@ -630,14 +1039,21 @@ pub fn close_unclaimed() -> Vec<String> {
 /// When the predecessor cannot be told (it exited: the pipe is broken).
 pub fn ready() -> io::Result<bool> {
     static TOLD: AtomicBool = AtomicBool::new(false);
-    let Some((pid, fd)) = handover_var() else {
+    let Some(handover) = handover().ok().flatten() else {
         return Ok(false);
     };
     if TOLD.swap(true, Ordering::AcqRel) {
         return Ok(false);
     }
-    let mut pipe = sys::inherited_pipe(fd)?;
-    pipe.write_all(&[READY_BYTE])?;
+    // Proven again now: the number may have been closed and reused since the start.
+    let mut pipe = sys::inherited_pipe(handover.ready_fd, handover.ready_id, "readiness pipe")?;
+    let pid = handover.predecessor;
+    pipe.write_all(&[READY_BYTE]).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("telling predecessor {pid} that we are ready: {error} (it has exited)"),
+        )
+    })?;
     drop(pipe);
     log::debug!("handover: told predecessor {pid} that we are ready");
     Ok(true)
@@ -657,10 +1073,16 @@ mod tests {
             "a:b:%25",
         ] {
             let raw = [encode_name(name), encode_name("x")].join(":");
-            assert_eq!(split_names(&raw, true), vec![name.to_owned(), "x".into()]);
+            assert_eq!(
+                crate::net::inherit::split_names(&raw, true),
+                vec![name.to_owned(), "x".into()]
+            );
         }
         // systemd's own names are taken as written.
-        assert_eq!(split_names("a%3Ab:c", false), vec!["a%3Ab", "c"]);
+        assert_eq!(
+            crate::net::inherit::split_names("a%3Ab:c", false),
+            vec!["a%3Ab", "c"]
+        );
     }
 
     #[test]

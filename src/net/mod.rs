@@ -14,7 +14,9 @@ pub(crate) mod hickory;
 pub(crate) mod inherit;
 pub(crate) mod lookup;
 pub(crate) mod netdb;
+pub(crate) mod notify;
 pub(crate) mod open;
+pub(crate) mod peer;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) mod proxy;
 pub(crate) mod resolve;
