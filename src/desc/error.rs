@@ -98,6 +98,14 @@ pub enum ConfigError {
         /// The name as written.
         name: String,
     },
+    /// A host name no DNS could hold: longer than 253 bytes (a final dot aside), or with a
+    /// label longer than 63. Refused before any look-up.
+    InvalidHostName {
+        /// The name as written.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A port that is neither a number from 0 to 65535 nor a service name.
     InvalidPort(String),
     /// A UNIX path does not fit in `sun_path` (its length and the platform's limit).
@@ -176,6 +184,9 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::InvalidName { what, name } => {
                 write!(f, "invalid {what} {name:?}: empty or contains a NUL byte")
+            }
+            ConfigError::InvalidHostName { name, reason } => {
+                write!(f, "invalid host name {name:?}: {reason}")
             }
             ConfigError::InvalidPort(port) => {
                 write!(f, "invalid port {port:?}: not a number from 0 to 65535")

@@ -14,3 +14,4 @@ pub(crate) mod poe;
 pub(crate) mod proxy;
 pub(crate) mod resolver;
 pub(crate) mod spec;
+pub(crate) mod time;

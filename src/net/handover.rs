@@ -392,7 +392,7 @@ impl Starting {
     }
 
     async fn wait(&mut self) -> Result<(), Waited> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = crate::desc::time::soon_after(self.timeout);
         let Some(fd) = self.ready.take() else {
             return Err(Waited::Io(io::Error::other(
                 "the readiness pipe was already used",
@@ -414,7 +414,7 @@ impl Starting {
                         Ok(1) if byte[0] == READY_BYTE => return Ok(()),
                         Ok(_) => {
                             // EOF (or a stray byte): give its exit a moment to be seen.
-                            let soon = tokio::time::Instant::now() + EXIT_POLL * 4;
+                            let soon = crate::desc::time::soon_after(EXIT_POLL * 4);
                             while tokio::time::Instant::now() < soon.min(deadline) {
                                 if let Ok(Some(status)) = child.try_wait() {
                                     return Err(Waited::Exited(status));
