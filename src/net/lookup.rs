@@ -127,8 +127,8 @@ pub(crate) const STUCK: Duration = Duration::from_millis(100);
 /// names can hold (as Python's default executor caps its threads at 32).
 pub(crate) const MAX_THREADS: usize = 32;
 
-/// How long an idle pool thread waits for work before it ends.
-pub(crate) const IDLE: Duration = Duration::from_secs(20);
+/// How long an idle pool thread (one of the first [`WORKERS`]) waits for work before it ends.
+pub(crate) const IDLE: Duration = Duration::from_secs(5);
 
 /// One blocking look-up; equal queries in flight share one run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -419,6 +419,8 @@ fn work() {
             continue;
         }
         job.running = Some(Instant::now());
+        // The rest of the queue may need another thread (a worker, or the watcher).
+        spawn_if_room(&mut state);
         drop(state);
         let outcome = std::panic::catch_unwind(|| query.run())
             .unwrap_or_else(|_| Err(io::Error::other("the look-up panicked")))
