@@ -465,3 +465,125 @@ fn child_localhost_with_hung_names_hickory() {
         1,
     );
 }
+
+// ---- point 8: error messages quote a bounded, escaped prefix ----
+
+/// About 1 MiB of terminal escape sequences: clear the screen, set the window title, ring.
+fn hostile(bytes: usize) -> String {
+    let unit = "\u{1b}[2J\u{1b}]0;pwned\u{7}";
+    unit.repeat(bytes / unit.len() + 1)
+}
+
+/// Short (a few hundred bytes, whatever the input's size), no raw control character, and the
+/// input's length given.
+fn assert_bounded(message: &str, input_len: usize) {
+    assert!(
+        message.len() < 1024,
+        "{} bytes: {:?}",
+        message.len(),
+        &message[..200]
+    );
+    assert!(
+        !message.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control characters in {message:?}"
+    );
+    assert!(
+        message.contains(&format!("({input_len} bytes)")),
+        "no length in {message:?}"
+    );
+}
+
+#[test]
+fn a_mebibyte_endpoint_gives_a_short_escaped_error() {
+    let input = format!("tcp://{}:80", hostile(1 << 20));
+    let error = input
+        .parse::<actix_socket_factory::Endpoint>()
+        .expect_err("bad");
+    assert_bounded(&error.to_string(), input.len());
+    assert_eq!(
+        error.input(),
+        input,
+        "the whole input stays available to the program"
+    );
+
+    // Every kind of error that names part of the input.
+    let long = hostile(1 << 16);
+    for bad in [
+        format!("{long}://x:1"),
+        format!("tcp4://[{long}]:1"),
+        format!("tcp4://{}:1", "9".repeat(1 << 16)),
+        format!("tcp://x:{}", "9".repeat(1 << 16)),
+        format!("tcp://[::1]{long}"),
+    ] {
+        let error = bad
+            .parse::<actix_socket_factory::Endpoint>()
+            .expect_err("bad");
+        let text = error.to_string();
+        assert!(text.len() < 1024, "{}: {}", text.len(), &text[..200]);
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+
+    // Through the builder: build()'s ConfigError, start()'s SocketFailed.
+    let error = SocketFactory::builder()
+        .on_failure(dummy_failure_recipient())
+        .connect(input.as_str())
+        .build()
+        .expect_err("bad");
+    assert_bounded(&error.to_string(), input.len());
+    let host = hostile(1 << 20);
+    let error = SocketFactory::builder()
+        .on_failure(dummy_failure_recipient())
+        .connect((host.as_str(), 80))
+        .build()
+        .expect_err("too long");
+    assert_bounded(&error.to_string(), host.len());
+}
+
+#[actix::test]
+async fn socket_failed_quotes_a_bounded_prefix() {
+    let input = format!("tcp://{}:80", hostile(1 << 20));
+    let mut events = Events::start();
+    let _factory = events.builder().connect(input.as_str()).start();
+    let failed = events.next_failed(LIMIT).await.expect("failure");
+    assert_bounded(&failed.to_string(), input.len());
+    assert_bounded(&failed.error.to_string(), input.len());
+    // A name that goes to the (local) protocols database and is not there.
+    let name = hostile(1 << 20);
+    let spawned = events
+        .builder()
+        .bind("127.0.0.1:0")
+        .protocol(name.as_str())
+        .spawn()
+        .await;
+    let failed = spawned.expect_err("no such protocol");
+    assert_eq!(failed.operation, Operation::Resolve, "{failed}");
+    assert_bounded(&failed.to_string(), name.len());
+}
+
+#[cfg(feature = "clap")]
+#[test]
+fn clap_quotes_a_bounded_prefix() {
+    use actix_socket_factory::Endpoint;
+    use clap::{value_parser, Arg, Command};
+    let input = format!("tcp://{}:80", hostile(1 << 20));
+    let command = Command::new("server").arg(
+        Arg::new("listen")
+            .long("listen")
+            .value_parser(value_parser!(Endpoint)),
+    );
+    let error = command
+        .try_get_matches_from(["server", "--listen", input.as_str()])
+        .expect_err("bad");
+    let rendered = error.to_string();
+    assert_bounded(&rendered, input.len());
+    assert!(rendered.contains("--listen"), "{rendered}");
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn serde_quotes_a_bounded_prefix() {
+    let input = format!("tcp://{}:80", hostile(1 << 20));
+    let json = serde_json::to_string(&input).expect("json");
+    let error = serde_json::from_str::<actix_socket_factory::Endpoint>(&json).expect_err("bad");
+    assert_bounded(&error.to_string(), input.len());
+}

@@ -550,7 +550,9 @@ impl std::fmt::Display for Label {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Label::Adopted => f.write_str("adopted socket"),
-            Label::Systemd(Some(name)) => write!(f, "systemd socket {name:?}"),
+            Label::Systemd(Some(name)) => {
+                write!(f, "systemd socket {}", crate::desc::quote::quoted(name))
+            }
             Label::Systemd(None) => f.write_str("systemd socket"),
             Label::Local(local) => write!(f, "{local}"),
             Label::Described {
@@ -563,6 +565,14 @@ impl std::fmt::Display for Label {
                     (None, false) => f.write_str("*")?,
                     (None, true) => f.write_str("(unnamed)")?,
                     (Some(address), _) if ipv6 => write!(f, "[{address}]")?,
+                    // A name or path as given: bounded and escaped in log lines.
+                    (Some(Address::Host(text)), _) => {
+                        write!(f, "{}", crate::desc::quote::plain(text))?
+                    }
+                    (Some(Address::Path(path)), _) => {
+                        let path = path.to_string_lossy();
+                        write!(f, "{}", crate::desc::quote::plain(&path))?
+                    }
                     (Some(address), _) => write!(f, "{address}")?,
                 }
                 match (port, unix) {

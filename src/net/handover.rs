@@ -150,7 +150,10 @@ impl SharedSocket {
         if name.is_empty() || name.chars().any(char::is_control) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("invalid handover name {name:?}: empty or holds a control character"),
+                format!(
+                    "invalid handover name {}: empty or holds a control character",
+                    crate::desc::quote::quoted(&name)
+                ),
             ));
         }
         Ok(SharedSocket {
