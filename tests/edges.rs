@@ -85,8 +85,8 @@ fn invalid_descriptions() -> Vec<(&'static str, Describe)> {
     cases
 }
 
-/// `build()` gives a `ConfigError`; `start()` sends the same one as a `SocketFailed` "config";
-/// `spawn()` returns it: no panic anywhere, on any thread, in any task.
+/// `build()` gives a `ConfigError`; `start()` and `start_in_arbiter()` send the same one as a
+/// `SocketFailed` "config"; `spawn()` returns it: no panic anywhere, on any thread, in any task.
 #[actix::test]
 async fn every_way_to_start_gives_the_same_typed_error() {
     count_panics();
@@ -106,6 +106,18 @@ async fn every_way_to_start_gives_the_same_typed_error() {
             .unwrap_or_else(|e| panic!("{what}: start() reported nothing: {e:?}"));
         assert_eq!(failed.operation, Operation::Config, "{what}: {failed:?}");
         assert_eq!(failed.config_error(), Some(&expected), "{what}");
+
+        // On another Arbiter.
+        let arbiter = actix::Arbiter::new();
+        let mut events = Events::start();
+        let _factory = describe(events.builder()).start_in_arbiter(&arbiter.handle());
+        let failed = events
+            .next_failed(LIMIT)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: start_in_arbiter() reported nothing: {e:?}"));
+        assert_eq!(failed.operation, Operation::Config, "{what}: {failed:?}");
+        assert_eq!(failed.config_error(), Some(&expected), "{what}");
+        arbiter.stop();
 
         let mut events = Events::start();
         let spawned = describe(events.builder()).spawn().await;

@@ -325,10 +325,18 @@ enum Way {
     /// `build()`, then under an `actix::Supervisor` (restarts, `restart_backoff`).
     Supervised,
     Start,
+    /// `start_in_arbiter()`, on the test's own Arbiter.
+    InArbiter,
     Spawn,
 }
 
-const STARTS: [Way; 4] = [Way::Build, Way::Supervised, Way::Start, Way::Spawn];
+const STARTS: [Way; 5] = [
+    Way::Build,
+    Way::Supervised,
+    Way::Start,
+    Way::InArbiter,
+    Way::Spawn,
+];
 
 struct Bench {
     acceptor: SocketAddr,
@@ -379,6 +387,7 @@ async fn run_case(
             Err(_) => return Ok("refused by build()"),
         },
         Way::Start => builder.start(),
+        Way::InArbiter => builder.start_in_arbiter(&actix::Arbiter::current()),
         Way::Spawn => match tokio::time::timeout(BOUND, builder.spawn()).await {
             Err(_) => return Err(timed("spawn()")),
             Ok(Err(_)) => return Ok("refused by spawn()"),
