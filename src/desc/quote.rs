@@ -39,6 +39,22 @@ impl fmt::Display for Plain<'_> {
     }
 }
 
+/// A path as [`plain`] shows it (invalid UTF-8 replaced), for error messages and log lines;
+/// formatted only when written.
+pub(crate) fn plain_path(path: &std::path::Path) -> PlainPath<'_> {
+    PlainPath(path)
+}
+
+/// See [`plain_path`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlainPath<'a>(&'a std::path::Path);
+
+impl fmt::Display for PlainPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        plain(&self.0.to_string_lossy()).fmt(f)
+    }
+}
+
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
