@@ -489,6 +489,7 @@ fn hostile(bytes: usize) -> String {
 /// Short (a few hundred bytes, whatever the input's size), no raw control character, and the
 /// input's length given.
 fn assert_bounded(message: &str, input_len: usize) {
+    println!("{input_len}-byte input: {}-byte message", message.len());
     assert!(
         message.len() < 1024,
         "{} bytes: {:?}",
