@@ -342,7 +342,7 @@ pub async fn start_and_locate(
 /// For states no message announces (a port free again, a file gone). To ask an actor, use
 /// [`wait_until_async`].
 pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
+    let deadline = crate::desc::time::soon_after(limit);
     loop {
         if condition() {
             return true;
@@ -365,7 +365,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
+    let deadline = crate::desc::time::soon_after(limit);
     loop {
         match tokio::time::timeout_at(deadline, condition()).await {
             Ok(true) => return true,

@@ -657,8 +657,9 @@ fn child_slow_name_resolution() {
         );
         println!("unknown name: {failed}");
 
-        // A name with no address of the factory's domain.
-        for host in ["v4only.test", "localhost"] {
+        // A name with no address of the factory's domain. (Not `localhost`: the default
+        // resolver answers it with both loopback addresses whatever /etc/hosts says, RFC 6761.)
+        for host in ["v4only.test"] {
             let failed = failure_of(
                 events.builder().domain(Domain::Inet6).connect((host, 80)),
                 &mut events,

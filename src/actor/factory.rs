@@ -297,6 +297,11 @@ impl SocketFactory {
     }
 
     fn setup(&mut self, spec: &mut Spec, ctx: &mut Context<Self>) {
+        // The same checks as `build()`, before anything is set in motion (the owner sweep
+        // included): every way to start gives the same typed error, whatever the source.
+        if let Err(error) = spec.validate() {
+            return self.fail(Failure::config(error), ctx);
+        }
         self.watch_owner(ctx);
         let adopted = match &spec.source {
             Source::Describe => return self.setup_described(spec, ctx),
@@ -331,7 +336,7 @@ impl SocketFactory {
     fn setup_described(&mut self, spec: &Spec, ctx: &mut Context<Self>) {
         let deadline = match (spec.role(), spec.connect_timeout) {
             // A limit too far to express is no limit.
-            (Role::Connect, Some(limit)) => tokio::time::Instant::now().checked_add(limit),
+            (Role::Connect, Some(limit)) => crate::desc::time::deadline_after(limit),
             _ => None,
         };
         let service = spec.service();

@@ -413,7 +413,11 @@ async fn sweeper(period: Duration, sweep: Sweep) {
     // that stopped), the sweep leaves the registry, so a later System on this thread starts
     // a live one instead of feeding a dead one.
     let _registered = Registered(Rc::clone(&sweep));
-    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // `validate` refuses a zero period and the builder caps it; a zero one here would panic
+    // in `interval_at`, so it is taken as 1 ms rather than trusted.
+    let period = period.max(Duration::from_millis(1));
+    let start = crate::desc::time::soon_after(period);
+    let mut beat = tokio::time::interval_at(start, period);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         beat.tick().await;

@@ -131,7 +131,7 @@ pub fn stop_on_signal(factories: impl IntoIterator<Item = Addr<SocketFactory>>) 
         // StopFactory ends the factory's actor; its socket and socket file go with the actor's
         // state, a moment later. Wait for that (bounded), so nothing is left when the process
         // exits.
-        let deadline = tokio::time::Instant::now() + STOP_LIMIT;
+        let deadline = crate::desc::time::soon_after(STOP_LIMIT);
         while factories.iter().any(Addr::connected) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

@@ -332,6 +332,7 @@ pub enum EndpointErrorKind {
 
 impl fmt::Display for EndpointErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::desc::quote::quoted;
         use EndpointErrorKind as K;
         match self {
             K::Empty => f.write_str("empty endpoint"),
@@ -342,24 +343,31 @@ impl fmt::Display for EndpointErrorKind {
             ),
             K::UnknownScheme(scheme) => write!(
                 f,
-                "unknown scheme {scheme:?} (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix, \
-                 unix-dgram or sd-listen; or no scheme: HOST:PORT, /PATH, @NAME)"
+                "unknown scheme {} (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix, \
+                 unix-dgram or sd-listen; or no scheme: HOST:PORT, /PATH, @NAME)",
+                quoted(scheme)
             ),
             K::MissingSlashes => {
                 f.write_str("expected \"//\" after the scheme, as in tcp://HOST:PORT")
             }
             K::MissingHost => f.write_str("missing host"),
             K::InvalidHost(c) => write!(f, "character {c:?} cannot be part of a host name"),
-            K::InvalidIpv4(text) => write!(f, "{text:?} is not an IPv4 address"),
-            K::InvalidIpv6(text) => write!(f, "{text:?} is not an IPv6 address"),
+            K::InvalidIpv4(text) => write!(f, "{} is not an IPv4 address", quoted(text)),
+            K::InvalidIpv6(text) => write!(f, "{} is not an IPv6 address", quoted(text)),
             K::UnbracketedIpv6 => {
                 f.write_str("an IPv6 address must be written in brackets, as [::1]:80")
             }
             K::UnclosedBracket => f.write_str("\"[\" without \"]\""),
-            K::UnexpectedText(text) => write!(f, "unexpected {text:?} after the host"),
+            K::UnexpectedText(text) => write!(f, "unexpected {} after the host", quoted(text)),
             K::MissingPort => f.write_str("missing \":PORT\" (write :0 to let the kernel choose)"),
             K::InvalidPort(c) => write!(f, "character {c:?} cannot be part of a port"),
-            K::PortOutOfRange(text) => write!(f, "port {text} is out of range (0 to 65535)"),
+            K::PortOutOfRange(text) => {
+                write!(
+                    f,
+                    "port {} is out of range (0 to 65535)",
+                    crate::desc::quote::plain(text)
+                )
+            }
             K::FamilyMismatch { scheme, address } => {
                 write!(f, "{address} is not an address of scheme {scheme}")
             }
@@ -402,8 +410,10 @@ impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid endpoint {:?} at byte {}: {}",
-            self.input, self.offset, self.kind
+            "invalid endpoint {} at byte {}: {}",
+            crate::desc::quote::quoted(&self.input),
+            self.offset,
+            self.kind
         )
     }
 }

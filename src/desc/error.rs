@@ -7,6 +7,8 @@
 use std::fmt;
 use std::io;
 
+use crate::desc::quote::{plain, quoted};
+
 /// The step of socket creation that failed: POE's `$_[ARG0]` of a `FailureEvent`.
 ///
 /// [`Operation::as_str`] gives POE's name for the step (mostly the name of the system call), so
@@ -98,6 +100,14 @@ pub enum ConfigError {
         /// The name as written.
         name: String,
     },
+    /// A host name no DNS could hold: longer than 253 bytes (a final dot aside), or with a
+    /// label longer than 63. Refused before any look-up.
+    InvalidHostName {
+        /// The name as written.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A port that is neither a number from 0 to 65535 nor a service name.
     InvalidPort(String),
     /// A UNIX path does not fit in `sun_path` (its length and the platform's limit).
@@ -165,7 +175,8 @@ impl fmt::Display for ConfigError {
                 domain,
             } => write!(
                 f,
-                "{which} address {address:?} does not belong to domain {domain}"
+                "{which} address {} does not belong to domain {domain}",
+                quoted(address)
             ),
             ConfigError::ProtocolMismatch {
                 protocol,
@@ -175,10 +186,21 @@ impl fmt::Display for ConfigError {
                 "protocol {protocol} does not fit socket type {socket_type}"
             ),
             ConfigError::InvalidName { what, name } => {
-                write!(f, "invalid {what} {name:?}: empty or contains a NUL byte")
+                write!(
+                    f,
+                    "invalid {what} {}: empty or contains a NUL byte",
+                    quoted(name)
+                )
+            }
+            ConfigError::InvalidHostName { name, reason } => {
+                write!(f, "invalid host name {}: {reason}", quoted(name))
             }
             ConfigError::InvalidPort(port) => {
-                write!(f, "invalid port {port:?}: not a number from 0 to 65535")
+                write!(
+                    f,
+                    "invalid port {}: not a number from 0 to 65535",
+                    quoted(port)
+                )
             }
             ConfigError::PathTooLong { len, max } => write!(
                 f,
@@ -193,7 +215,7 @@ impl fmt::Display for ConfigError {
                 setting,
                 value,
                 allowed,
-            } => write!(f, "{setting} {value} is out of range: {allowed}"),
+            } => write!(f, "{setting} {} is out of range: {allowed}", plain(value)),
             ConfigError::NoRecipient => f.write_str(
                 "no recipient: give an owner, a success recipient or a failure recipient",
             ),

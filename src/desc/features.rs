@@ -76,14 +76,22 @@ impl clap::builder::TypedValueParser for EndpointValueParser {
         let Some(text) = value.to_str() else {
             return Err(clap::Error::new(ErrorKind::InvalidUtf8).with_cmd(cmd));
         };
-        text.parse().map_err(|error| {
-            let arg = arg.map_or_else(|| "...".to_owned(), ToString::to_string);
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!("invalid value '{text}' for '{arg}': {error}\n"),
-            )
-            .with_cmd(cmd)
-        })
+        text.parse()
+            .map_err(|error: crate::desc::endpoint::EndpointError| {
+                let arg = arg.map_or_else(|| "...".to_owned(), ToString::to_string);
+                // The value quoted bounded and escaped: a megabyte of argument, or a terminal
+                // escape sequence, never reaches the terminal whole.
+                clap::Error::raw(
+                    ErrorKind::ValueValidation,
+                    format!(
+                        "invalid value {} for '{arg}': {} (at byte {})\n",
+                        crate::desc::quote::quoted(text),
+                        error.kind(),
+                        error.offset()
+                    ),
+                )
+                .with_cmd(cmd)
+            })
     }
 }
 

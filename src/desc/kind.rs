@@ -58,7 +58,12 @@ pub struct UnknownName {
 
 impl fmt::Display for UnknownName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown {} {:?}", self.what, self.name)
+        write!(
+            f,
+            "unknown {} {}",
+            self.what,
+            crate::desc::quote::quoted(&self.name)
+        )
     }
 }
 

@@ -12,5 +12,7 @@ pub(crate) mod options;
 pub(crate) mod poe;
 #[cfg(feature = "proxy-protocol")]
 pub(crate) mod proxy;
+pub(crate) mod quote;
 pub(crate) mod resolver;
 pub(crate) mod spec;
+pub(crate) mod time;

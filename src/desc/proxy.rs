@@ -504,9 +504,9 @@ impl fmt::Display for InvalidNetwork {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid IP network {:?}: expected ADDRESS or ADDRESS/PREFIX, the prefix at most 32 \
+            "invalid IP network {}: expected ADDRESS or ADDRESS/PREFIX, the prefix at most 32 \
              (IPv4) or 128 (IPv6)",
-            self.0
+            crate::desc::quote::quoted(&self.0)
         )
     }
 }

@@ -32,14 +32,15 @@ pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + 
 /// # Backends
 /// | | [`SystemResolver`](crate::SystemResolver) (default) | `HickoryResolver` (feature `hickory`) |
 /// |---|---|---|
-/// | how | `getaddrinfo(3)` on a pool of at most 4 threads per process | DNS over UDP/TCP from tokio tasks on one background thread |
+/// | how | `getaddrinfo(3)` on a pool of plain threads: 4 at once while look-ups are quick, at most 32 per process | DNS over UDP/TCP from tokio tasks on one background thread |
 /// | `/etc/nsswitch.conf`, NSS modules (`files`, `dns`, `mdns4_minimal`, `myhostname`, `resolve` for systemd-resolved, LDAP/NIS, `.local` names over mDNS) | honoured, as any C program | **not** honoured: only `/etc/hosts`, then DNS |
 /// | `/etc/hosts` | per nsswitch.conf | read once, when the resolver is made |
 /// | `/etc/resolv.conf` (`nameserver`, `search`, `ndots`, `timeout`, `attempts`) | per the C library, re-read when it changes (glibc) | read once, when the resolver is made |
 /// | `/etc/gai.conf`, RFC 6724 address order | honoured | not applied: DNS order, IPv4 and IPv6 both asked |
 /// | cache | none of its own (nscd or systemd-resolved may cache) | its own, by TTL |
 /// | cancellation | the wait is cancelled and a queued look-up dropped; one already running finishes on its thread, answer discarded | truly cancelled: the query task is aborted |
-/// | a hung resolver | holds at most 4 threads; identical names share one; other look-ups queue behind, each bounded by its deadline | holds nothing: each query ends at its deadline |
+/// | a hung resolver | a look-up running over 100 ms no longer counts against the 4, so others get threads past it (4 more per 100 ms, 32 in all); identical names share one; beyond 32 distinct hung names, look-ups queue, each bounded by its deadline | holds nothing: each query ends at its deadline |
+/// | `localhost` | answered without a look-up: `::1`, `127.0.0.1` (RFC 6761) | per `/etc/hosts` and hickory's own rules |
 ///
 /// # Example
 /// A resolver of fixed names, as a test or a service registry would have it:

@@ -354,6 +354,25 @@ fn check_name(what: &'static str, name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The longest host name DNS can carry, without its final dot (RFC 1035 §2.3.4, RFC 2181 §11).
+pub(crate) const MAX_HOST_NAME: usize = 253;
+
+/// The longest label (the part between dots) of a host name.
+pub(crate) const MAX_LABEL: usize = 63;
+
+/// A host name no DNS could hold: longer than [`MAX_HOST_NAME`] bytes (a final dot aside), or a
+/// label longer than [`MAX_LABEL`]. Refused before any look-up.
+pub(crate) fn check_host_name(name: &str) -> Result<(), &'static str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.len() > MAX_HOST_NAME {
+        return Err("longer than the 253 bytes a DNS name can hold");
+    }
+    if name.split('.').any(|label| label.len() > MAX_LABEL) {
+        return Err("a label longer than the 63 bytes DNS allows");
+    }
+    Ok(())
+}
+
 fn check_port(port: &Port) -> Result<(), ConfigError> {
     match port {
         Port::Number(_) => Ok(()),
@@ -399,7 +418,13 @@ fn check_address(
     match (address, domain) {
         (Address::Ip(IpAddr::V4(_)), Domain::Inet)
         | (Address::Ip(IpAddr::V6(_)), Domain::Inet6) => Ok(()),
-        (Address::Host(name), Domain::Inet | Domain::Inet6) => check_name("host name", name),
+        (Address::Host(name), Domain::Inet | Domain::Inet6) => {
+            check_name("host name", name)?;
+            check_host_name(name).map_err(|reason| ConfigError::InvalidHostName {
+                name: name.clone(),
+                reason,
+            })
+        }
         (Address::Host(text), Domain::Unix) => match text.strip_prefix('@') {
             Some(name) => check_abstract(name.as_bytes()),
             None => check_path(text.as_bytes()),
@@ -525,7 +550,9 @@ impl std::fmt::Display for Label {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Label::Adopted => f.write_str("adopted socket"),
-            Label::Systemd(Some(name)) => write!(f, "systemd socket {name:?}"),
+            Label::Systemd(Some(name)) => {
+                write!(f, "systemd socket {}", crate::desc::quote::quoted(name))
+            }
             Label::Systemd(None) => f.write_str("systemd socket"),
             Label::Local(local) => write!(f, "{local}"),
             Label::Described {
@@ -538,6 +565,14 @@ impl std::fmt::Display for Label {
                     (None, false) => f.write_str("*")?,
                     (None, true) => f.write_str("(unnamed)")?,
                     (Some(address), _) if ipv6 => write!(f, "[{address}]")?,
+                    // A name or path as given: bounded and escaped in log lines.
+                    (Some(Address::Host(text)), _) => {
+                        write!(f, "{}", crate::desc::quote::plain(text))?
+                    }
+                    (Some(Address::Path(path)), _) => {
+                        let path = path.to_string_lossy();
+                        write!(f, "{}", crate::desc::quote::plain(&path))?
+                    }
                     (Some(address), _) => write!(f, "{address}")?,
                 }
                 match (port, unix) {

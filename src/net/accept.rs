@@ -204,7 +204,7 @@ impl Backoff {
             episode.delay.saturating_mul(2).min(pacing.max())
         };
         episode.last_error = now;
-        let until = now + episode.delay;
+        let until = crate::desc::time::later(now, episode.delay);
         match &mut episode.sleep {
             Some(sleep) => sleep.as_mut().reset(until),
             None => episode.sleep = Some(Box::pin(tokio::time::sleep_until(until))),

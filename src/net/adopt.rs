@@ -101,7 +101,8 @@ pub(crate) fn inherited_fds() -> io::Result<(Vec<(RawFd, String)>, bool)> {
     match pid {
         Ok(pid) if !ours => {
             return Err(not_found(format!(
-                "LISTEN_PID={pid} is not this process ({})",
+                "LISTEN_PID={} is not this process ({})",
+                crate::desc::quote::quoted(&pid),
                 std::process::id()
             )));
         }
@@ -152,7 +153,11 @@ pub(crate) fn take_systemd(name: Option<&str>) -> io::Result<Socket> {
     let Some((fd, _)) = found else {
         let names: Vec<&str> = sockets.iter().map(|(_, n)| n.as_str()).collect();
         return Err(not_found(match name {
-            Some(wanted) => format!("no socket named {wanted:?} in LISTEN_FDNAMES ({names:?})"),
+            Some(wanted) => format!(
+                "no socket named {} in LISTEN_FDNAMES ({})",
+                crate::desc::quote::quoted(wanted),
+                crate::desc::quote::quoted(&names.join(":"))
+            ),
             None => format!("all {} LISTEN_FDS sockets are taken", sockets.len()),
         }));
     };
@@ -186,10 +191,12 @@ pub(crate) fn mark_taken(fd: RawFd) -> bool {
 /// the process's descriptor limit `max_fds`.
 fn listen_fds(text: &str, max_fds: u64) -> io::Result<RawFd> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
-    let count: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| invalid(format!("LISTEN_FDS={text:?} is not a number")))?;
+    let count: i64 = text.trim().parse().map_err(|_| {
+        invalid(format!(
+            "LISTEN_FDS={} is not a number",
+            crate::desc::quote::quoted(text)
+        ))
+    })?;
     let most = max_fds.saturating_sub(LISTEN_FDS_START as u64);
     if count < 0 || count as u64 > most {
         return Err(invalid(format!(

@@ -243,7 +243,7 @@ where
                 Ok(Handshake::Waiting(fd)) => {
                     self.running.push(Attempt { addr, file, fd });
                     if !self.waiting.is_empty() {
-                        self.arm(now + self.delay);
+                        self.arm(crate::desc::time::later(now, self.delay));
                     }
                 }
                 Err(error) => self.failed(&addr, Failure::new(Operation::Connect, error)),
@@ -257,7 +257,7 @@ where
     fn failed(&mut self, addr: &SockAddr, failure: Failure) {
         self.record(addr, failure);
         if let (Some(last), false) = (self.last_start, self.waiting.is_empty()) {
-            self.arm(last + MIN_ATTEMPT_GAP);
+            self.arm(crate::desc::time::later(last, MIN_ATTEMPT_GAP));
         }
     }
 

@@ -192,7 +192,10 @@ impl SharedSocket {
         if name.is_empty() || name.chars().any(char::is_control) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("invalid handover name {name:?}: empty or holds a control character"),
+                format!(
+                    "invalid handover name {}: empty or holds a control character",
+                    crate::desc::quote::quoted(&name)
+                ),
             ));
         }
         Ok(SharedSocket {
@@ -627,7 +630,7 @@ impl Starting {
                         Ok(1) if byte[0] == READY_BYTE => return Ok(()),
                         Ok(_) => {
                             // EOF (or a stray byte): give its exit a moment to be seen.
-                            let soon = tokio::time::Instant::now() + EXIT_POLL * 4;
+                            let soon = crate::desc::time::soon_after(EXIT_POLL * 4);
                             let until = deadline.map_or(soon, |deadline| soon.min(deadline));
                             while tokio::time::Instant::now() < until {
                                 if let Ok(Some(status)) = child.try_wait() {

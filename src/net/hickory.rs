@@ -79,9 +79,12 @@ impl Resolve for HickoryResolver {
                 Ok(Ok(found)) => Ok(found.iter().map(|ip| SocketAddr::new(ip, port)).collect()),
                 Ok(Err(error)) if error.is_no_records_found() => Err(io::Error::new(
                     io::ErrorKind::NotFound,
-                    format!("host {host:?}: {error}"),
+                    format!("host {}: {error}", crate::desc::quote::quoted(&host)),
                 )),
-                Ok(Err(error)) => Err(io::Error::other(format!("host {host:?}: {error}"))),
+                Ok(Err(error)) => Err(io::Error::other(format!(
+                    "host {}: {error}",
+                    crate::desc::quote::quoted(&host)
+                ))),
                 Err(join) => Err(io::Error::other(join)),
             }
         })

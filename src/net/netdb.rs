@@ -53,7 +53,10 @@ pub(crate) fn service_port(name: &str, proto: &str) -> io::Result<u16> {
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("unknown service {name:?} for {proto}"),
+                format!(
+                    "unknown service {} for {proto}",
+                    crate::desc::quote::quoted(name)
+                ),
             )
         })
 }
@@ -68,7 +71,7 @@ pub(crate) fn protocol_number(name: &str) -> io::Result<i32> {
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("unknown protocol {name:?}"),
+                format!("unknown protocol {}", crate::desc::quote::quoted(name)),
             )
         })
 }

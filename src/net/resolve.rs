@@ -170,7 +170,10 @@ fn no_address(name: &str, domain: Option<Domain>) -> Failure {
         Operation::Resolve,
         io::Error::new(
             io::ErrorKind::NotFound,
-            format!("host {name:?} has no {family} address"),
+            format!(
+                "host {} has no {family} address",
+                crate::desc::quote::quoted(name)
+            ),
         ),
     )
 }

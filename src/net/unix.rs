@@ -35,7 +35,7 @@ impl Place {
         let name = path.file_name().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} names no file", path.display()),
+                format!("{} names no file", crate::desc::quote::plain_path(path)),
             )
         })?;
         let parent = match path.parent() {
@@ -110,7 +110,10 @@ impl SocketFile {
             // Swapped between bind and this look: not ours to record, nor to remove later.
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} was replaced right after bind", place.path.display()),
+                format!(
+                    "{} was replaced right after bind",
+                    crate::desc::quote::plain_path(&place.path)
+                ),
             ));
         }
         Ok(SocketFile {
@@ -139,7 +142,10 @@ impl SocketFile {
                 if !self.is_ours(&self.place.stat()?) {
                     return Err(io::Error::new(
                         io::ErrorKind::AlreadyExists,
-                        format!("{} was replaced right after bind", path.display()),
+                        format!(
+                            "{} was replaced right after bind",
+                            crate::desc::quote::plain_path(path)
+                        ),
                     ));
                 }
                 use std::os::unix::fs::PermissionsExt;
@@ -156,7 +162,7 @@ impl SocketFile {
     pub(crate) fn disown(mut self) {
         log::debug!(
             "socket file {} left to its new owner",
-            self.place.path.display()
+            crate::desc::quote::plain_path(&self.place.path)
         );
         self.place.path = PathBuf::new();
     }
@@ -173,7 +179,7 @@ impl Drop for SocketFile {
         if self.place.path.as_os_str().is_empty() {
             return; // disowned: the file belongs to a successor now
         }
-        let path = self.place.path.display();
+        let path = crate::desc::quote::plain_path(&self.place.path);
         match self.place.stat() {
             Ok(id) if self.is_ours(&id) => {
                 match sys::unlink_at(&self.place.dir, &self.place.name) {
@@ -213,7 +219,7 @@ impl ReplaceLock {
                 // still re-checks the file right before removing it.
                 log::debug!(
                     "no lock on {} ({error}); replacing without it",
-                    place.parent().display()
+                    crate::desc::quote::plain_path(place.parent())
                 );
                 return Ok(ReplaceLock { _dir: None });
             }
@@ -233,13 +239,16 @@ impl ReplaceLock {
                             io::ErrorKind::AddrInUse,
                             format!(
                                 "another process keeps {} locked while replacing a socket file",
-                                place.parent().display()
+                                crate::desc::quote::plain_path(place.parent())
                             ),
                         ),
                     })
                 }
                 Err(error) => {
-                    log::debug!("flock on {}: {error}", place.parent().display());
+                    log::debug!(
+                        "flock on {}: {error}",
+                        crate::desc::quote::plain_path(place.parent())
+                    );
                     return Ok(ReplaceLock { _dir: None });
                 }
             }
@@ -269,7 +278,7 @@ pub(crate) fn prepare_path(
     let live = || {
         in_use(format!(
             "a live socket is bound to {} (something answers there)",
-            path.display()
+            crate::desc::quote::plain_path(path)
         ))
     };
     let look = || match place.stat() {
@@ -291,7 +300,7 @@ pub(crate) fn prepare_path(
         return Err(in_use(format!(
             "{} is a stale socket file (nothing listens); \
              `replace_stale_socket(true)` lets the factory replace it",
-            path.display()
+            crate::desc::quote::plain_path(path)
         )));
     }
     let lock = ReplaceLock::take(place)?;
@@ -303,7 +312,10 @@ pub(crate) fn prepare_path(
         Some(_) if !is_stale(path) => return Err(live()),
         Some(_) => {}
     }
-    log::info!("replacing stale socket file {}", path.display());
+    log::info!(
+        "replacing stale socket file {}",
+        crate::desc::quote::plain_path(path)
+    );
     match sys::unlink_at(&place.dir, &place.name) {
         Ok(()) => Ok(Some(lock)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Some(lock)),
