@@ -80,12 +80,50 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
 }
 
+/// The keepalive probes' interval (`TCP_KEEPINTVL`) and count (`TCP_KEEPCNT`), when given, where
+/// the system has them (macOS, FreeBSD, NetBSD, DragonFly, illumos); elsewhere `build()` has
+/// refused them already (`ConfigError::Unsupported`).
+pub(crate) fn keepalive_probes(
+    keepalive: socket2::TcpKeepalive,
+    interval: Option<std::time::Duration>,
+    retries: Option<u32>,
+) -> socket2::TcpKeepalive {
+    #[cfg(any(
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "illumos",
+        target_vendor = "apple",
+        target_os = "netbsd",
+    ))]
+    {
+        let mut keepalive = keepalive;
+        if let Some(interval) = interval {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(retries) = retries {
+            keepalive = keepalive.with_retries(retries);
+        }
+        keepalive
+    }
+    #[cfg(not(any(
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "illumos",
+        target_vendor = "apple",
+        target_os = "netbsd",
+    )))]
+    {
+        let _ = (interval, retries);
+        keepalive
+    }
+}
+
 /// `ENONET` is Linux's: no other system returns it.
 pub(crate) fn is_enonet(_code: i32) -> bool {
     false
 }
 
-/// The socket's address family: `SO_DOMAIN` where it exists (FreeBSD 13 and later), else the
+/// The socket's address family: `SO_DOMAIN` where it exists (FreeBSD 12 and later), else the
 /// family of its local address (`getsockname(2)`, which reports the family of an unbound socket
 /// too).
 pub(crate) fn domain(socket: &Socket) -> io::Result<socket2::Domain> {
@@ -96,12 +134,7 @@ pub(crate) fn domain(socket: &Socket) -> io::Result<socket2::Domain> {
         Err(error) if error.raw_os_error() == Some(libc::ENOPROTOOPT) => {}
         Err(error) => return Err(error),
     }
-    Ok(socket.local_addr()?.domain())
-}
-
-/// Whether a stream socket listens: `SO_ACCEPTCONN` (POSIX; socket2 offers it on FreeBSD only).
-pub(crate) fn is_listener(socket: &Socket) -> io::Result<bool> {
-    super::int_option(socket, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).map(|on| on != 0)
+    super::address_family(socket)
 }
 
 /// FreeBSD: `SO_REUSEPORT_LB`, which balances connections across the sockets as Linux's

@@ -35,6 +35,21 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     super::pipe2()
 }
 
+/// The keepalive probes' interval (`TCP_KEEPINTVL`) and count (`TCP_KEEPCNT`), when given.
+pub(crate) fn keepalive_probes(
+    mut keepalive: socket2::TcpKeepalive,
+    interval: Option<std::time::Duration>,
+    retries: Option<u32>,
+) -> socket2::TcpKeepalive {
+    if let Some(interval) = interval {
+        keepalive = keepalive.with_interval(interval);
+    }
+    if let Some(retries) = retries {
+        keepalive = keepalive.with_retries(retries);
+    }
+    keepalive
+}
+
 /// Whether `code` is `ENONET` ("machine is not on the network"), a pending network error of a
 /// new connection that Linux passes up through `accept(2)`.
 pub(crate) fn is_enonet(code: i32) -> bool {
@@ -44,11 +59,6 @@ pub(crate) fn is_enonet(code: i32) -> bool {
 /// The socket's address family, as the kernel records it (`SO_DOMAIN`).
 pub(crate) fn domain(socket: &Socket) -> io::Result<socket2::Domain> {
     socket.domain()
-}
-
-/// Whether a stream socket listens (`SO_ACCEPTCONN`).
-pub(crate) fn is_listener(socket: &Socket) -> io::Result<bool> {
-    socket.is_listener()
 }
 
 /// Sets `SO_REUSEPORT`: several sockets share the address and the kernel balances among them.

@@ -68,9 +68,22 @@ fn pipe2() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Whether a stream socket listens: `SO_ACCEPTCONN` (POSIX; socket2 reads it on Linux and
+/// FreeBSD only).
+pub(crate) fn is_listener(socket: &Socket) -> io::Result<bool> {
+    int_option(socket, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).map(|on| on != 0)
+}
+
+/// The family of the socket's local address (`getsockname(2)`), which an unbound socket reports
+/// too: where there is no `SO_DOMAIN`. Compiled everywhere so the Linux tests compare it with
+/// `SO_DOMAIN`.
+#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+fn address_family(socket: &Socket) -> io::Result<socket2::Domain> {
+    Ok(socket.local_addr()?.domain())
+}
+
 /// An `int` socket option (`getsockopt(2)`), for the options socket2 does not read on every
 /// platform.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn int_option(socket: &Socket, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -332,6 +345,67 @@ pub(crate) fn peek(socket: &Socket, buf: &mut [u8]) -> io::Result<usize> {
         let error = io::Error::last_os_error();
         if error.kind() != io::ErrorKind::Interrupted {
             return Err(error);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Type};
+
+    /// The fallbacks other systems use, checked against what Linux's kernel records: the family
+    /// of the local address against `SO_DOMAIN`, bound or not, and `SO_ACCEPTCONN` read here
+    /// against socket2's reading.
+    #[test]
+    fn portable_family_and_listening_agree_with_the_kernels_record() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s");
+        let cases = [
+            (
+                Domain::IPV4,
+                Type::STREAM,
+                Some(socket2::SockAddr::from(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    0,
+                )))),
+            ),
+            (Domain::IPV6, Type::DGRAM, None),
+            (
+                Domain::IPV6,
+                Type::STREAM,
+                Some(socket2::SockAddr::from(std::net::SocketAddr::from((
+                    std::net::Ipv6Addr::LOCALHOST,
+                    0,
+                )))),
+            ),
+            (Domain::UNIX, Type::DGRAM, None),
+            (
+                Domain::UNIX,
+                Type::STREAM,
+                Some(socket2::SockAddr::unix(&path).expect("path")),
+            ),
+        ];
+        for (family, ty, bind) in cases {
+            let Ok(socket) = Socket::new(family, ty, None) else {
+                continue; // no IPv6 on this machine
+            };
+            if let Some(addr) = &bind {
+                if socket.bind(addr).is_err() {
+                    continue;
+                }
+            }
+            assert_eq!(address_family(&socket).expect("getsockname"), family);
+            assert!(!is_listener(&socket).expect("SO_ACCEPTCONN"));
+            if bind.is_some() && ty == Type::STREAM {
+                socket.listen(1).expect("listen");
+                assert!(is_listener(&socket).expect("SO_ACCEPTCONN"));
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                assert_eq!(domain(&socket).expect("SO_DOMAIN"), family);
+                assert_eq!(is_listener(&socket).unwrap(), socket.is_listener().unwrap());
+            }
         }
     }
 }
