@@ -169,6 +169,12 @@ impl SocketFactoryBuilder {
     /// POE leaves it off unless asked. Here it defaults to on for stream servers, as std, mio and
     /// tokio do on Unix (Linux never lets two live listeners share a port through it), and off for
     /// datagram sockets, where on Linux it would let a second socket share the port.
+    ///
+    /// # Platforms
+    /// On macOS and FreeBSD (the BSD rule) it also lets a listener of the same user bind a
+    /// specific address on a port a wildcard listener holds, and the more specific one then gets
+    /// that address's connections; Linux refuses such a bind (`EADDRINUSE`) while the wildcard
+    /// listener lives.
     pub fn reuse(mut self, reuse: bool) -> Self {
         self.spec.reuse = Some(reuse);
         self
