@@ -190,7 +190,8 @@ impl SocketFactoryBuilder {
     /// # Platforms
     /// Linux spreads connections across the sockets (`SO_REUSEPORT`), and so does FreeBSD, where
     /// the factory sets `SO_REUSEPORT_LB`. macOS and the other BSDs share the address only: each
-    /// new connection goes to one of the sockets, not spread; [`FactoryGroup`](crate::FactoryGroup) has one member there.
+    /// new connection goes to one of the sockets, not spread;
+    /// [`FactoryGroup`](crate::FactoryGroup) has one member there.
     pub fn reuse_port(mut self, reuse_port: bool) -> Self {
         self.spec.reuse_port = reuse_port;
         self
