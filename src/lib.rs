@@ -126,6 +126,13 @@
 //! them. Turn a delivered socket into a tokio stream
 //! ([`into_tcp_stream`](SocketCreated::into_tcp_stream), ...) and use actix's `StreamHandler`,
 //! `FramedWrite` or plain tokio I/O from there.
+//!
+//! # Platforms
+//! Unix only. Tested on Linux, whose behaviour these docs describe; compiled and linted for macOS
+//! and FreeBSD (default and all features, by `.ci/run`). Where those differ (no abstract UNIX
+//! names, no peer process id, `SO_REUSEPORT` that does not spread connections on macOS, so a
+//! [`FactoryGroup`] has one member there, a different `IPV6_V6ONLY` default on FreeBSD, ...) each
+//! difference is stated in the README's "Platforms" table and at the builder method concerned.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]

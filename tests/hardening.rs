@@ -96,6 +96,7 @@ fn child_link_local_zone() {
 }
 
 /// Adds `ip`/64 to `lo` (SIOCSIFADDR on an INET6 socket); returns lo's index.
+#[cfg(target_os = "linux")]
 fn add_link_local(ip: Ipv6Addr) -> Result<u32, String> {
     let index = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
     if index == 0 {
@@ -117,6 +118,12 @@ fn add_link_local(ip: Ipv6Addr) -> Result<u32, String> {
         return Err(std::io::Error::last_os_error().to_string());
     }
     Ok(index)
+}
+
+/// Linux's `in6_ifreq` only: elsewhere the caller skips.
+#[cfg(not(target_os = "linux"))]
+fn add_link_local(_ip: Ipv6Addr) -> Result<u32, String> {
+    Err("adding an address to lo is done here the Linux way only".into())
 }
 
 // ---- systemd variables ----

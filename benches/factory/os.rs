@@ -44,10 +44,13 @@ pub fn raise_nofile() -> u64 {
                 rlim_max: limit.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
+                limit = raised;
             }
         }
-        limit.rlim_cur
+        // rlim_t is u64 on Linux and macOS, i64 on FreeBSD.
+        #[allow(clippy::unnecessary_cast)]
+        let soft = limit.rlim_cur as u64;
+        soft
     }
 }
 

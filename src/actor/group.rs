@@ -47,6 +47,13 @@ impl FactoryGroup {
     ///
     /// With port 0, the first member's port is the group's: the others bind the port it got.
     ///
+    /// # Platforms
+    /// Linux and Android (`SO_REUSEPORT`) and FreeBSD (`SO_REUSEPORT_LB`) spread connections
+    /// across the members. macOS and the other BSDs do not (their `SO_REUSEPORT` gives each
+    /// connection to one of the sockets, leaving the others idle), so there the group has one
+    /// member, on the first Arbiter: [`members`](FactoryGroup::members) has one entry whatever
+    /// the count of Arbiters, said at `info`.
+    ///
     /// # Errors
     /// The first failure to bind a member (also sent to the owner as `SocketFailed`); members
     /// already started are stopped. `InvalidInput` when `arbiters` is empty.
@@ -61,6 +68,16 @@ impl FactoryGroup {
             ));
         };
         let builder = builder.reuse_port(true);
+        let rest = if crate::sys::REUSE_PORT_BALANCES || rest.is_empty() {
+            rest
+        } else {
+            log::info!(
+                "factory group: one member instead of {}, this system's SO_REUSEPORT does not \
+                 spread connections across sockets",
+                arbiters.len()
+            );
+            &[]
+        };
         let leader = builder.clone().start_in_arbiter(first);
         let local = locate(&leader).await?;
         let mut group = FactoryGroup {
@@ -86,7 +103,8 @@ impl FactoryGroup {
         Ok(group)
     }
 
-    /// The members, one per Arbiter, in the order of the Arbiters given.
+    /// The members, one per Arbiter, in the order of the Arbiters given (one only where the
+    /// system does not spread connections: see [`start`](FactoryGroup::start)).
     pub fn members(&self) -> &[Addr<SocketFactory>] {
         &self.members
     }

@@ -80,9 +80,13 @@ const KEEPALIVE_TIMINGS: bool = cfg!(any(
 ));
 
 /// The longest keepalive idle time and interval, in seconds: Linux's `MAX_TCP_KEEPIDLE` and
-/// `MAX_TCP_KEEPINTVL`; elsewhere what a C `int` holds.
+/// `MAX_TCP_KEEPINTVL`; on macOS and FreeBSD what the kernel's 32-bit count of milliseconds
+/// (ticks of at most 1 ms on FreeBSD) holds, `u32::MAX / 1000`, beyond which `setsockopt`
+/// fails with `EINVAL`; elsewhere what a C `int` holds.
 const KEEPALIVE_MAX_SECS: u64 = if cfg!(any(target_os = "linux", target_os = "android")) {
     32_767
+} else if cfg!(any(target_vendor = "apple", target_os = "freebsd")) {
+    u32::MAX as u64 / 1000
 } else {
     i32::MAX as u64
 };

@@ -66,11 +66,11 @@ pub(crate) fn classify(error: &io::Error) -> ErrorClass {
             | libc::ENETDOWN
             | libc::ENOPROTOOPT
             | libc::EHOSTDOWN
-            | libc::ENONET
             | libc::EHOSTUNREACH
             | libc::ENETUNREACH
             | libc::ETIMEDOUT,
         ) => ErrorClass::Retry,
+        Some(code) if sys::is_enonet(code) => ErrorClass::Retry,
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => ErrorClass::BackOff,
         _ if error.kind() == io::ErrorKind::Interrupted => ErrorClass::Retry,
         _ => ErrorClass::Fatal,

@@ -34,7 +34,7 @@ pub(crate) fn prepare(original: &Socket) -> Result<Adopted, Failure> {
             io::Error::new(io::ErrorKind::Unsupported, what),
         )
     };
-    let domain = match socket.domain().during(Operation::Socket)? {
+    let domain = match sys::domain(&socket).during(Operation::Socket)? {
         d if d == socket2::Domain::IPV4 => Domain::Inet,
         d if d == socket2::Domain::IPV6 => Domain::Inet6,
         d if d == socket2::Domain::UNIX => Domain::Unix,
@@ -47,7 +47,7 @@ pub(crate) fn prepare(original: &Socket) -> Result<Adopted, Failure> {
     };
     let role = match socket_type {
         SocketType::Datagram => Role::Bound,
-        SocketType::Stream if socket.is_listener().during(Operation::Listen)? => Role::Listen,
+        SocketType::Stream if sys::is_listener(&socket).during(Operation::Listen)? => Role::Listen,
         SocketType::Stream => {
             return Err(Failure::new(
                 Operation::Listen,

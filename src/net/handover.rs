@@ -264,7 +264,6 @@ pub fn address_name(socket: &Socket) -> io::Result<String> {
     if let Some(path) = local.as_pathname() {
         return Ok(format!("{scheme}:{}", path.display()));
     }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Some(name) = local.as_abstract_namespace() {
         return Ok(format!("{scheme}:@{}", String::from_utf8_lossy(name)));
     }

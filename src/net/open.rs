@@ -6,6 +6,7 @@ use socket2::{SockAddr, Socket};
 use crate::desc::error::{Context, Failure, Operation};
 use crate::net::resolve::Plan;
 use crate::net::unix::{self, SocketFile};
+use crate::sys;
 
 /// A fresh socket, bound when the plan says so, and the socket file it made, if any.
 #[derive(Debug)]
@@ -17,37 +18,7 @@ pub(crate) struct Opened {
 /// A non-blocking, close-on-exec socket of the plan's domain, type and protocol.
 pub(crate) fn new_socket(plan: &Plan, family: socket2::Domain) -> Result<Socket, Failure> {
     let protocol = plan.protocol.map(socket2::Protocol::from);
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos"
-    ))]
-    let socket = Socket::new(
-        family,
-        plan.socket_type.to_socket2().nonblocking(),
-        protocol,
-    )
-    .during(Operation::Socket)?;
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos"
-    )))]
-    let socket = {
-        let socket = Socket::new(family, plan.socket_type.to_socket2(), protocol)
-            .during(Operation::Socket)?;
-        socket.set_nonblocking(true).during(Operation::Socket)?;
-        socket
-    };
-    Ok(socket)
+    sys::socket(family, plan.socket_type.to_socket2(), protocol).during(Operation::Socket)
 }
 
 /// Makes and binds the socket for `plan`; `family` is the family of the address it will use
@@ -62,7 +33,7 @@ pub(crate) fn open(plan: &Plan, family: socket2::Domain) -> Result<Opened, Failu
             .during(Operation::SetSockOpt)?;
     }
     if plan.reuse_port {
-        socket.set_reuse_port(true).during(Operation::SetSockOpt)?;
+        sys::set_reuse_port(&socket).during(Operation::SetSockOpt)?;
     }
     let Some(bind) = &plan.bind else {
         return Ok(Opened { socket, file: None });

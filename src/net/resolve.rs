@@ -292,15 +292,13 @@ fn backlog(asked: Option<u32>) -> i32 {
     }
 }
 
-/// The system's `SOMAXCONN`: Linux's live value when readable, else the libc constant.
+/// The system's `SOMAXCONN`: the live value when the system tells it (Linux's procfs, the BSDs'
+/// sysctl), else the libc constant.
 pub(crate) fn somaxconn() -> i32 {
     use std::sync::OnceLock;
     static VALUE: OnceLock<i32> = OnceLock::new();
     *VALUE.get_or_init(|| {
-        // A one-time read of a procfs file: a memory read in the kernel, never a disk wait.
-        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
+        crate::sys::somaxconn()
             .filter(|&value: &i32| value > 0)
             .unwrap_or(libc::SOMAXCONN)
     })

@@ -100,25 +100,6 @@ impl SocketOptions {
         if let Some(time) = timings.time {
             keepalive = keepalive.with_time(time);
         }
-        #[cfg(any(
-            target_os = "android",
-            target_os = "dragonfly",
-            target_os = "freebsd",
-            target_os = "fuchsia",
-            target_os = "illumos",
-            target_os = "ios",
-            target_os = "linux",
-            target_os = "macos",
-            target_os = "netbsd",
-        ))]
-        {
-            if let Some(interval) = timings.interval {
-                keepalive = keepalive.with_interval(interval);
-            }
-            if let Some(retries) = timings.retries {
-                keepalive = keepalive.with_retries(retries);
-            }
-        }
-        keepalive
+        crate::sys::keepalive_probes(keepalive, timings.interval, timings.retries)
     }
 }

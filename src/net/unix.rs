@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use socket2::{SockAddr, Socket, Type};
@@ -42,13 +41,9 @@ impl Place {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let flags = libc::O_DIRECTORY | libc::O_PATH;
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let flags = libc::O_DIRECTORY;
         let dir = fs::OpenOptions::new()
             .read(true)
-            .custom_flags(flags)
+            .custom_flags(sys::DIR_FLAGS)
             .open(parent)?;
         Ok(Place {
             path: path.to_owned(),
@@ -83,29 +78,17 @@ pub(crate) struct SocketFile {
     place: Box<Place>,
     dev: u64,
     ino: u64,
-    /// Keeps our inode, and so its number, from being reused while we may still compare it.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    _pin: fs::File,
+    /// Keeps our inode, and so its number, from being reused while we may still compare it
+    /// (nothing off Linux).
+    _pin: sys::Pin,
 }
 
 impl SocketFile {
     /// Records the file `bind` just made at `place`.
     pub(crate) fn created(place: Place) -> io::Result<SocketFile> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let (pin, id) = {
-            // O_PATH opens the file itself (a socket cannot be opened for I/O) and O_NOFOLLOW a
-            // symlink as a link, which the check below then refuses.
-            let pin = sys::open_path_at(&place.dir, &place.name)?;
-            let meta = pin.metadata()?;
-            let id = sys::FileId {
-                dev: meta.dev(),
-                ino: meta.ino(),
-                socket: meta.file_type().is_socket(),
-            };
-            (pin, id)
-        };
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let id = place.stat()?;
+        // On Linux O_PATH opens the file itself (a socket cannot be opened for I/O) and
+        // O_NOFOLLOW a symlink as a link, which the check below then refuses.
+        let (pin, id) = sys::pin_file(&place.dir, &place.name)?;
         if !id.socket {
             // Swapped between bind and this look: not ours to record, nor to remove later.
             return Err(io::Error::new(
@@ -120,7 +103,6 @@ impl SocketFile {
             place: Box::new(place),
             dev: id.dev,
             ino: id.ino,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
             _pin: pin,
         })
     }
@@ -342,34 +324,16 @@ fn is_stale(path: &Path) -> bool {
 }
 
 /// Gives the socket about to be bound the mode `mode`, before `bind`, so the file is born with no
-/// more than that.
-///
-/// Linux makes the file `bind(2)` creates with the mode of the socket's own inode, less the umask
-/// (`unix_bind` in net/unix/af_unix.c: `S_IFSOCK | (SOCK_INODE(sock)->i_mode & ~current_umask())`).
-/// A fresh socket's inode is 0777, so a plain bind makes a file as open as the umask allows and a
-/// chmod after it leaves a window where anyone the umask lets in may connect (seastar#2051).
-/// `fchmod(2)` on the unbound socket narrows the inode first: the file never exists with more
-/// than `mode`.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// more than that: on Linux, where the file takes the mode of the socket's inode (see
+/// `sys::set_mode_before_bind`). Elsewhere this does nothing and the mode is applied after
+/// `bind` only: between the two the file is as open as the process's umask allows.
 pub(crate) fn set_mode_before_bind(socket: &Socket, mode: u32) -> io::Result<()> {
-    sys::fchmod(socket, mode)
-}
-
-/// Elsewhere `fchmod(2)` on a socket fails (EINVAL) and the file takes its mode from the umask
-/// alone: the mode is applied after `bind` only.
-///
-/// # Notes
-/// Between `bind` and the chmod the file is as open as the process's umask allows; bind in a
-/// directory only the intended users can reach to close that window.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn set_mode_before_bind(_socket: &Socket, _mode: u32) -> io::Result<()> {
-    Ok(())
+    sys::set_mode_before_bind(socket, mode)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn bound_dir() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -380,6 +344,7 @@ mod tests {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn mode_set_before_bind_is_the_files_mode_at_birth() {
+        use std::os::unix::fs::PermissionsExt;
         let (_dir, path) = bound_dir();
         let socket = Socket::new(socket2::Domain::UNIX, Type::STREAM, None).expect("socket");
         set_mode_before_bind(&socket, 0o600).expect("fchmod");

@@ -85,10 +85,33 @@ pub fn set_fd_limit(soft: Option<u64>) -> u64 {
     // SAFETY: getrlimit/setrlimit read and write the one rlimit struct we pass.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = soft.map_or(limit.rlim_max, |s| s.min(limit.rlim_max));
+        // rlim_t is u64 on Linux and macOS, i64 on FreeBSD (where RLIM_INFINITY is i64::MAX).
+        #[allow(clippy::unnecessary_cast)]
+        let max = limit.rlim_max as u64;
+        limit.rlim_cur = soft.map_or(max, |s| s.min(max)) as libc::rlim_t;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
     }
-    limit.rlim_cur
+    #[allow(clippy::unnecessary_cast)]
+    let soft = limit.rlim_cur as u64;
+    soft
+}
+
+/// Whether `socket` listens (`SO_ACCEPTCONN`, which socket2 reads on Linux and FreeBSD only).
+pub fn is_listener(socket: &impl AsRawFd) -> bool {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the int we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "SO_ACCEPTCONN: {}", std::io::Error::last_os_error());
+    value != 0
 }
 
 /// CPU time (user + system) this process has used.

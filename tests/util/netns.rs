@@ -4,13 +4,16 @@
 //! Linux only, and needs CAP_SYS_ADMIN; every step returns the reason it cannot run instead of
 //! failing, so the caller can skip.
 
+#[cfg(target_os = "linux")]
 use std::ffi::CString;
 use std::path::Path;
 
+#[cfg(target_os = "linux")]
 fn os_error(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
+#[cfg(target_os = "linux")]
 fn c_path(path: &Path) -> Result<CString, String> {
     CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())
 }
@@ -18,6 +21,7 @@ fn c_path(path: &Path) -> Result<CString, String> {
 /// Moves the calling thread into new mount and network namespaces (mounts made private, so
 /// nothing propagates back) and brings the new loopback interface up. No packet can leave: the
 /// namespace has no interface but `lo`.
+#[cfg(target_os = "linux")]
 pub fn enter() -> Result<(), String> {
     // SAFETY: unshare, mount and ioctl get valid flags, NUL-terminated strings and a zeroed
     // ifreq naming "lo"; none of them touches Rust-owned memory.
@@ -61,6 +65,7 @@ pub fn enter() -> Result<(), String> {
 }
 
 /// Makes `target` (an existing file) show `source`'s contents, in this mount namespace only.
+#[cfg(target_os = "linux")]
 pub fn bind_file(source: &Path, target: &Path) -> Result<(), String> {
     let (source_c, target_c) = (c_path(source)?, c_path(target)?);
     // SAFETY: both strings are NUL-terminated and outlive the call.
@@ -77,4 +82,16 @@ pub fn bind_file(source: &Path, target: &Path) -> Result<(), String> {
         return Err(os_error(&format!("bind-mount over {}", target.display())));
     }
     Ok(())
+}
+
+/// Elsewhere there are no network namespaces: the caller skips.
+#[cfg(not(target_os = "linux"))]
+pub fn enter() -> Result<(), String> {
+    Err("network namespaces are Linux's".into())
+}
+
+/// Elsewhere there are no mount namespaces: the caller skips.
+#[cfg(not(target_os = "linux"))]
+pub fn bind_file(_source: &Path, _target: &Path) -> Result<(), String> {
+    Err("mount namespaces are Linux's".into())
 }

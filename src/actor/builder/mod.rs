@@ -169,6 +169,12 @@ impl SocketFactoryBuilder {
     /// POE leaves it off unless asked. Here it defaults to on for stream servers, as std, mio and
     /// tokio do on Unix (Linux never lets two live listeners share a port through it), and off for
     /// datagram sockets, where on Linux it would let a second socket share the port.
+    ///
+    /// # Platforms
+    /// On macOS and FreeBSD (the BSD rule) it also lets a listener of the same user bind a
+    /// specific address on a port a wildcard listener holds, and the more specific one then gets
+    /// that address's connections; Linux refuses such a bind (`EADDRINUSE`) while the wildcard
+    /// listener lives.
     pub fn reuse(mut self, reuse: bool) -> Self {
         self.spec.reuse = Some(reuse);
         self
@@ -179,7 +185,13 @@ impl SocketFactoryBuilder {
     /// Not in POE. See [`FactoryGroup`](crate::FactoryGroup) for one factory per Arbiter.
     ///
     /// # Notes
-    /// Linux and the BSDs. Linux lets only sockets of the same user share a port this way.
+    /// Linux lets only sockets of the same user share a port this way.
+    ///
+    /// # Platforms
+    /// Linux spreads connections across the sockets (`SO_REUSEPORT`), and so does FreeBSD, where
+    /// the factory sets `SO_REUSEPORT_LB`. macOS and the other BSDs share the address only: each
+    /// new connection goes to one of the sockets, not spread;
+    /// [`FactoryGroup`](crate::FactoryGroup) has one member there.
     pub fn reuse_port(mut self, reuse_port: bool) -> Self {
         self.spec.reuse_port = reuse_port;
         self

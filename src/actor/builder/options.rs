@@ -75,7 +75,8 @@ impl SocketFactoryBuilder {
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] from `build()` outside 1 to 32,767 whole seconds on Linux
-    /// (its `MAX_TCP_KEEPIDLE`; a C `int` elsewhere).
+    /// (its `MAX_TCP_KEEPIDLE`), 1 to 4,294,967 on macOS and FreeBSD (a 32-bit count of
+    /// milliseconds), a C `int` elsewhere.
     pub fn tcp_keepalive_time(mut self, time: Duration) -> Self {
         self.spec.options.keepalive = Some(true);
         self.spec.options.keepalive_timings.time = Some(time);
@@ -86,7 +87,8 @@ impl SocketFactoryBuilder {
     ///
     /// # Errors
     /// [`ConfigError::Unsupported`] where the platform lacks the option (OpenBSD, Solaris, ...);
-    /// [`ConfigError::OutOfRange`] outside 1 to 32,767 whole seconds on Linux.
+    /// [`ConfigError::OutOfRange`] outside 1 to 32,767 whole seconds on Linux, 1 to 4,294,967
+    /// on macOS and FreeBSD.
     pub fn tcp_keepalive_interval(mut self, interval: Duration) -> Self {
         self.spec.options.keepalive = Some(true);
         self.spec.options.keepalive_timings.interval = Some(interval);
@@ -144,6 +146,11 @@ impl SocketFactoryBuilder {
     /// IPv4 (no v4-mapped clients), so another socket may take the same port on IPv4; `false`
     /// makes it dual-stack whatever `net.ipv6.bindv6only` says. Ignored by IPv4 sockets (a
     /// dual-family client's IPv4 attempts). See ipv6(7).
+    ///
+    /// # Platforms
+    /// Unset, the system's default applies, which differs: dual-stack on Linux (unless
+    /// `net.ipv6.bindv6only` is 1) and macOS, IPv6 only on FreeBSD (`net.inet6.ip6.v6only`, 1 by
+    /// default). Set it for the same socket everywhere.
     pub fn only_v6(mut self, only_v6: bool) -> Self {
         self.spec.options.only_v6 = Some(only_v6);
         self

@@ -1,29 +1,49 @@
-//! The few system calls socket2 and tokio lack, each in one small function. All `unsafe` in the
-//! crate lives here.
+//! The few system calls socket2 and tokio lack, each in one small function, and every place
+//! where the platforms differ. All `unsafe` in the crate lives here.
+//!
+//! This file holds what is the same on every Unix. The platform files hold the rest, each with
+//! the same names, so the layers above never test the platform:
+//! - `linux.rs` (Linux, Android): what the test suite runs.
+//! - `bsd.rs` (FreeBSD, macOS and any other Unix): the BSD sockets API, with FreeBSD's
+//!   extensions (`accept4`, `pipe2`, `SOCK_NONBLOCK`, `SO_REUSEPORT_LB`, `SO_DOMAIN`) where it has
+//!   them; compiled and linted for FreeBSD and macOS by `.ci/run`, not run.
+//!
+//! The contract, which both keep:
+//! - `socket`, `accept`, `pipe`: new descriptors are close-on-exec, sockets non-blocking.
+//! - `domain`, `is_listener`: an adopted socket's family and whether it listens.
+//! - `set_reuse_port` and `REUSE_PORT_BALANCES`: share an address; whether the kernel spreads
+//!   connections across the sockets sharing it.
+//! - `peer_credentials`: the peer of a UNIX stream (with a process id on Linux only).
+//! - `set_mode_before_bind`, `DIR_FLAGS`, `Pin` and `pin_file`: a socket file's mode and identity.
+//! - `is_enonet`: errors one platform alone returns from `accept(2)`.
+//! - `somaxconn`: the live listen-queue limit, where the system tells it.
+//!
+//! The "Platforms" section of the README lists each difference as users meet it.
 
 use std::io;
 use std::os::fd::AsRawFd;
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 
-/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one system call makes the delivered socket
-/// ready for any runtime, where socket2's `accept` would need a second one (`fcntl`) per client.
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly",
-    target_os = "illumos"
-))]
-pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use linux::*;
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod bsd;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) use bsd::*;
+
+/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`, on the systems that have it.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn accept4(listener: &Socket) -> io::Result<(Socket, socket2::SockAddr)> {
     use std::os::fd::FromRawFd;
     let fd = listener.as_raw_fd();
     // SAFETY: `try_init` hands us storage and its length to fill; accept4 writes at most `len`
     // bytes into it and updates `len`, which is the contract try_init requires.
     let (raw, addr) = unsafe {
-        SockAddr::try_init(|storage, len| {
+        socket2::SockAddr::try_init(|storage, len| {
             let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
             match libc::accept4(fd, storage.cast(), len, flags) {
                 -1 => Err(io::Error::last_os_error()),
@@ -35,33 +55,52 @@ pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
     Ok((unsafe { Socket::from_raw_fd(raw) }, addr))
 }
 
-/// Where `accept4` is missing: socket2's `accept` (close-on-exec) and a second call for
-/// non-blocking.
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly",
-    target_os = "illumos"
-)))]
-pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
-    let (socket, addr) = listener.accept()?;
-    socket.set_nonblocking(true)?;
-    Ok((socket, addr))
+/// `pipe2(2)` with `O_CLOEXEC`, on the systems that have it.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn pipe2() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds: [libc::c_int; 2] = [-1; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// `fchmod(2)` on an unbound UNIX socket. On Linux the file `bind(2)` makes takes its mode from
-/// the socket's inode (less the umask), so setting it first leaves no moment where the file is
-/// more open than asked (the seastar#2051 race of chmod-after-bind).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn fchmod(socket: &Socket, mode: u32) -> io::Result<()> {
-    // SAFETY: fchmod reads no memory of ours; the descriptor is valid for `socket`'s lifetime.
-    match unsafe { libc::fchmod(socket.as_raw_fd(), mode as libc::mode_t) } {
-        -1 => Err(io::Error::last_os_error()),
-        _ => Ok(()),
+/// Whether a stream socket listens: `SO_ACCEPTCONN` (POSIX; socket2 reads it on Linux and
+/// FreeBSD only).
+pub(crate) fn is_listener(socket: &Socket) -> io::Result<bool> {
+    int_option(socket, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).map(|on| on != 0)
+}
+
+/// The family of the socket's local address (`getsockname(2)`), which an unbound socket reports
+/// too: where there is no `SO_DOMAIN`. Compiled everywhere so the Linux tests compare it with
+/// `SO_DOMAIN`.
+#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+fn address_family(socket: &Socket) -> io::Result<socket2::Domain> {
+    Ok(socket.local_addr()?.domain())
+}
+
+/// An `int` socket option (`getsockopt(2)`), for the options socket2 does not read on every
+/// platform.
+fn int_option(socket: &Socket, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, an int as these options expect.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(value)
 }
 
 /// `fchmodat(2)` with `AT_SYMLINK_NOFOLLOW`: changes the mode of the file at `path` itself,
@@ -107,52 +146,6 @@ pub(crate) fn register(
     // returns the same one from as_raw_fd, which is what registration requires.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
         .map_err(io::Error::from)
-}
-
-/// The credentials of the process at the other end of a UNIX stream: `SO_PEERCRED`, taken by
-/// the kernel at `connect`/`listen` time, so they cannot be forged by the peer afterwards.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::desc::addr::PeerCredentials> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`, a ucred as SO_PEERCRED expects.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(crate::desc::addr::PeerCredentials {
-        uid: cred.uid,
-        gid: cred.gid,
-        pid: (cred.pid > 0).then_some(cred.pid),
-    })
-}
-
-/// `getpeereid(3)` where `SO_PEERCRED` is missing: no process id.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn peer_credentials(socket: &Socket) -> io::Result<crate::desc::addr::PeerCredentials> {
-    let mut uid = 0;
-    let mut gid = 0;
-    // SAFETY: getpeereid writes one uid and one gid into the two locals.
-    if unsafe { libc::getpeereid(socket.as_raw_fd(), &mut uid, &mut gid) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(crate::desc::addr::PeerCredentials {
-        uid,
-        gid,
-        pid: None,
-    })
 }
 
 /// Takes ownership of a descriptor inherited from the parent (systemd socket activation),
@@ -225,24 +218,6 @@ pub(crate) fn unlink_at(dir: &impl AsRawFd, name: &std::ffi::OsStr) -> io::Resul
     }
 }
 
-/// `openat(2)` of `name` in `dir` with `O_PATH | O_NOFOLLOW`: a descriptor of the file itself
-/// (a socket cannot be opened for I/O), which pins its inode.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn open_path_at(
-    dir: &impl AsRawFd,
-    name: &std::ffi::OsStr,
-) -> io::Result<std::fs::File> {
-    use std::os::fd::FromRawFd;
-    let name = c_name(name)?;
-    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: openat only reads the NUL-terminated name.
-    match unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) } {
-        -1 => Err(io::Error::last_os_error()),
-        // SAFETY: a fresh descriptor that nothing else owns.
-        fd => Ok(unsafe { std::fs::File::from_raw_fd(fd) }),
-    }
-}
-
 /// `flock(2)` `LOCK_EX | LOCK_NB`: `Ok(false)` when another open file holds the lock.
 pub(crate) fn try_lock_exclusive(file: &impl AsRawFd) -> io::Result<bool> {
     // SAFETY: flock reads no memory of ours.
@@ -276,51 +251,6 @@ pub(crate) fn max_open_files() -> u64 {
 }
 
 // ---- Handover (crate::net::handover): descriptors passed to a new process ----
-
-/// A pipe, both ends close-on-exec: the readiness channel of a handover.
-pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    use std::os::fd::FromRawFd;
-    let mut fds: [libc::c_int; 2] = [-1; 2];
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos"
-    ))]
-    // SAFETY: pipe2 writes two descriptors into the array we own.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos"
-    )))]
-    // SAFETY: pipe writes two descriptors into the array we own; fcntl only sets their flags.
-    let rc = unsafe {
-        let rc = libc::pipe(fds.as_mut_ptr());
-        if rc == 0 {
-            libc::fcntl(fds[0], libc::F_SETFD, libc::FD_CLOEXEC);
-            libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-        rc
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are fresh and owned by nothing else.
-    Ok(unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
-            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
-        )
-    })
-}
 
 /// Makes the child of `command` inherit `fds`, in order, as descriptors 3, 4, ... without
 /// close-on-exec; every other descriptor of ours stays close-on-exec as it is.
@@ -659,4 +589,65 @@ pub(crate) fn terminate(child: &std::process::Child) -> bool {
     };
     // SAFETY: kill only sends a signal; the pid is our unreaped child's, which cannot be reused.
     unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Type};
+
+    /// The fallbacks other systems use, checked against what Linux's kernel records: the family
+    /// of the local address against `SO_DOMAIN`, bound or not, and `SO_ACCEPTCONN` read here
+    /// against socket2's reading.
+    #[test]
+    fn portable_family_and_listening_agree_with_the_kernels_record() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s");
+        let cases = [
+            (
+                Domain::IPV4,
+                Type::STREAM,
+                Some(socket2::SockAddr::from(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    0,
+                )))),
+            ),
+            (Domain::IPV6, Type::DGRAM, None),
+            (
+                Domain::IPV6,
+                Type::STREAM,
+                Some(socket2::SockAddr::from(std::net::SocketAddr::from((
+                    std::net::Ipv6Addr::LOCALHOST,
+                    0,
+                )))),
+            ),
+            (Domain::UNIX, Type::DGRAM, None),
+            (
+                Domain::UNIX,
+                Type::STREAM,
+                Some(socket2::SockAddr::unix(&path).expect("path")),
+            ),
+        ];
+        for (family, ty, bind) in cases {
+            let Ok(socket) = Socket::new(family, ty, None) else {
+                continue; // no IPv6 on this machine
+            };
+            if let Some(addr) = &bind {
+                if socket.bind(addr).is_err() {
+                    continue;
+                }
+            }
+            assert_eq!(address_family(&socket).expect("getsockname"), family);
+            assert!(!is_listener(&socket).expect("SO_ACCEPTCONN"));
+            if bind.is_some() && ty == Type::STREAM {
+                socket.listen(1).expect("listen");
+                assert!(is_listener(&socket).expect("SO_ACCEPTCONN"));
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                assert_eq!(domain(&socket).expect("SO_DOMAIN"), family);
+                assert_eq!(is_listener(&socket).unwrap(), socket.is_listener().unwrap());
+            }
+        }
+    }
 }
