@@ -729,6 +729,9 @@ fn raise_hard_fd_limit(wanted: u64) {
     };
     // SAFETY: getrlimit/setrlimit read and write the one rlimit struct we pass.
     unsafe {
+        // rlim_t is u64 on Linux and macOS, i64 on FreeBSD (where RLIM_INFINITY is i64::MAX).
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        let wanted = wanted.min(i64::MAX as u64) as libc::rlim_t;
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_max < wanted {
             limit.rlim_max = wanted;
             limit.rlim_cur = limit.rlim_cur.min(wanted);
