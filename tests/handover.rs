@@ -2093,6 +2093,100 @@ fn a_lying_or_silent_peer_is_refused_within_its_deadline() {
 }
 
 #[test]
+fn a_request_is_bounded_at_every_step() {
+    use actix_socket_factory::handover;
+    use std::io::ErrorKind;
+    if !run_in_child("a_request_is_bounded_at_every_step") {
+        return;
+    }
+    const LIMIT: Duration = Duration::from_millis(300);
+    /// The request fails with `TimedOut` naming `step`, within its deadline (and a margin for a
+    /// loaded machine), not before it.
+    fn times_out(path: &std::path::Path, step: &str) {
+        let asked = Instant::now();
+        let error = handover::request(path, LIMIT).expect_err("no answer");
+        let took = asked.elapsed();
+        assert_eq!(error.kind(), ErrorKind::TimedOut, "{error}");
+        assert!(error.to_string().contains(step), "{step}: {error}");
+        assert!(
+            took >= LIMIT - Duration::from_millis(5) && took < LIMIT * 5,
+            "{step}: {took:?}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = util::open_fds();
+    let listener_at = |name: &str, backlog: i32| {
+        let path = dir.path().join(name);
+        let listener = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+            .expect("socket");
+        listener
+            .bind(&socket2::SockAddr::unix(&path).unwrap())
+            .expect("bind");
+        listener.listen(backlog).expect("listen");
+        (listener, path)
+    };
+
+    // A listener whose queue is full: the connect itself waits, bounded. (Linux: a UNIX
+    // stream's connect to a full queue waits for a place, or fails with EAGAIN when
+    // non-blocking, as these fillers do; other systems refuse it at once.)
+    let (full, path) = listener_at("full.ctl", 0);
+    let mut fillers = Vec::new();
+    for _ in 0..64 {
+        let filler = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+            .expect("socket");
+        filler.set_nonblocking(true).unwrap();
+        match filler.connect(&socket2::SockAddr::unix(&path).unwrap()) {
+            Ok(()) => fillers.push(filler),
+            Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+            Err(error) => panic!("filling the queue: {error}"),
+        }
+    }
+    assert!(fillers.len() < 64, "the queue never filled");
+    times_out(&path, "listen queue is full");
+    drop((full, fillers));
+
+    // A listener nobody accepts from, with room in its queue: connected, never answered.
+    let (idle, path) = listener_at("idle.ctl", 16);
+    times_out(&path, "waiting for the answer");
+    drop(idle);
+
+    // A peer that sends its answer a byte at a time, never finishing it: the deadline is the
+    // whole request's, not each read's.
+    let (dribbler, path) = listener_at("dribble.ctl", 16);
+    let dribbler: std::os::unix::net::UnixListener = dribbler.into();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = dribbler.accept().expect("accept");
+        let mut request = [0u8; 8];
+        stream.read_exact(&mut request).expect("the request");
+        stream.write_all(b"sockets ").expect("the answer begins");
+        // Until the requester hangs up (bounded: at most 20 s).
+        for _ in 0..400 {
+            if stream.write_all(b"a").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the requester never hung up");
+    });
+    times_out(&path, "reading the answer");
+    peer.join().expect("the dribbling peer");
+
+    // A deadline too far to express is no limit, never a panic: a wrong answer ends it.
+    let (liar, path) = listener_at("liar.ctl", 16);
+    let liar: std::os::unix::net::UnixListener = liar.into();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = liar.accept().expect("accept");
+        let mut request = [0u8; 8];
+        stream.read_exact(&mut request).expect("the request");
+        stream.write_all(b"sockets a\n").expect("answer");
+    });
+    let error = handover::request(&path, Duration::MAX).expect_err("a lie");
+    assert!(error.to_string().contains("1 names for 0"), "{error}");
+    peer.join().expect("the liar");
+    assert_eq!(util::open_fds(), before, "nothing left open");
+}
+
+#[test]
 fn a_successor_given_up_gets_sigterm_and_a_grace_before_sigkill() {
     use actix_socket_factory::handover::{HandoverError, Successor};
     if !run_in_child("a_successor_given_up_gets_sigterm_and_a_grace_before_sigkill") {
