@@ -732,8 +732,20 @@ async fn a_shareable_datagram_factory_shares_its_socket_until_relinquished() {
         .socket_type(SocketType::Datagram)
         .shareable(true)
         .start();
+    // Asked right after `start()`, before the socket is delivered: the socket it holds.
+    let early = factory
+        .send(ShareListener::named("early"))
+        .await
+        .expect("answer")
+        .expect("the held socket to share");
     let created = events.next_created(util::LIMIT).await.expect("delivered");
     let local = created.socket.local_addr().unwrap().as_socket().unwrap();
+    assert_eq!(early.name(), "early");
+    assert_eq!(
+        early.socket().local_addr().unwrap().as_socket(),
+        Some(local)
+    );
+    drop(early);
     let shared = factory
         .send(ShareListener::default())
         .await

@@ -4,7 +4,8 @@
 //! application's once delivered, so a [`shareable`](crate::SocketFactoryBuilder::shareable)
 //! factory keeps a duplicate of it in its `Keeping` state and shares that: the same state that
 //! keeps a delivered socket's UNIX file, with the same end (`Relinquish`, a stop, the owner's
-//! end). Nothing else changes in the state machine, and a factory not made shareable holds
+//! end). Asked before the socket is delivered (right after `start()`), it shares the socket it
+//! holds. Nothing else changes in the state machine, and a factory not made shareable holds
 //! nothing once it has delivered.
 
 use std::io;
@@ -12,7 +13,7 @@ use std::io;
 use actix::prelude::*;
 use socket2::Socket;
 
-use super::{SocketFactory, State};
+use super::{Outcome, SocketFactory, State};
 use crate::actor::messages::{Relinquish, ShareListener};
 use crate::desc::addr::SocketAddress;
 use crate::desc::error::{Context as _, Failure, Operation};
@@ -65,6 +66,11 @@ impl Handler<ShareListener> for SocketFactory {
         let socket = match &self.state {
             State::Listening(listening) => Some(listening.acceptor.listener()),
             State::Keeping(kept) => kept.duplicate.as_ref(),
+            // Asked before the socket was delivered (right after `start()`): the same socket.
+            State::Holding(outcome) if self.shareable => match &**outcome {
+                Outcome::Created { created, .. } => Some(&created.socket),
+                Outcome::Failed(_) => None,
+            },
             _ => None,
         };
         let Some(socket) = socket else {
@@ -110,6 +116,14 @@ impl Handler<Relinquish> for SocketFactory {
             State::Keeping(mut kept) => {
                 if let Some(file) = kept.file.take() {
                     file.disown();
+                }
+            }
+            // Shared before it was delivered: the socket is the successor's now.
+            State::Holding(mut outcome) => {
+                if let Outcome::Created { file, .. } = &mut *outcome {
+                    if let Some(file) = file.take() {
+                        file.disown();
+                    }
                 }
             }
             other => self.state = other,
