@@ -1782,6 +1782,9 @@ fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
     // Datagrams sent, and those with no right answer within 2 s.
     let datagrams: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
     let udp_counts = datagrams.clone();
+    // Datagrams answered by each process.
+    let udp_by_pid: Arc<Mutex<BTreeMap<u32, usize>>> = Arc::default();
+    let udp_pids = udp_by_pid.clone();
     // Threads 0 to 2: one per stream kind; 3 to 5: datagrams.
     let load = Load::start_with(6, PACE, move |t, i| {
         let text = format!("hello {t} {i}");
@@ -1810,8 +1813,9 @@ fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
         }
         if t >= 3 {
             udp_counts[0].fetch_add(1, Ordering::Relaxed);
-            if result.is_err() {
-                udp_counts[1].fetch_add(1, Ordering::Relaxed);
+            match &result {
+                Ok(pid) => *udp_pids.lock().unwrap().entry(*pid).or_insert(0) += 1,
+                Err(_) => _ = udp_counts[1].fetch_add(1, Ordering::Relaxed),
             }
         }
         result
@@ -1837,9 +1841,18 @@ fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
     ));
     // Every client thread has ended: the datagram counts are final.
     let [sent, lost] = [0, 1].map(|i| datagrams[i].load(Ordering::Relaxed));
-    println!("FIGURES datagrams through 2 handovers: {sent} sent, {lost} lost");
+    let udp_by_pid = udp_by_pid.lock().unwrap().clone();
+    println!(
+        "FIGURES datagrams through 2 handovers: {sent} sent, {lost} lost, answered by \
+         {udp_by_pid:?}"
+    );
     figures.assert_clean();
     assert_eq!(lost, 0, "{lost} of {sent} datagrams lost");
+    assert_eq!(
+        udp_by_pid.len(),
+        3,
+        "each of the 3 processes answered datagrams on the one shared socket: {udp_by_pid:?}"
+    );
     assert!(per_kind.iter().all(|n| *n > 100), "{per_kind:?}");
 }
 
@@ -1850,7 +1863,7 @@ fn handover_multi_server() {
     use actix_socket_factory::handover::{self, Successor};
     use actix_socket_factory::testing::Events;
     use actix_socket_factory::{
-        Domain, GetSockName, PauseAccept, Relinquish, ResumeAccept, ShareListener, SocketType,
+        hand_over, Domain, GetSockName, PauseAccept, ResumeAccept, SocketType,
     };
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     if !util::in_child(MULTI) {
@@ -1972,15 +1985,8 @@ fn handover_multi_server() {
                     serve(created);
                 }
                 Some(()) = hangups.recv() => {
-                    let mut shared = Vec::new();
-                    for (factory, name) in &factories {
-                        let socket = factory
-                            .send(ShareListener::named(name.clone()))
-                            .await
-                            .unwrap()
-                            .expect("share");
-                        shared.push(socket);
-                    }
+                    // The crate's one call: share (the datagram factory too), start, wait for
+                    // ready, pause through the window, relinquish or resume.
                     let mut command = Command::new(std::env::current_exe().unwrap());
                     command
                         .args([MULTI, "--exact", "--ignored", "--nocapture"])
@@ -1989,30 +1995,15 @@ fn handover_multi_server() {
                     let factories = factories.clone();
                     let (done, stop_udp) = (done.clone(), stop_udp.clone());
                     actix::spawn(async move {
-                        let spawned = Successor::new(command).sockets(shared).spawn();
-                        let ready = match spawned.expect("spawn").ready().await {
-                            Ok(ready) => ready,
-                            Err(why) => return println!("pid {me}: upgrade failed: {why}"),
-                        };
-                        for (factory, _) in &factories {
-                            let _ = factory.send(PauseAccept).await;
-                        }
-                        match ready.settle(Duration::from_millis(200)).await {
+                        let grace = Duration::from_millis(200);
+                        match hand_over(&factories, Successor::new(command), grace).await {
                             Ok(child) => {
-                                for (factory, _) in &factories {
-                                    let _ = factory.send(Relinquish).await;
-                                }
                                 // The delivered datagram socket is ours: stop reading it.
                                 let _ = stop_udp.send(true);
                                 println!("pid {me}: handed over to {}", child.id());
                                 let _ = done.send(()).await;
                             }
-                            Err(why) => {
-                                for (factory, _) in &factories {
-                                    let _ = factory.send(ResumeAccept).await;
-                                }
-                                println!("pid {me}: upgrade failed: {why}");
-                            }
+                            Err(why) => println!("pid {me}: upgrade failed: {why}"),
                         }
                     });
                 }
