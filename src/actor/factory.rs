@@ -578,11 +578,13 @@ impl SocketFactory {
         };
         let local = created.local.clone();
         // An owner that went away meanwhile drops it: the socket closes with the message.
-        if self.owners.deliver(created).is_ok() {
+        let delivered = self.owners.deliver(created).is_ok();
+        if delivered {
             self.counters.delivered += 1;
         }
-        // A socket file must outlive the delivered socket that is bound to it.
-        match Kept::new(file, duplicate, local) {
+        // A socket file must outlive the delivered socket that is bound to it; a socket nobody
+        // took is nobody's to share.
+        match Kept::new(file, duplicate.filter(|_| delivered), local) {
             Some(kept) => self.state = State::Keeping(kept),
             None => {
                 self.state = State::Retired;
