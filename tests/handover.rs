@@ -722,6 +722,101 @@ async fn relinquished_unix_listener_keeps_its_file_for_the_successor() {
 }
 
 #[actix::test]
+async fn a_shareable_datagram_factory_shares_its_socket_until_relinquished() {
+    use actix_socket_factory::testing::Events;
+    use actix_socket_factory::{Relinquish, ShareListener, SocketType, StopFactory};
+    let mut events = Events::start();
+    let factory = events
+        .builder()
+        .bind_address("127.0.0.1")
+        .socket_type(SocketType::Datagram)
+        .shareable(true)
+        .start();
+    // Asked right after `start()`, before the socket is delivered: the socket it holds.
+    let early = factory
+        .send(ShareListener::named("early"))
+        .await
+        .expect("answer")
+        .expect("the held socket to share");
+    let created = events.next_created(util::LIMIT).await.expect("delivered");
+    let local = created.socket.local_addr().unwrap().as_socket().unwrap();
+    assert_eq!(early.name(), "early");
+    assert_eq!(
+        early.socket().local_addr().unwrap().as_socket(),
+        Some(local)
+    );
+    drop(early);
+    let shared = factory
+        .send(ShareListener::default())
+        .await
+        .expect("the factory lives on after delivery")
+        .expect("a datagram socket to share");
+    assert_eq!(shared.name(), format!("udp://{local}"));
+    let duplicate = shared.into_socket();
+    assert_eq!(duplicate.local_addr().unwrap().as_socket(), Some(local));
+
+    // One socket: a datagram sent before the delivered copy is closed is read from the duplicate
+    // after it, as a successor reads what its predecessor left in the queue.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+    client.send_to(b"queued", local).expect("send");
+    drop(created);
+    let duplicate: std::net::UdpSocket = duplicate.into();
+    duplicate.set_nonblocking(false).unwrap();
+    duplicate.set_read_timeout(Some(util::LIMIT)).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = duplicate.recv_from(&mut buf).expect("the queued datagram");
+    assert_eq!(&buf[..n], b"queued");
+
+    // Relinquished: the factory closes its own duplicate and stops; once the shared one is
+    // closed too, nothing holds the port.
+    factory.send(Relinquish).await.expect("relinquished");
+    assert!(util::wait_until(util::LIMIT, || !factory.connected()).await);
+    drop(duplicate);
+    std::net::UdpSocket::bind(local).expect("the port is free: no duplicate left open");
+    assert!(events.try_failed().is_none(), "relinquishing is no failure");
+
+    // A UNIX datagram socket: relinquishing leaves its file to the successor; a stop removes it.
+    let (_dir, path) = util::temp_socket_path("dgram.sock");
+    for relinquish in [true, false] {
+        let factory = events
+            .builder()
+            .bind_address(path.as_path())
+            .socket_type(SocketType::Datagram)
+            .shareable(true)
+            .start();
+        let created = events.next_created(util::LIMIT).await.expect("delivered");
+        let shared = factory
+            .send(ShareListener::default())
+            .await
+            .expect("answer")
+            .expect("a datagram socket to share");
+        assert_eq!(shared.name(), format!("unix-dgram:{}", path.display()));
+        drop(created);
+        if relinquish {
+            factory.send(Relinquish).await.expect("relinquished");
+        } else {
+            factory.send(StopFactory).await.expect("stopped");
+        }
+        assert!(util::wait_until(util::LIMIT, || !factory.connected()).await);
+        assert_eq!(path.exists(), relinquish, "relinquish {relinquish}");
+        // The successor's copy still works while the file stays.
+        if relinquish {
+            let successor: std::os::unix::net::UnixDatagram = shared.into_socket().into();
+            let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
+            client
+                .send_to(b"still here", &path)
+                .expect("sent to the file");
+            successor.set_nonblocking(false).unwrap();
+            successor.set_read_timeout(Some(util::LIMIT)).unwrap();
+            let n = successor.recv(&mut buf).expect("received by the successor");
+            assert_eq!(&buf[..n], b"still here");
+            drop(successor);
+            std::fs::remove_file(&path).expect("the test removes the file");
+        }
+    }
+}
+
+#[actix::test]
 async fn share_fails_clearly_on_a_factory_that_does_not_listen() {
     use actix_socket_factory::testing::Events;
     use actix_socket_factory::ShareListener;
@@ -1684,7 +1779,14 @@ fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
     let udp: SocketAddr = addrs[3].parse().expect("udp");
     let answered: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
     let counts = answered.clone();
-    let load = Load::start_with(4, PACE, move |t, i| {
+    // Datagrams sent, and those with no right answer within 2 s.
+    let datagrams: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
+    let udp_counts = datagrams.clone();
+    // Datagrams answered by each process.
+    let udp_by_pid: Arc<Mutex<BTreeMap<u32, usize>>> = Arc::default();
+    let udp_pids = udp_by_pid.clone();
+    // Threads 0 to 2: one per stream kind; 3 to 5: datagrams.
+    let load = Load::start_with(6, PACE, move |t, i| {
         let text = format!("hello {t} {i}");
         let result = match t {
             0 => ask(tcp4, &text),
@@ -1707,7 +1809,14 @@ fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
             }
         };
         if result.is_ok() {
-            counts[t].fetch_add(1, Ordering::Relaxed);
+            counts[t.min(3)].fetch_add(1, Ordering::Relaxed);
+        }
+        if t >= 3 {
+            udp_counts[0].fetch_add(1, Ordering::Relaxed);
+            match &result {
+                Ok(pid) => *udp_pids.lock().unwrap().entry(*pid).or_insert(0) += 1,
+                Err(_) => _ = udp_counts[1].fetch_add(1, Ordering::Relaxed),
+            }
         }
         result
     });
@@ -1722,15 +1831,28 @@ fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
     }
     let per_kind: Vec<usize> = answered.iter().map(|n| n.load(Ordering::Relaxed)).collect();
     let figures = load.figures(&format!(
-        "TCP v4 + v6{} + UNIX + UDP, 2 handovers ({durations:?}); answered per kind \
-         (tcp4, tcp6, unix, udp): {per_kind:?}",
+        "TCP v4 + v6{} + UNIX + UDP (shared with ShareListener), 2 handovers ({durations:?}); \
+         answered per kind (tcp4, tcp6, unix, udp): {per_kind:?}",
         if tcp6.is_some() {
             ""
         } else {
             " (no ::1 here: v4 again)"
         }
     ));
+    // Every client thread has ended: the datagram counts are final.
+    let [sent, lost] = [0, 1].map(|i| datagrams[i].load(Ordering::Relaxed));
+    let udp_by_pid = udp_by_pid.lock().unwrap().clone();
+    println!(
+        "FIGURES datagrams through 2 handovers: {sent} sent, {lost} lost, answered by \
+         {udp_by_pid:?}"
+    );
     figures.assert_clean();
+    assert_eq!(lost, 0, "{lost} of {sent} datagrams lost");
+    assert_eq!(
+        udp_by_pid.len(),
+        3,
+        "each of the 3 processes answered datagrams on the one shared socket: {udp_by_pid:?}"
+    );
     assert!(per_kind.iter().all(|n| *n > 100), "{per_kind:?}");
 }
 
@@ -1738,10 +1860,10 @@ fn tcp_v4_v6_unix_and_udp_are_handed_over_together() {
 #[ignore = "runs as the server of tcp_v4_v6_unix_and_udp_are_handed_over_together"]
 fn handover_multi_server() {
     use actix::prelude::*;
-    use actix_socket_factory::handover::{self, SharedSocket, Successor};
+    use actix_socket_factory::handover::{self, Successor};
     use actix_socket_factory::testing::Events;
     use actix_socket_factory::{
-        Domain, GetSockName, PauseAccept, Relinquish, ResumeAccept, ShareListener, SocketType,
+        hand_over, Domain, GetSockName, PauseAccept, ResumeAccept, SocketType,
     };
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     if !util::in_child(MULTI) {
@@ -1776,9 +1898,11 @@ fn handover_multi_server() {
             }
             factories.push((factory, name.to_owned()));
         }
+        // The datagram factory keeps a duplicate of the socket it delivers (`shareable`), so
+        // that it is shared and relinquished as the listeners are.
         let mut udp_events = Events::start();
-        let builder = udp_events.builder();
-        let _udp_factory = if handover::is_inherited("udp") {
+        let builder = udp_events.builder().shareable(true);
+        let udp_factory = if handover::is_inherited("udp") {
             builder.systemd(Some("udp")).start()
         } else {
             builder
@@ -1787,7 +1911,6 @@ fn handover_multi_server() {
                 .start()
         };
         let created = udp_events.next_created(util::LIMIT).await.expect("udp");
-        let udp_share = created.socket.try_clone().expect("dup");
         let udp_addr = created.socket.local_addr().unwrap().as_socket().unwrap();
         let udp = created.into_udp_socket().expect("udp");
         let (stop_udp, mut udp_stopped) = tokio::sync::watch::channel(false);
@@ -1827,46 +1950,43 @@ fn handover_multi_server() {
             }
             println!("pid {me}: ADDRS {} {udp_addr}", addrs.join(" "));
         }
+        factories.push((udp_factory, "udp".to_owned()));
         let (done, mut finished) = tokio::sync::mpsc::channel::<()>(1);
+        // Each connection's task holds a sender: all have ended once the channel is closed.
+        let (in_flight, mut all_served) = tokio::sync::mpsc::channel::<()>(1);
+        let serve = move |created: actix_socket_factory::SocketCreated| {
+            let unix = created.domain == Domain::Unix;
+            let in_flight = in_flight.clone();
+            actix::spawn(async move {
+                let line = async {
+                    let mut line = String::new();
+                    if unix {
+                        let stream = created.into_unix_stream()?;
+                        let (read, mut write) = stream.into_split();
+                        tokio::io::BufReader::new(read).read_line(&mut line).await?;
+                        let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
+                        write.write_all(reply.as_bytes()).await
+                    } else {
+                        let stream = created.into_tcp_stream()?;
+                        let (read, mut write) = stream.into_split();
+                        tokio::io::BufReader::new(read).read_line(&mut line).await?;
+                        let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
+                        write.write_all(reply.as_bytes()).await
+                    }
+                };
+                let _: std::io::Result<()> = line.await;
+                drop(in_flight);
+            });
+        };
         loop {
             tokio::select! {
                 created = events.next_created(Duration::from_secs(3600)) => {
                     let Ok(created) = created else { continue };
-                    let unix = created.domain == Domain::Unix;
-                    actix::spawn(async move {
-                        let line = async {
-                            let mut line = String::new();
-                            if unix {
-                                let stream = created.into_unix_stream()?;
-                                let (read, mut write) = stream.into_split();
-                                tokio::io::BufReader::new(read).read_line(&mut line).await?;
-                                let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
-                                write.write_all(reply.as_bytes()).await
-                            } else {
-                                let stream = created.into_tcp_stream()?;
-                                let (read, mut write) = stream.into_split();
-                                tokio::io::BufReader::new(read).read_line(&mut line).await?;
-                                let reply = format!("[{me}] {}\n", rot13(line.trim_end()));
-                                write.write_all(reply.as_bytes()).await
-                            }
-                        };
-                        let _: std::io::Result<()> = line.await;
-                    });
+                    serve(created);
                 }
                 Some(()) = hangups.recv() => {
-                    let mut shared = Vec::new();
-                    for (factory, name) in &factories {
-                        let socket = factory
-                            .send(ShareListener::named(name.clone()))
-                            .await
-                            .unwrap()
-                            .expect("share");
-                        shared.push(socket);
-                    }
-                    // A datagram socket is shared by hand.
-                    shared.push(
-                        SharedSocket::new("udp", udp_share.try_clone().expect("dup")).unwrap(),
-                    );
+                    // The crate's one call: share (the datagram factory too), start, wait for
+                    // ready, pause through the window, relinquish or resume.
                     let mut command = Command::new(std::env::current_exe().unwrap());
                     command
                         .args([MULTI, "--exact", "--ignored", "--nocapture"])
@@ -1875,37 +1995,32 @@ fn handover_multi_server() {
                     let factories = factories.clone();
                     let (done, stop_udp) = (done.clone(), stop_udp.clone());
                     actix::spawn(async move {
-                        let spawned = Successor::new(command).sockets(shared).spawn();
-                        let ready = match spawned.expect("spawn").ready().await {
-                            Ok(ready) => ready,
-                            Err(why) => return println!("pid {me}: upgrade failed: {why}"),
-                        };
-                        for (factory, _) in &factories {
-                            let _ = factory.send(PauseAccept).await;
-                        }
-                        match ready.settle(Duration::from_millis(200)).await {
+                        let grace = Duration::from_millis(200);
+                        match hand_over(&factories, Successor::new(command), grace).await {
                             Ok(child) => {
-                                for (factory, _) in &factories {
-                                    let _ = factory.send(Relinquish).await;
-                                }
+                                // The delivered datagram socket is ours: stop reading it.
                                 let _ = stop_udp.send(true);
                                 println!("pid {me}: handed over to {}", child.id());
                                 let _ = done.send(()).await;
                             }
-                            Err(why) => {
-                                for (factory, _) in &factories {
-                                    let _ = factory.send(ResumeAccept).await;
-                                }
-                                println!("pid {me}: upgrade failed: {why}");
-                            }
+                            Err(why) => println!("pid {me}: upgrade failed: {why}"),
                         }
                     });
                 }
                 Some(()) = finished.recv() => break,
             }
         }
-        // Serve the connections accepted before the handover, then leave.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Serve the connections accepted before the handover (nothing is delivered after
+        // `Relinquish`: those already delivered are in the queue), then leave once all ended.
+        while let Some(created) = events.try_created() {
+            serve(created);
+        }
+        drop(serve);
+        let served = tokio::time::timeout(WAIT, all_served.recv()).await;
+        assert!(
+            matches!(served, Ok(None)),
+            "connections still open after {WAIT:?}"
+        );
     });
 }
 
@@ -1929,7 +2044,13 @@ fn a_lying_or_silent_peer_is_refused_within_its_deadline() {
             assert_eq!(&request, b"sockets\n");
             match answer {
                 Some(answer) => stream.write_all(answer.as_bytes()).expect("answer"),
-                None => std::thread::sleep(Duration::from_millis(1500)),
+                // Silent until the requester gives up and hangs up (bounded).
+                None => {
+                    stream.set_read_timeout(Some(WAIT)).expect("a timeout");
+                    let mut byte = [0u8; 1];
+                    let read = stream.read(&mut byte);
+                    assert!(matches!(read, Ok(0)), "the requester hung up: {read:?}");
+                }
             }
         }
     });
@@ -1972,6 +2093,100 @@ fn a_lying_or_silent_peer_is_refused_within_its_deadline() {
             drop(peer);
         }
     });
+}
+
+#[test]
+fn a_request_is_bounded_at_every_step() {
+    use actix_socket_factory::handover;
+    use std::io::ErrorKind;
+    if !run_in_child("a_request_is_bounded_at_every_step") {
+        return;
+    }
+    const LIMIT: Duration = Duration::from_millis(300);
+    /// The request fails with `TimedOut` naming `step`, within its deadline (and a margin for a
+    /// loaded machine), not before it.
+    fn times_out(path: &std::path::Path, step: &str) {
+        let asked = Instant::now();
+        let error = handover::request(path, LIMIT).expect_err("no answer");
+        let took = asked.elapsed();
+        assert_eq!(error.kind(), ErrorKind::TimedOut, "{error}");
+        assert!(error.to_string().contains(step), "{step}: {error}");
+        assert!(
+            took >= LIMIT - Duration::from_millis(5) && took < LIMIT * 5,
+            "{step}: {took:?}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = util::open_fds();
+    let listener_at = |name: &str, backlog: i32| {
+        let path = dir.path().join(name);
+        let listener = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+            .expect("socket");
+        listener
+            .bind(&socket2::SockAddr::unix(&path).unwrap())
+            .expect("bind");
+        listener.listen(backlog).expect("listen");
+        (listener, path)
+    };
+
+    // A listener whose queue is full: the connect itself waits, bounded. (Linux: a UNIX
+    // stream's connect to a full queue waits for a place, or fails with EAGAIN when
+    // non-blocking, as these fillers do; other systems refuse it at once.)
+    let (full, path) = listener_at("full.ctl", 0);
+    let mut fillers = Vec::new();
+    for _ in 0..64 {
+        let filler = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+            .expect("socket");
+        filler.set_nonblocking(true).unwrap();
+        match filler.connect(&socket2::SockAddr::unix(&path).unwrap()) {
+            Ok(()) => fillers.push(filler),
+            Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+            Err(error) => panic!("filling the queue: {error}"),
+        }
+    }
+    assert!(fillers.len() < 64, "the queue never filled");
+    times_out(&path, "listen queue is full");
+    drop((full, fillers));
+
+    // A listener nobody accepts from, with room in its queue: connected, never answered.
+    let (idle, path) = listener_at("idle.ctl", 16);
+    times_out(&path, "waiting for the answer");
+    drop(idle);
+
+    // A peer that sends its answer a byte at a time, never finishing it: the deadline is the
+    // whole request's, not each read's.
+    let (dribbler, path) = listener_at("dribble.ctl", 16);
+    let dribbler: std::os::unix::net::UnixListener = dribbler.into();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = dribbler.accept().expect("accept");
+        let mut request = [0u8; 8];
+        stream.read_exact(&mut request).expect("the request");
+        stream.write_all(b"sockets ").expect("the answer begins");
+        // Until the requester hangs up (bounded: at most 20 s).
+        for _ in 0..400 {
+            if stream.write_all(b"a").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the requester never hung up");
+    });
+    times_out(&path, "reading the answer");
+    peer.join().expect("the dribbling peer");
+
+    // A deadline too far to express is no limit, never a panic: a wrong answer ends it.
+    let (liar, path) = listener_at("liar.ctl", 16);
+    let liar: std::os::unix::net::UnixListener = liar.into();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = liar.accept().expect("accept");
+        let mut request = [0u8; 8];
+        stream.read_exact(&mut request).expect("the request");
+        stream.write_all(b"sockets a\n").expect("answer");
+    });
+    let error = handover::request(&path, Duration::MAX).expect_err("a lie");
+    assert!(error.to_string().contains("1 names for 0"), "{error}");
+    peer.join().expect("the liar");
+    assert_eq!(util::open_fds(), before, "nothing left open");
 }
 
 #[test]

@@ -41,6 +41,7 @@ mod admission;
 mod handover;
 
 use accepting::{wants_clients, AcceptLoop};
+use handover::Kept;
 
 /// Accepts made in one poll of the accept loop before it yields to the Arbiter's other tasks.
 const ACCEPT_BUDGET: usize = 32;
@@ -63,7 +64,9 @@ const ACCEPT_BUDGET: usize = 32;
 ///   recipient it was given has stopped: checked at each delivery and every
 ///   [`owner_check_interval`](crate::SocketFactoryBuilder::owner_check_interval), in every
 ///   state), when it is told to ([`StopFactory`]), when its job is done (a client or datagram
-///   socket delivered; one that bound a UNIX socket file lives on to keep it), or when it fails.
+///   socket delivered; one that bound a UNIX socket file lives on to keep it, a
+///   [`shareable`](crate::SocketFactoryBuilder::shareable) one to keep a duplicate for a
+///   handover until [`Relinquish`](crate::Relinquish)), or when it fails.
 ///   Dropping the factory's own `Addr` does *not* stop a factory with work in flight (a server,
 ///   a connect under way), as with any actix actor running a future: keep the `Addr` to stop it,
 ///   or let the owner go.
@@ -86,8 +89,8 @@ const ACCEPT_BUDGET: usize = 32;
 /// # States
 /// `Idle` (made by `build()`, or between two supervised setups) → `Resolving` (names being
 /// looked up) → `Connecting` | `Listening` | `Holding` (a one-shot socket or failure not yet
-/// delivered) → `Keeping` (a delivered socket's UNIX file) → `Retired` (done or told to stop:
-/// holds nothing, never sets up again).
+/// delivered) → `Keeping` (a delivered socket's UNIX file, or its duplicate for a handover) →
+/// `Retired` (done or told to stop: holds nothing, never sets up again).
 ///
 /// # Supervision
 /// `SocketFactory` is [`Supervised`]: under [`actix::Supervisor`] a factory stopped by a failure
@@ -122,6 +125,8 @@ pub struct SocketFactory {
     counters: Counters,
     /// Setups that failed in a row: under a Supervisor, each restart waits longer.
     failed_starts: u8,
+    /// A delivered one-shot socket's duplicate is kept for a handover (`shareable`).
+    shareable: bool,
 }
 
 /// Where a factory stands. Every socket, file and future it holds lives in exactly one state.
@@ -140,12 +145,10 @@ enum State {
     /// A one-shot outcome made and not yet delivered: delivered from the actor's own turn, or
     /// once a success recipient is set again.
     Holding(Box<Outcome>),
-    /// A one-shot socket delivered; the factory lives on only to keep its UNIX socket file.
-    Keeping {
-        /// Held for its `Drop`, which removes the file.
-        _file: SocketFile,
-        local: SocketAddress,
-    },
+    /// A one-shot socket delivered; the factory lives on only to keep its UNIX socket file,
+    /// or a duplicate of the socket to share with a successor (`shareable`), until
+    /// `Relinquish`, a stop or its owner's end.
+    Keeping(Box<Kept>),
     /// Done: delivered, told to stop, orphaned. Holds nothing and never sets up again.
     Retired,
 }
@@ -194,7 +197,7 @@ impl State {
             State::Connecting { .. } => "connecting",
             State::Listening(_) => "listening",
             State::Holding(_) => "holding",
-            State::Keeping { .. } => "keeping its socket file",
+            State::Keeping(_) => "keeping its delivered socket's file or duplicate",
             State::Retired => "retired",
         }
     }
@@ -277,6 +280,7 @@ impl SocketFactory {
             watching: false,
             counters: Counters::default(),
             failed_starts: 0,
+            shareable: spec.shareable,
         }
     }
 
@@ -572,15 +576,22 @@ impl SocketFactory {
         file: Option<SocketFile>,
         ctx: &mut Context<Self>,
     ) {
+        // Made before delivery: a socket that cannot be kept as asked is not delivered.
+        let duplicate = match self.duplicate(&created.socket) {
+            Ok(duplicate) => duplicate,
+            Err(failure) => return self.fail_now(failure, ctx),
+        };
         let local = created.local.clone();
         // An owner that went away meanwhile drops it: the socket closes with the message.
-        if self.owners.deliver(created).is_ok() {
+        let delivered = self.owners.deliver(created).is_ok();
+        if delivered {
             self.counters.delivered += 1;
         }
-        match (file, local) {
-            // A socket file must outlive the delivered socket that is bound to it.
-            (Some(file), Some(local)) => self.state = State::Keeping { _file: file, local },
-            _ => {
+        // A socket file must outlive the delivered socket that is bound to it; a socket nobody
+        // took is nobody's to share.
+        match Kept::new(file, duplicate.filter(|_| delivered), local) {
+            Some(kept) => self.state = State::Keeping(kept),
+            None => {
                 self.state = State::Retired;
                 ctx.stop();
             }
@@ -697,7 +708,7 @@ impl SocketFactory {
             State::Retired => self.state = State::Retired,
             // Dropped here: the socket file first (declared before nothing else holds its
             // inode), then the listener or the held socket.
-            State::Idle | State::Listening(_) | State::Holding(_) | State::Keeping { .. } => {}
+            State::Idle | State::Listening(_) | State::Holding(_) | State::Keeping(_) => {}
         }
         self.answer_waiters(|| Err(not_bound()));
     }
@@ -853,7 +864,7 @@ impl Handler<GetSockName> for SocketFactory {
             State::Connecting {
                 local: Some(local), ..
             } => Ok(local.clone()),
-            State::Keeping { local, .. } => Ok(local.clone()),
+            State::Keeping(kept) => Ok(kept.local.clone()),
             State::Holding(outcome) => match &**outcome {
                 Outcome::Created {
                     created:
@@ -958,7 +969,8 @@ mod tests {
         // Simplicity before bytes: an idle listening factory may cost up to 2 KiB in all; the
         // actor itself is a small part of it.
         let factory = std::mem::size_of::<SocketFactory>();
-        // 272 B with every feature; the benchmark measures the whole (RSS per idle factory).
+        // 248 B with every feature (`Keeping` boxed); the benchmark measures the whole (RSS per
+        // idle factory).
         assert!(factory <= 320, "SocketFactory is {factory} B");
     }
 

@@ -431,12 +431,18 @@ pub struct StopFactory;
 /// Ask a server for a duplicate of its listening socket, named, to hand to a new process
 /// ([`crate::net::handover`]). The factory keeps accepting until told [`Relinquish`].
 ///
-/// The name is the one given, else the listener's own address as an endpoint string
-/// ([`address_name`](crate::net::handover::address_name): `tcp://127.0.0.1:8080`, `unix:/run/app.sock`).
+/// A datagram factory (or any one-shot socket's) answers too when made
+/// [`shareable`](crate::SocketFactoryBuilder::shareable): with a duplicate of the socket it
+/// delivered, which it keeps until [`Relinquish`].
+///
+/// The name is the one given, else the socket's own address as an endpoint string
+/// ([`address_name`](crate::net::handover::address_name): `tcp://127.0.0.1:8080`,
+/// `udp://127.0.0.1:5353`, `unix:/run/app.sock`).
 ///
 /// # Errors
-/// `NotConnected` when the factory does not listen (a client, a datagram factory, stopped); the
-/// OS's error when the descriptor cannot be duplicated.
+/// `NotConnected` when the factory holds no socket to share (a client or a datagram factory not
+/// made `shareable`, a setup not over, stopped); the OS's error when the descriptor cannot be
+/// duplicated.
 #[derive(Debug, Clone, Default, Message)]
 #[rtype(result = "io::Result<crate::net::handover::SharedSocket>")]
 pub struct ShareListener {
@@ -458,8 +464,12 @@ impl ShareListener {
 /// serves on it), then stop the factory. Clients still in the listen queue stay there for the
 /// successor; sockets already delivered are the owner's and stay open.
 ///
+/// A [`shareable`](crate::SocketFactoryBuilder::shareable) one-shot factory closes the
+/// duplicate it kept (and forgets a UNIX datagram socket's file, without removing it); the
+/// socket it delivered is the application's, which stops reading it and drops it.
+///
 /// Send it after a successor reported ready ([`crate::net::handover::Starting::ready`]). Nothing more
-/// is delivered or reported afterwards; a factory that does not listen just stops.
+/// is delivered or reported afterwards; a factory that holds no socket just stops.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]
 pub struct Relinquish;

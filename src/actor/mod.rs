@@ -1,5 +1,6 @@
 //! The top layer: the [`SocketFactory`](factory::SocketFactory) actor, its builder, its messages
-//! and where they go (`owner`), groups of factories, live counters and the shutdown helpers.
+//! and where they go (`owner`), groups of factories, live counters, the shutdown helpers and
+//! the old process's side of an upgrade (`upgrade`).
 //! It drives the mechanisms below; nothing below imports it.
 
 pub(crate) mod builder;

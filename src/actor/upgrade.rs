@@ -14,7 +14,8 @@ use crate::net::handover::{HandoverError, SharedSocket, Successor};
 /// Hands the listeners of `factories` (each with the name the successor takes it by) to
 /// `successor`, and returns the successor's process once it serves for good.
 ///
-/// 1. Each factory shares a duplicate of its listener ([`ShareListener`]).
+/// 1. Each factory shares a duplicate of its listener ([`ShareListener`]), or of its datagram
+///    socket when made [`shareable`](crate::SocketFactoryBuilder::shareable).
 /// 2. The successor starts with them inherited ([`Successor::spawn`]): one upgrade at a time,
 ///    a second call meanwhile fails at once (`ResourceBusy`).
 /// 3. Until it reports ready (its deadline: [`Successor::ready_timeout`]) the factories accept
@@ -24,14 +25,16 @@ use crate::net::handover::{HandoverError, SharedSocket, Successor};
 ///    **resume** ([`ResumeAccept`]) at once: clients queued meanwhile are served here, none is
 ///    refused.
 /// 5. After `grace` they are **relinquished** ([`Relinquish`]): closed, a UNIX socket's file
-///    left to the successor. Connections already accepted stay the owner's to finish.
+///    left to the successor. Connections already accepted stay the owner's to finish, and a
+///    delivered datagram socket the owner's to stop reading and drop (both processes read its
+///    one queue until then, so no datagram is lost).
 ///
 /// Under systemd (`NOTIFY_SOCKET`) it reports `RELOADING=1`, then `MAINPID=` and `READY=1`.
 ///
 /// # Errors
 /// [`HandoverError`]: why this process still serves (`ExitedAfterReady` for a rollback; `Io`
-/// with pid 0 when nothing was started: another upgrade under way, a factory that does not
-/// listen).
+/// with pid 0 when nothing was started: another upgrade under way, a factory with no socket to
+/// share).
 pub async fn hand_over(
     factories: &[(Addr<SocketFactory>, String)],
     successor: Successor,

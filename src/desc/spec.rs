@@ -57,6 +57,8 @@ pub(crate) struct Spec {
     pub(crate) restart_backoff: (Duration, Duration),
     pub(crate) unix: UnixOptions,
     pub(crate) source: Source,
+    /// A one-shot socket's duplicate is kept after delivery, for a handover (`shareable`).
+    pub(crate) shareable: bool,
     /// An endpoint string given to `bind` or `connect` that did not parse: reported as a
     /// `ConfigError` by `build()` and `start()`.
     pub(crate) endpoint_error: Option<crate::desc::endpoint::EndpointError>,
@@ -187,6 +189,7 @@ impl Default for Spec {
             restart_backoff: DEFAULT_RESTART_BACKOFF,
             unix: UnixOptions::default(),
             source: Source::Describe,
+            shareable: false,
             endpoint_error: None,
             rare: None,
             #[cfg(feature = "proxy-protocol")]

@@ -1,9 +1,9 @@
 //! The middle layer: the socket mechanisms. Opening and binding (`open`), accepting (`accept`),
 //! connecting with address racing (`connect`), the UNIX socket file (`unix`), socket options
-//! (`options`), sockets made elsewhere (`adopt`, `handover`), name look-ups (`resolve`,
-//! `lookup`, `netdb`, `hickory`), the PROXY protocol (`proxy`). Their raw system calls are in
-//! `crate::sys`, which holds every `unsafe` of the crate. These modules import the description
-//! layer, `sys` and each other, never the actor.
+//! (`options`), sockets made elsewhere or handed on (`adopt`, `inherit`, `handover`, `peer`,
+//! `notify`), name look-ups (`resolve`, `lookup`, `netdb`, `hickory`), the PROXY protocol
+//! (`proxy`). Their raw system calls are in `crate::sys`, which holds every `unsafe` of the
+//! crate. These modules import the description layer, `sys` and each other, never the actor.
 
 pub(crate) mod accept;
 pub(crate) mod adopt;

@@ -19,9 +19,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use socket2::{SockRef, Socket};
+use socket2::{SockAddr, SockRef, Socket};
 
 use crate::net::handover::{encode_name, HandoverError, SharedSocket, Turn, Window, READY_BYTE};
 use crate::net::inherit::split_names;
@@ -224,24 +224,38 @@ pub struct Received {
 static KEPT: Mutex<Vec<UnixStream>> = Mutex::new(Vec::new());
 
 /// Asks the process listening on the UNIX socket `path` for its listening sockets, waiting at
-/// most `timeout` for the answer. Take them paused ([`Received::take`], then a factory's
+/// most `timeout` in all for the answer. Take them paused ([`Received::take`], then a factory's
 /// `adopt`), then [`Received::ready`].
 ///
-/// It blocks the calling thread (each read and write at most `timeout`): call it at start,
-/// before serving, as the example does.
+/// It blocks the calling thread, at most `timeout` in all: call it at start, before serving, as
+/// the example does. Every step is bounded by the time left: the connect (a listener whose
+/// queue is full, or a process that never accepts), writing the request, and each read of the
+/// answer (a peer that stays silent or sends it a byte at a time). A `timeout` too long to
+/// express is no limit.
 ///
 /// # Errors
-/// When the socket cannot be reached, the peer runs as another user, or the answer is not
-/// one (names and descriptors that do not match are refused, the descriptors closed).
+/// `TimedOut` when the deadline passed, naming the step; otherwise when the socket cannot be
+/// reached, the peer runs as another user, or the answer is not one (names and descriptors
+/// that do not match are refused, the descriptors closed). Nothing is left open.
 pub fn request(path: impl AsRef<Path>, timeout: Duration) -> io::Result<Received> {
     let path = path.as_ref();
-    let mut stream = UnixStream::connect(path)?;
+    let deadline = Deadline::new(path, timeout);
+    let socket = Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    let address = SockAddr::unix(path)?;
+    // Linux waits in connect(2) for a place in a full listen queue at most the send timeout,
+    // then says EAGAIN (other systems refuse at once): bounded by the deadline either way.
+    deadline.step(&socket, "connecting (its listen queue is full)", || {
+        socket.connect(&address)
+    })?;
+    let stream = UnixStream::from(socket);
     let predecessor = check_peer(SockRef::from(&stream))?;
-    stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-    stream.set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-    stream.write_all(REQUEST)?;
+    deadline.step(SockRef::from(&stream), "sending the request", || {
+        (&stream).write_all(REQUEST)
+    })?;
     let mut buf = vec![0u8; 64 * 1024];
-    let (mut len, fds) = sys::recv_with_fds(stream.as_raw_fd(), &mut buf)?;
+    let (mut len, fds) = deadline.step(SockRef::from(&stream), "waiting for the answer", || {
+        sys::recv_with_fds(stream.as_raw_fd(), &mut buf)
+    })?;
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     if len == 0 {
         return Err(invalid(format!(
@@ -254,7 +268,9 @@ pub fn request(path: impl AsRef<Path>, timeout: Duration) -> io::Result<Received
         if answer.len() > MAX_ANSWER {
             return Err(invalid("the answer is too long".into()));
         }
-        len = stream.read(&mut buf)?;
+        len = deadline.step(SockRef::from(&stream), "reading the answer", || {
+            (&stream).read(&mut buf)
+        })?;
         if len == 0 {
             return Err(invalid("the answer was cut short".into()));
         }
@@ -286,6 +302,66 @@ pub fn request(path: impl AsRef<Path>, timeout: Duration) -> io::Result<Received
         stream,
         predecessor,
     })
+}
+
+/// The one deadline of a [`request`]: each blocking step gets the time left as the socket's
+/// receive and send timeouts.
+struct Deadline<'a> {
+    path: &'a Path,
+    timeout: Duration,
+    /// `None`: a timeout too long to express, no limit.
+    at: Option<Instant>,
+}
+
+impl<'a> Deadline<'a> {
+    fn new(path: &'a Path, timeout: Duration) -> Self {
+        Deadline {
+            path,
+            timeout,
+            at: Instant::now().checked_add(timeout),
+        }
+    }
+
+    /// Runs one blocking step on `socket` within the time left. An expired socket timeout
+    /// (`EAGAIN`) or no time left is `TimedOut`; an interrupted call is tried again in the time
+    /// left.
+    fn step<T>(
+        &self,
+        socket: impl std::ops::Deref<Target = Socket>,
+        step: &str,
+        mut run: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            let left = match self.at {
+                None => None,
+                Some(at) => match at.checked_duration_since(Instant::now()) {
+                    // A zero timeout would be none at all for the OS: at least 1 ms.
+                    Some(left) if !left.is_zero() => Some(left.max(Duration::from_millis(1))),
+                    _ => return Err(self.expired(step)),
+                },
+            };
+            socket.set_read_timeout(left)?;
+            socket.set_write_timeout(left)?;
+            match run() {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(self.expired(step))
+                }
+                done => return done,
+            }
+        }
+    }
+
+    fn expired(&self, step: &str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "handover request to {}: no answer within {:?} ({step})",
+                self.path.display(),
+                self.timeout
+            ),
+        )
+    }
 }
 
 impl Received {

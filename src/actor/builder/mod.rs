@@ -348,6 +348,21 @@ impl SocketFactoryBuilder {
         self
     }
 
+    /// Lets a datagram factory (or any one-shot socket: a client, an adopted bound socket) hand
+    /// its socket to a successor process: after delivering the socket the factory keeps a
+    /// duplicate and answers [`ShareListener`](crate::ShareListener) with it, as a server does
+    /// with its listener, until [`Relinquish`](crate::Relinquish), [`StopFactory`](crate::StopFactory)
+    /// or its owner goes. Servers can always be shared; this changes nothing for them.
+    ///
+    /// The delivered socket stays the application's: after a handover it stops reading it and
+    /// drops it (both processes read the same queue meanwhile, so no datagram is lost). Without
+    /// this setting a datagram factory stops once it has delivered its socket, and dropping the
+    /// socket closes it at once.
+    pub fn shareable(mut self, shareable: bool) -> Self {
+        self.spec.shareable = shareable;
+        self
+    }
+
     /// Checks the description and makes the factory actor, not yet started.
     ///
     /// Use it to learn the factory's [`id`](SocketFactory::id) before it runs, or to start it
