@@ -206,11 +206,11 @@ impl ReplaceLock {
                 return Ok(ReplaceLock { _dir: None });
             }
         };
-        let until = std::time::Instant::now() + LOCK_WAIT;
+        let until = std::time::Instant::now().checked_add(LOCK_WAIT);
         loop {
             match sys::try_lock_exclusive(&dir) {
                 Ok(true) => return Ok(ReplaceLock { _dir: Some(dir) }),
-                Ok(false) if std::time::Instant::now() < until => {
+                Ok(false) if until.is_some_and(|until| std::time::Instant::now() < until) => {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 Ok(false) => {
