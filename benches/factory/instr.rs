@@ -121,7 +121,16 @@ pub fn run() -> Instr {
         .iter()
         .map(|&mode| (mode, mode, 0))
         .chain((held > 0).then_some(("factory-cross-held", "factory-cross", held)));
+    // `BENCH_INSTR_ONLY=factory-same,connects-factory`: only these figures (while profiling).
+    let only = std::env::var("BENCH_INSTR_ONLY").ok();
+    let wanted = |label: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|one| one.trim() == label))
+    };
     for (label, mode, hold) in servers {
+        if !wanted(label) {
+            continue;
+        }
         match per_item(runs, |n, run| server_ir(mode, hold, n, run, &dir)) {
             Ok(per) => {
                 eprintln!(
@@ -134,6 +143,9 @@ pub fn run() -> Instr {
         }
     }
     for mode in CLIENTS {
+        if !wanted(mode) {
+            continue;
+        }
         match per_item(runs, |n, run| client_ir(mode, n, run, &dir)) {
             Ok(per) => {
                 eprintln!(

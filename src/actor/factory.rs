@@ -38,6 +38,7 @@ use crate::sys;
 mod accepting;
 #[cfg(feature = "proxy-protocol")]
 mod admission;
+pub(crate) mod first_turn;
 mod handover;
 
 use accepting::{wants_clients, AcceptLoop};
@@ -280,6 +281,11 @@ impl SocketFactory {
         }
     }
 
+    /// Whether the first turn may end the factory: a one-shot outcome is already held.
+    pub(crate) fn may_end_in_first_turn(&self) -> bool {
+        matches!(self.state, State::Holding(_)) && !self.gated
+    }
+
     /// This factory's id, carried by every message it sends: POE's `ID()`.
     pub fn id(&self) -> FactoryId {
         self.id
@@ -297,7 +303,6 @@ impl SocketFactory {
     }
 
     fn setup(&mut self, spec: &mut Spec, ctx: &mut Context<Self>) {
-        self.watch_owner(ctx);
         let adopted = match &spec.source {
             Source::Describe => return self.setup_described(spec, ctx),
             Source::Adopt(original) => adopt::prepare(original),
@@ -357,6 +362,7 @@ impl SocketFactory {
             }
         }));
         self.state = State::Resolving(handle);
+        self.watch_owner(ctx);
     }
 
     fn run(
@@ -419,6 +425,7 @@ impl SocketFactory {
         self.failed_starts = 0;
         self.answer_ready(Some(local));
         ctx.spawn(AcceptLoop);
+        self.watch_owner(ctx);
         Ok(())
     }
 
@@ -451,6 +458,7 @@ impl SocketFactory {
                     }
                 }));
                 self.state = State::Connecting { race, local };
+                self.watch_owner(ctx);
             }
         }
     }
@@ -534,6 +542,7 @@ impl SocketFactory {
     /// Delivers what the factory holds, if it may now. True: nothing is held any more.
     fn flush(&mut self, ctx: &mut Context<Self>) -> bool {
         if self.gated {
+            self.watch_owner(ctx);
             return false;
         }
         let waits = match &self.state {
@@ -544,6 +553,8 @@ impl SocketFactory {
             _ => return true,
         };
         if waits {
+            // Held past this turn: the owner may go meanwhile, unseen by any delivery.
+            self.watch_owner(ctx);
             return false;
         }
         let outcome = match std::mem::replace(&mut self.state, State::Idle) {
@@ -574,7 +585,10 @@ impl SocketFactory {
         }
         match (file, local) {
             // A socket file must outlive the delivered socket that is bound to it.
-            (Some(file), Some(local)) => self.state = State::Keeping { _file: file, local },
+            (Some(file), Some(local)) => {
+                self.state = State::Keeping { _file: file, local };
+                self.watch_owner(ctx);
+            }
             _ => {
                 self.state = State::Retired;
                 ctx.stop();
@@ -654,7 +668,9 @@ impl SocketFactory {
 
     // ----- The owner ---------------------------------------------------------------------------
 
-    /// Has this Arbiter's owner sweep look at us, once per factory (restarts included).
+    /// Has this Arbiter's owner sweep look at us, once per factory (restarts included), from
+    /// the moment it may outlive its first turn: a one-shot factory that delivers in its first
+    /// turn checks its owner at that delivery and needs no entry (nor its cost).
     fn watch_owner(&mut self, ctx: &mut Context<Self>) {
         if self.watching {
             return;
@@ -773,6 +789,9 @@ impl Actor for SocketFactory {
             .spec
             .as_ref()
             .map_or(DEFAULT_RESTART_BACKOFF, |spec| spec.restart_backoff);
+        // A factory a Supervisor may make again lives on between its setups: watched from
+        // its first start.
+        self.watch_owner(ctx);
         match restart_delay(self.failed_starts, backoff) {
             None => self.setup_kept(ctx),
             Some(delay) => {

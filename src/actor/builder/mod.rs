@@ -381,7 +381,9 @@ impl SocketFactoryBuilder {
     /// `start()` does.
     pub fn start(self) -> Addr<SocketFactory> {
         let SocketFactoryBuilder { spec, routes } = self;
-        SocketFactory::create(move |ctx| SocketFactory::set_up(spec, routes, Launch::Now, ctx))
+        crate::actor::factory::first_turn::start(move |ctx| {
+            SocketFactory::set_up(spec, routes, Launch::Now, ctx)
+        })
     }
 
     /// Starts the factory on another Arbiter, so its accept loop runs on that Arbiter's thread;
