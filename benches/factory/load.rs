@@ -56,6 +56,26 @@ impl Clients {
         }
     }
 
+    /// One client making `total` connections, each after the server process `pid` has gone
+    /// quiet again (see [`wait_quiet`]) and `pause` more: every connection finds the server's
+    /// threads parked however slowly the shared machine lets it get there, so its count of
+    /// wake-ups (and of instructions) does not move with the load.
+    pub fn paced_quiet(addr: SocketAddr, total: u64, pause: Duration, pid: u32) -> Clients {
+        let thread = std::thread::spawn(move || {
+            (0..total)
+                .filter(|_| {
+                    wait_quiet(pid, QUIET_LIMIT);
+                    std::thread::sleep(pause);
+                    !one_connection(addr)
+                })
+                .count() as u64
+        });
+        Clients {
+            threads: vec![thread],
+            started: Instant::now(),
+        }
+    }
+
     /// Waits for every client; the number of connections that failed.
     pub fn finish(self) -> u64 {
         self.threads
@@ -96,4 +116,41 @@ pub fn hold_paced(
             stream
         })
         .collect()
+}
+
+/// The longest a client waits for the server to go quiet (a server that never does, say a
+/// stuck one, is then simply connected to, and the parent's time limit applies).
+const QUIET_LIMIT: Duration = Duration::from_secs(2);
+
+/// Waits until no thread of process `pid` is running or waiting for a CPU (state `R` in
+/// `/proc/PID/task/*/stat`) at two looks 100 us apart, or `limit` has passed. A thread kept
+/// off the CPU by other load stays `R`, so this waits for the server to finish its work, not
+/// for a fixed time that the machine's load may not honour.
+pub fn wait_quiet(pid: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut quiet_before = false;
+    while Instant::now() < deadline {
+        let quiet = !any_running(pid);
+        if quiet && quiet_before {
+            return;
+        }
+        quiet_before = quiet;
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn any_running(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                // The state follows the command name, which is in parentheses.
+                let (_, rest) = stat.rsplit_once(')')?;
+                Some(rest.trim_start().starts_with('R'))
+            })
+            .unwrap_or(false)
+    })
 }
