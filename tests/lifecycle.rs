@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_socket_factory::testing::{wait_until, Events};
 use actix_socket_factory::{
-    ConfigError, GetSockName, Operation, SetEvents, SocketCreated, SocketFactory, SocketFailed,
-    SocketType, StopFactory,
+    ConfigError, GetId, GetSockName, GetStats, Operation, SetEvents, SocketCreated, SocketFactory,
+    SocketFailed, SocketType, StopFactory,
 };
 use util::{black_hole, child, netns};
 
@@ -309,6 +309,79 @@ async fn get_sock_name_right_after_start_answers_for_every_kind() {
         Some(Ipv4Addr::LOCALHOST.into())
     );
     assert_ne!(local.port(), Some(0));
+}
+
+/// A loopback client made by `start()` runs its first turn on its Arbiter's shared runner
+/// (issue 22), not a task of its own: it is still a whole actor, answering every message sent
+/// right after `start()` before it delivers, stopping at once when told to, and living on (as
+/// its own task) when its outcome must wait for a recipient.
+#[actix::test]
+async fn a_one_shot_client_answers_every_message_from_its_first_turn() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+    let addr = listener.local_addr().expect("address");
+    let mut events = Events::start();
+    for _ in 0..20 {
+        let client = events.builder().connect(addr).start();
+        let (id, stats, local) = (
+            client.send(GetId),
+            client.send(GetStats),
+            client.send(GetSockName),
+        );
+        let id = id.await.expect("GetId answered");
+        let stats = stats.await.expect("GetStats answered");
+        assert_eq!((stats.accepted, stats.delivered), (1, 0), "{stats:?}");
+        let local = local.await.expect("mailbox").expect("bound");
+        let created = events.next_created(LIMIT).await.expect("delivered");
+        assert_eq!((created.id, created.local), (id, Some(local)));
+        let _ = listener.accept().expect("accepted");
+        assert!(
+            wait_until(LIMIT, || !client.connected()).await,
+            "done after delivery"
+        );
+    }
+
+    // Told to stop right after start(): nothing is delivered, the socket is closed.
+    for _ in 0..20 {
+        let client = events.builder().connect(addr).start();
+        client.do_send(StopFactory);
+        assert!(
+            wait_until(LIMIT, || !client.connected()).await,
+            "stopped at once"
+        );
+        // Closed by then: the read below does not block this (the System's) thread.
+        let (mut accepted, _) = listener.accept().expect("accepted");
+        let mut byte = [0u8; 1];
+        accepted
+            .set_read_timeout(Some(LIMIT))
+            .expect("read timeout");
+        let read = std::io::Read::read(&mut accepted, &mut byte).expect("closed, not timed out");
+        assert_eq!(read, 0, "the client's socket was closed");
+    }
+    assert!(
+        events.next(Duration::from_millis(100)).await.is_err(),
+        "delivered after StopFactory"
+    );
+
+    // Success disabled right after start(): the socket waits past the first turn, then goes
+    // where SetEvents sends it.
+    let mut other = Events::start();
+    let client = events.builder().connect(addr).start();
+    client.do_send(SetEvents::disable_success());
+    let _ = listener.accept().expect("accepted");
+    assert!(events.next(Duration::from_millis(100)).await.is_err());
+    assert_eq!(
+        client
+            .send(GetStats)
+            .await
+            .expect("answered while held")
+            .delivered,
+        0
+    );
+    client.do_send(SetEvents::success(other.owner().clone().recipient()));
+    other
+        .next_created(LIMIT)
+        .await
+        .expect("delivered once a recipient is set");
 }
 
 #[actix::test]
