@@ -210,15 +210,48 @@ fn per_item(runs: usize, count: impl Fn(u64, usize) -> io::Result<u64>) -> io::R
     Spread::of(&per).ok_or_else(|| io::Error::other("no count"))
 }
 
+/// `taskset -c CPU`: every counted process runs on one CPU (the last one, or
+/// `BENCH_PIN_CPU`; `BENCH_PIN_CPU=none` leaves it free). Under valgrind only one thread of a
+/// process runs at a time; pinned, a thread woken by another also waits for the first to block
+/// rather than for whichever CPU the host frees first, so the order in which a two-thread
+/// server's threads take their turns (and with it its count of wake-ups) no longer follows
+/// the machine's load.
+fn pinned() -> Vec<String> {
+    let cpu = match std::env::var("BENCH_PIN_CPU") {
+        Ok(value) if value == "none" => return Vec::new(),
+        Ok(value) => value.parse::<usize>().ok(),
+        Err(_) => std::thread::available_parallelism()
+            .ok()
+            .map(|cpus| cpus.get() - 1),
+    };
+    let taskset = Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    match cpu {
+        Some(cpu) if taskset => [
+            "chrt", "-b", "0", // SCHED_BATCH: a woken thread does not preempt the running one
+            "taskset", "-c",
+        ]
+        .iter()
+        .map(|word| (*word).to_owned())
+        .chain([cpu.to_string()])
+        .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn callgrind(out: &Path) -> Vec<String> {
-    vec![
+    let mut wrapper = pinned();
+    wrapper.extend([
         "valgrind".to_owned(),
         "--tool=callgrind".to_owned(),
         // Threads take turns in a fixed order, not as the host's futex happens to hand the lock.
         "--fair-sched=yes".to_owned(),
         "-q".to_owned(),
         format!("--callgrind-out-file={}", out.display()),
-    ]
+    ]);
+    wrapper
 }
 
 /// Server `mode` under callgrind, `n` sequential connections from here; its total count.
@@ -236,9 +269,9 @@ fn server_ir(mode: &str, hold: u64, n: u64, run: usize, dir: &Path) -> io::Resul
 fn server_syscalls(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
     let out = dir.join(format!("strace-{mode}-{n}.txt"));
     let _ = std::fs::remove_file(&out);
-    let strace = ["strace", "-f", "-c", "-o"]
-        .iter()
-        .map(|s| (*s).to_owned())
+    let strace = pinned()
+        .into_iter()
+        .chain(["strace", "-f", "-c", "-o"].iter().map(|s| (*s).to_owned()))
         .chain([out.display().to_string()])
         .collect::<Vec<_>>();
     serve_counted(mode, 0, n, &strace)?;
@@ -287,7 +320,7 @@ fn serve_counted(mode: &str, hold: u64, n: u64, wrapper: &[String]) -> io::Resul
     ));
     // Paced too: in bursts, the server would take the held connections in fewer turns, by a
     // number that varies from run to run and does not cancel between the two sizes.
-    let held = crate::load::hold_paced(addr, hold, PAUSE)?;
+    let held = crate::load::hold_paced(addr, hold, PAUSE, child.pid())?;
     if hold > 0 {
         child.expect("held", START + Duration::from_millis(hold * 10))?;
     }
