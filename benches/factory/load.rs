@@ -62,9 +62,10 @@ impl Clients {
     /// wake-ups (and of instructions) does not move with the load.
     pub fn paced_quiet(addr: SocketAddr, total: u64, pause: Duration, pid: u32) -> Clients {
         let thread = std::thread::spawn(move || {
+            let mut quiet = Quiet::new(pid);
             (0..total)
                 .filter(|_| {
-                    wait_quiet(pid, QUIET_LIMIT);
+                    quiet.wait();
                     std::thread::sleep(pause);
                     !one_connection(addr)
                 })
@@ -112,34 +113,62 @@ pub fn hold_paced(
     pause: Duration,
     pid: u32,
 ) -> std::io::Result<Vec<TcpStream>> {
+    let mut quiet = Quiet::new(pid);
     (0..count)
         .map(|_| {
-            wait_quiet(pid, QUIET_LIMIT);
+            quiet.wait();
             std::thread::sleep(pause);
             TcpStream::connect(addr)
         })
         .collect()
 }
 
-/// The longest a client waits for the server to go quiet (a server that never does, say a
-/// stuck one, is then simply connected to, and the parent's time limit applies).
+/// The longest a client waits for the server to go quiet; a server that never does (a stuck
+/// one, say) is then paced by the fixed pause alone, and the parent's time limit applies.
 const QUIET_LIMIT: Duration = Duration::from_secs(2);
+
+/// Waiting for a server process to go quiet, until it once fails to within the limit.
+struct Quiet {
+    pid: u32,
+    gave_up: bool,
+}
+
+impl Quiet {
+    fn new(pid: u32) -> Quiet {
+        Quiet {
+            pid,
+            gave_up: false,
+        }
+    }
+
+    fn wait(&mut self) {
+        if !self.gave_up && !wait_quiet(self.pid, QUIET_LIMIT) {
+            eprintln!(
+                "  (server {} never went quiet: paced by time alone)",
+                self.pid
+            );
+            self.gave_up = true;
+        }
+    }
+}
 
 /// Waits until no thread of process `pid` is running or waiting for a CPU (state `R` in
 /// `/proc/PID/task/*/stat`) at two looks 100 us apart, or `limit` has passed. A thread kept
 /// off the CPU by other load stays `R`, so this waits for the server to finish its work, not
 /// for a fixed time that the machine's load may not honour.
-pub fn wait_quiet(pid: u32, limit: Duration) {
+/// False when `limit` passed first.
+pub fn wait_quiet(pid: u32, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut quiet_before = false;
     while Instant::now() < deadline {
         let quiet = !any_running(pid);
         if quiet && quiet_before {
-            return;
+            return true;
         }
         quiet_before = quiet;
         std::thread::sleep(Duration::from_micros(100));
     }
+    false
 }
 
 fn any_running(pid: u32) -> bool {
