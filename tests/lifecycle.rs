@@ -684,3 +684,66 @@ async fn a_supervised_client_retries_with_the_backoff_it_was_given() {
     assert!(took >= first + first * 2 + max * 3, "{took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+// ---- the owner check's clock thread (issue 22) ----
+
+#[test]
+fn the_owner_check_thread_runs_only_while_a_factory_is_watched() {
+    child::run("child_owner_check_thread", LIMIT * 3);
+}
+
+/// This process's threads named `owner-check`.
+fn owner_check_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim() == "owner-check")
+        })
+        .count()
+}
+
+/// Alone in its process: no other test's factories start or keep the thread.
+#[test]
+#[ignore = "run by the_owner_check_thread_runs_only_while_a_factory_is_watched in a child process"]
+fn child_owner_check_thread() {
+    if !child::is_child("child_owner_check_thread") {
+        return;
+    }
+    System::new().block_on(async {
+        let mut events = Events::start();
+        assert_eq!(owner_check_threads(), 0, "before any factory");
+        // A loopback client delivered in its first turn is never watched.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+        let client = events
+            .builder()
+            .connect(listener.local_addr().expect("address"))
+            .start();
+        events.next_created(LIMIT).await.expect("delivered");
+        assert!(wait_until(LIMIT, || !client.connected()).await);
+        assert_eq!(owner_check_threads(), 0, "a one-shot client started it");
+        // A server is watched: the thread runs, and the owner's end is still seen.
+        let server = events
+            .builder()
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .owner_check_interval(Some(Duration::from_millis(20)))
+            .start();
+        // Its Arbiter's sweep starts the thread at its first turn.
+        assert!(
+            wait_until(LIMIT, || owner_check_threads() == 1).await,
+            "no owner-check thread while watching a server"
+        );
+        events.stop_owner();
+        let gone = server.clone();
+        assert!(
+            wait_until(LIMIT, move || !gone.connected()).await,
+            "the server followed its owner"
+        );
+        // Its sweep has nobody left to watch: the thread ends.
+        assert!(
+            wait_until(LIMIT, || owner_check_threads() == 0).await,
+            "the owner-check thread outlived every watched factory"
+        );
+    });
+}
