@@ -41,7 +41,8 @@ thread_local! {
 }
 
 /// Starts a factory made by `make` on this Arbiter, as `Actor::create` does; its first turn
-/// runs on this Arbiter's shared runner when `one_turn` says it may end there.
+/// runs on this Arbiter's shared runner when its outcome is already held (so that turn may
+/// end it), on a task of its own otherwise.
 pub(crate) fn start<F>(make: F) -> Addr<SocketFactory>
 where
     F: FnOnce(&mut Context<SocketFactory>) -> SocketFactory,
@@ -82,7 +83,8 @@ fn queue() -> Option<Rc<Queue>> {
         .flatten()
 }
 
-/// Runs each queued factory's first turn; never ends while its runtime lives.
+/// Runs each queued factory's first turn; never ends while its runtime lives (idle, it holds
+/// an empty queue and is never woken).
 struct Runner(Rc<Queue>);
 
 impl Future for Runner {
