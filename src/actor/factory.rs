@@ -38,6 +38,7 @@ use crate::sys;
 mod accepting;
 #[cfg(feature = "proxy-protocol")]
 mod admission;
+pub(crate) mod first_turn;
 mod handover;
 
 use accepting::{wants_clients, AcceptLoop};
@@ -284,6 +285,11 @@ impl SocketFactory {
         }
     }
 
+    /// Whether the first turn may end the factory: a one-shot outcome is already held.
+    pub(crate) fn may_end_in_first_turn(&self) -> bool {
+        matches!(self.state, State::Holding(_)) && !self.gated
+    }
+
     /// This factory's id, carried by every message it sends: POE's `ID()`.
     pub fn id(&self) -> FactoryId {
         self.id
@@ -306,7 +312,6 @@ impl SocketFactory {
         if let Err(error) = spec.validate() {
             return self.fail(Failure::config(error), ctx);
         }
-        self.watch_owner(ctx);
         let adopted = match &spec.source {
             Source::Describe => return self.setup_described(spec, ctx),
             Source::Adopt(original) => adopt::prepare(original),
@@ -366,6 +371,7 @@ impl SocketFactory {
             }
         }));
         self.state = State::Resolving(handle);
+        self.watch_owner(ctx);
     }
 
     fn run(
@@ -428,6 +434,7 @@ impl SocketFactory {
         self.failed_starts = 0;
         self.answer_ready(Some(local));
         ctx.spawn(AcceptLoop);
+        self.watch_owner(ctx);
         Ok(())
     }
 
@@ -460,6 +467,7 @@ impl SocketFactory {
                     }
                 }));
                 self.state = State::Connecting { race, local };
+                self.watch_owner(ctx);
             }
         }
     }
@@ -543,6 +551,7 @@ impl SocketFactory {
     /// Delivers what the factory holds, if it may now. True: nothing is held any more.
     fn flush(&mut self, ctx: &mut Context<Self>) -> bool {
         if self.gated {
+            self.watch_owner(ctx);
             return false;
         }
         let waits = match &self.state {
@@ -553,6 +562,8 @@ impl SocketFactory {
             _ => return true,
         };
         if waits {
+            // Held past this turn: the owner may go meanwhile, unseen by any delivery.
+            self.watch_owner(ctx);
             return false;
         }
         let outcome = match std::mem::replace(&mut self.state, State::Idle) {
@@ -590,7 +601,10 @@ impl SocketFactory {
         // A socket file must outlive the delivered socket that is bound to it; a socket nobody
         // took is nobody's to share.
         match Kept::new(file, duplicate.filter(|_| delivered), local) {
-            Some(kept) => self.state = State::Keeping(kept),
+            Some(kept) => {
+                self.state = State::Keeping(kept);
+                self.watch_owner(ctx);
+            }
             None => {
                 self.state = State::Retired;
                 ctx.stop();
@@ -670,7 +684,9 @@ impl SocketFactory {
 
     // ----- The owner ---------------------------------------------------------------------------
 
-    /// Has this Arbiter's owner sweep look at us, once per factory (restarts included).
+    /// Has this Arbiter's owner sweep look at us, once per factory (restarts included), from
+    /// the moment it may outlive its first turn: a one-shot factory that delivers in its first
+    /// turn checks its owner at that delivery and needs no entry (nor its cost).
     fn watch_owner(&mut self, ctx: &mut Context<Self>) {
         if self.watching {
             return;
@@ -789,6 +805,9 @@ impl Actor for SocketFactory {
             .spec
             .as_ref()
             .map_or(DEFAULT_RESTART_BACKOFF, |spec| spec.restart_backoff);
+        // A factory a Supervisor may make again lives on between its setups: watched from
+        // its first start.
+        self.watch_owner(ctx);
         match restart_delay(self.failed_starts, backoff) {
             None => self.setup_kept(ctx),
             Some(delay) => {

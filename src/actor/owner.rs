@@ -7,9 +7,20 @@
 //!
 //! actix gives no signal when an actor's mailbox closes, so a factory learns that its owner is
 //! gone only by looking: at each delivery, and for long-lived factories (servers, one-shot
-//! factories still holding something) periodically. One sweeping task per Arbiter and period
-//! looks at every such factory's recipients; a timer per factory would cost each idle server a
-//! timer entry and a wake-up per period.
+//! factories still holding something after their first turn) periodically. One sweeping task
+//! per Arbiter and period looks at every such factory's recipients; a timer per factory would
+//! cost each idle server a timer entry and a wake-up per period.
+//!
+//! The sweeps keep no timer on their Arbiter either: a timer in a tokio runtime's wheel costs
+//! every park of that runtime about 150 instructions (the wheel is searched and the clock read
+//! before and after each `epoll_wait`), which a server pays once per connection. One thread of
+//! the process (the [`clock`]) rings each Arbiter's sweep on time instead; it runs only while
+//! some sweep is registered, and ends when the last one goes.
+//!
+//! A delivery upgrades the owner's weak address (in actix 0.13 that builds an `AddressSender`:
+//! two `Arc` allocations, freed again when it drops). Within one turn of the accept loop the
+//! upgraded address is kept for the next client of the same burst ([`Owners::turn`]) and
+//! dropped when the turn ends: never held across turns.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -17,7 +28,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, Handler, Message, WeakAddr, WeakRecipient};
+use actix::{Actor, Addr, Handler, Message, WeakAddr, WeakRecipient};
 
 use crate::actor::messages::{EventChange, SocketCreated, SocketFailed};
 
@@ -32,6 +43,57 @@ pub(crate) trait OwnerActor: Send + 'static {
     fn clone_box(&self) -> Box<dyn OwnerActor>;
     /// The factory's routing state, with this address stored inline.
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners>;
+    /// A turn begins (true) or ends (false): within it, one upgraded address serves every
+    /// delivery; at its end it is dropped.
+    fn turn(&self, _on: bool) {}
+}
+
+/// The owner's weak address, and while a turn lasts, the strong one upgraded for it.
+struct Weakly<A: Actor> {
+    weak: WeakAddr<A>,
+    turn: RefCell<Turn<A>>,
+}
+
+/// Whether a turn is under way, with its upgraded address once a delivery has made one.
+enum Turn<A: Actor> {
+    Off,
+    On(Option<Addr<A>>),
+}
+
+impl<A: Actor> Weakly<A> {
+    fn new(weak: WeakAddr<A>) -> Self {
+        Weakly {
+            weak,
+            turn: RefCell::new(Turn::Off),
+        }
+    }
+
+    /// Sends to the owner when it is alive; gives the message back if not. One upgrade per
+    /// turn (or per message outside one).
+    fn send<M>(&self, message: M) -> Result<(), M>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let mut turn = self.turn.borrow_mut();
+        match &mut *turn {
+            Turn::Off => send_to_addr(&self.weak, message),
+            Turn::On(held) => {
+                if held.is_none() {
+                    *held = self.weak.upgrade();
+                }
+                match held {
+                    Some(owner) if owner.connected() => {
+                        owner.do_send(message);
+                        Ok(())
+                    }
+                    _ => Err(message),
+                }
+            }
+        }
+    }
 }
 
 impl<A> OwnerActor for WeakAddr<A>
@@ -56,7 +118,41 @@ where
     }
 
     fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
+        share(Weakly::new(*self), table)
+    }
+}
+
+impl<A> OwnerActor for Weakly<A>
+where
+    A: Actor + Handler<SocketCreated> + Handler<SocketFailed>,
+    A::Context: ToEnvelope<A, SocketCreated> + ToEnvelope<A, SocketFailed>,
+{
+    fn connected(&self) -> bool {
+        OwnerActor::connected(&self.weak)
+    }
+
+    fn created(&self, created: SocketCreated) -> Result<(), SocketCreated> {
+        self.send(created)
+    }
+
+    fn failed(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
+        self.send(failed)
+    }
+
+    fn clone_box(&self) -> Box<dyn OwnerActor> {
+        Box::new(self.weak.clone())
+    }
+
+    fn into_owners(self: Box<Self>, table: Table) -> Rc<Owners> {
         share(*self, table)
+    }
+
+    fn turn(&self, on: bool) {
+        // The held address (if any) drops here, at the end of the turn, after the borrow.
+        let _ended = std::mem::replace(
+            &mut *self.turn.borrow_mut(),
+            if on { Turn::On(None) } else { Turn::Off },
+        );
     }
 }
 
@@ -268,6 +364,13 @@ impl Owners {
         sent
     }
 
+    /// One turn of deliveries (a burst of accepted clients): the owner's address is upgraded at
+    /// most once in it, and dropped when the returned guard is.
+    pub(crate) fn turn(&self) -> TurnGuard<'_> {
+        self.owner.turn(true);
+        TurnGuard(self)
+    }
+
     /// Sends to the failure route; gives the message back when there is none to take it.
     pub(crate) fn report(&self, failed: SocketFailed) -> Result<(), SocketFailed> {
         let table = self.table.borrow();
@@ -319,6 +422,15 @@ impl Owners {
         }
         apply(&mut table.success, &mut table.success_to_owner, success);
         apply(&mut table.failure, &mut table.failure_to_owner, failure);
+    }
+}
+
+/// Ends a turn of deliveries when dropped, letting go of the owner's upgraded address.
+pub(crate) struct TurnGuard<'a>(&'a Owners);
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.owner.turn(false);
     }
 }
 
@@ -413,12 +525,10 @@ async fn sweeper(period: Duration, sweep: Sweep) {
     // that stopped), the sweep leaves the registry, so a later System on this thread starts
     // a live one instead of feeding a dead one.
     let _registered = Registered(Rc::clone(&sweep));
-    // `validate` refuses a zero period and the builder caps it; a zero one here would panic
-    // in `interval_at`, so it is taken as 1 ms rather than trusted.
+    // `validate` refuses a zero period and the builder caps it; a zero one here would spin the
+    // clock (or panic in `interval_at`), so it is taken as 1 ms rather than trusted.
     let period = period.max(Duration::from_millis(1));
-    let start = crate::desc::time::soon_after(period);
-    let mut beat = tokio::time::interval_at(start, period);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut beat = Beat::new(period);
     loop {
         beat.tick().await;
         sweep
@@ -435,6 +545,157 @@ async fn sweeper(period: Duration, sweep: Sweep) {
             });
         if sweep.borrow().is_empty() {
             return;
+        }
+    }
+}
+
+/// What wakes a sweep: the process's [`clock`] thread, or (when no thread can be started) a
+/// timer on this Arbiter.
+enum Beat {
+    Bell(clock::Bell),
+    Timer(tokio::time::Interval),
+}
+
+impl Beat {
+    fn new(period: Duration) -> Beat {
+        match clock::Bell::every(period) {
+            Some(bell) => Beat::Bell(bell),
+            None => {
+                let first = crate::desc::time::soon_after(period);
+                let mut beat = tokio::time::interval_at(first, period);
+                beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                Beat::Timer(beat)
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        match self {
+            Beat::Bell(bell) => bell.rung().await,
+            Beat::Timer(timer) => {
+                timer.tick().await;
+            }
+        }
+    }
+}
+
+/// The process's owner-check clock: one thread that rings each registered sweep every period.
+/// It starts with the first sweep and ends, within moments, once the last one has gone.
+pub(crate) mod clock {
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::Notify;
+
+    /// One sweep's bell: rung by the clock thread every period.
+    pub(crate) struct Bell(Option<Arc<Notify>>);
+
+    struct Ringing {
+        period: Duration,
+        due: Instant,
+        bell: Weak<Notify>,
+    }
+
+    struct Clock {
+        bells: Vec<Ringing>,
+        /// The thread is running (it clears this as it ends, under the lock).
+        running: bool,
+    }
+
+    static CLOCK: Mutex<Clock> = Mutex::new(Clock {
+        bells: Vec::new(),
+        running: false,
+    });
+    /// A bell was added or dropped: the thread looks again.
+    static CHANGED: Condvar = Condvar::new();
+
+    fn lock() -> MutexGuard<'static, Clock> {
+        // Nothing panics under the lock; a poisoned one holds a consistent list all the same.
+        CLOCK.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the clock thread is running.
+    #[cfg(test)]
+    pub(crate) fn running() -> bool {
+        lock().running
+    }
+
+    impl Bell {
+        /// A bell rung every `period`; `None` when no thread can be started for it.
+        pub(crate) fn every(period: Duration) -> Option<Bell> {
+            let notify = Arc::new(Notify::new());
+            let mut clock = lock();
+            clock.bells.push(Ringing {
+                period,
+                due: after(Instant::now(), period),
+                bell: Arc::downgrade(&notify),
+            });
+            if clock.running {
+                CHANGED.notify_one();
+            } else {
+                let started = std::thread::Builder::new()
+                    .name("owner-check".to_owned())
+                    .spawn(run);
+                if started.is_err() {
+                    clock.bells.pop();
+                    return None;
+                }
+                clock.running = true;
+            }
+            Some(Bell(Some(notify)))
+        }
+
+        /// Waits for the next ring (at once if one came meanwhile).
+        pub(crate) async fn rung(&self) {
+            if let Some(notify) = &self.0 {
+                notify.notified().await;
+            }
+        }
+    }
+
+    impl Drop for Bell {
+        fn drop(&mut self) {
+            // Gone before the thread is told: it sees the bell gone and, if it was the last,
+            // ends.
+            drop(self.0.take());
+            let _clock = lock();
+            CHANGED.notify_one();
+        }
+    }
+
+    /// `period` after `now`, or as far as an instant goes.
+    fn after(now: Instant, period: Duration) -> Instant {
+        now.checked_add(period)
+            .or_else(|| now.checked_add(crate::desc::spec::MAX_OWNER_CHECK))
+            .unwrap_or(now)
+    }
+
+    fn run() {
+        let mut clock = lock();
+        loop {
+            clock
+                .bells
+                .retain(|ringing| ringing.bell.strong_count() > 0);
+            if clock.bells.is_empty() {
+                clock.running = false;
+                return;
+            }
+            let now = Instant::now();
+            let mut next = None::<Instant>;
+            for ringing in &mut clock.bells {
+                if ringing.due <= now {
+                    if let Some(bell) = ringing.bell.upgrade() {
+                        bell.notify_one();
+                    }
+                    ringing.due = after(now, ringing.period);
+                }
+                next = Some(next.map_or(ringing.due, |next| next.min(ringing.due)));
+            }
+            let wait = next.map_or(Duration::ZERO, |next| next.saturating_duration_since(now));
+            clock = CHANGED
+                .wait_timeout(clock, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -532,6 +793,69 @@ mod tests {
             owners.deliver(created()).is_err(),
             "undeliverable: given back"
         );
+    }
+
+    /// An owner whose only `Addr` the test holds; says when it has stopped.
+    struct Sink(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl Actor for Sink {
+        type Context = actix::Context<Self>;
+
+        fn stopped(&mut self, _: &mut actix::Context<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Handler<SocketCreated> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: SocketCreated, _: &mut actix::Context<Self>) {}
+    }
+
+    impl Handler<SocketFailed> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: SocketFailed, _: &mut actix::Context<Self>) {}
+    }
+
+    #[actix::test]
+    async fn a_turn_keeps_the_owner_only_until_it_ends() {
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let owner = Sink(std::sync::Arc::clone(&stopped)).start();
+        let owners = Owners::new(Routes {
+            owner: Some(Box::new(owner.downgrade())),
+            success: Route::Owner,
+            failure: Route::Owner,
+        });
+        {
+            let _turn = owners.turn();
+            for _ in 0..3 {
+                owners.deliver(created()).expect("sent within the turn");
+            }
+            owners.report(failed()).expect("reported within the turn");
+            // The owner's last Addr goes mid-turn: the turn's upgraded address may deliver
+            // the rest of the burst, and is let go when the turn ends.
+            drop(owner);
+        }
+        assert!(
+            wait_until(LIMIT, || stopped.load(std::sync::atomic::Ordering::SeqCst)).await,
+            "the owner stopped once the turn was over"
+        );
+        assert!(owners.gone());
+        let _turn = owners.turn();
+        assert!(
+            owners.deliver(created()).is_err(),
+            "a later turn finds it gone"
+        );
+    }
+
+    #[actix::test]
+    async fn the_clock_rings_a_bell_every_period() {
+        let bell = clock::Bell::every(Duration::from_millis(10)).expect("a clock thread");
+        assert!(clock::running());
+        for _ in 0..3 {
+            tokio::time::timeout(LIMIT, bell.rung())
+                .await
+                .expect("rung within the limit");
+        }
     }
 
     #[actix::test]

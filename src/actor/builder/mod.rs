@@ -277,7 +277,11 @@ impl SocketFactoryBuilder {
     /// # Notes
     /// actix gives no signal when an actor's mailbox closes, so an idle server can only notice
     /// its owner's end by looking. One task per Arbiter and period looks at all its factories'
-    /// recipients at once: a few atomic loads per factory per period, no timer of its own.
+    /// recipients at once: a few atomic loads per factory per period, no timer of its own. It
+    /// is rung by one thread of the process (named `owner-check`, running only while some
+    /// factory is watched), so no Arbiter keeps a timer in its runtime's wheel, which would
+    /// cost every park of that Arbiter. A one-shot factory that delivers in its first turn is
+    /// never watched: its delivery is its check.
     ///
     /// # Errors
     /// A zero period is a [`ConfigError::InvalidDuration`] (a sweep could never rest); periods
@@ -408,7 +412,9 @@ impl SocketFactoryBuilder {
     /// `start()` does.
     pub fn start(self) -> Addr<SocketFactory> {
         let SocketFactoryBuilder { spec, routes } = self;
-        SocketFactory::create(move |ctx| SocketFactory::set_up(spec, routes, Launch::Now, ctx))
+        crate::actor::factory::first_turn::start(move |ctx| {
+            SocketFactory::set_up(spec, routes, Launch::Now, ctx)
+        })
     }
 
     /// Starts the factory on another Arbiter, so its accept loop runs on that Arbiter's thread;

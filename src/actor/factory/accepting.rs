@@ -1,7 +1,6 @@
 //! Accepting: the accept loop as an actor future, and what the factory does with each event.
 
 use std::pin::Pin;
-#[cfg(feature = "proxy-protocol")]
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -117,6 +116,10 @@ impl ActorFuture<SocketFactory> for AcceptLoop {
         ctx: &mut Context<SocketFactory>,
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
+        // The clients of this burst go to one upgrade of the owner's address, dropped with the
+        // guard when this poll returns.
+        let owners = Rc::clone(&act.owners);
+        let _turn = owners.turn();
         for _ in 0..ACCEPT_BUDGET {
             let wants = wants_clients(act);
             let State::Listening(listening) = &mut act.state else {
