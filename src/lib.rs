@@ -31,9 +31,10 @@
 //! - **Zero-downtime upgrades**: [`handover`] passes listening sockets to a new process
 //!   (graceful restart, binary upgrade, pre-forked workers), with the [`ShareListener`] and
 //!   [`Relinquish`] messages on the actor's side.
-//! - **Stopping like a service**: [`stop_on_signal`] stops factories and the System at SIGTERM,
-//!   SIGINT or SIGQUIT (exit status 0, UNIX socket files removed); [`shutdown_signal`] waits
-//!   for one.
+//! - **Stopping like a service**: `run_until_signal(factories).await` in an `#[actix::main]`
+//!   waits for SIGTERM, SIGINT or SIGQUIT and stops the factories (exit status 0, UNIX socket
+//!   files removed); [`stop_on_signal`] does the same and stops the System, for a `main` that
+//!   calls `System::run`; [`shutdown_signal`] only waits for a signal.
 //! - **Name look-ups**: [`Resolve`] (pluggable resolvers) and [`SystemResolver`] (the default,
 //!   on a small detached thread pool, under a deadline); `HickoryResolver` (feature `hickory`):
 //!   async DNS.
@@ -151,7 +152,7 @@ pub use actor::messages::{
     SocketCreated, SocketFailed, StopFactory,
 };
 pub use actor::messages::{Relinquish, ShareListener};
-pub use actor::shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
+pub use actor::shutdown::{run_until_signal, shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use actor::stats::{FactoryStats, GetStats};
 pub use desc::addr::{Address, PeerCredentials, Port, SocketAddress};
 pub use desc::endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};

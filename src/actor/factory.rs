@@ -403,7 +403,8 @@ impl SocketFactory {
             .during(Operation::GetSockName)?;
         let listener = sys::register(socket, Interest::READABLE).during(Operation::Listen)?;
         self.name = Label::Local(local.clone());
-        log::debug!("factory {} ({}): listening", self.id, self.name);
+        // A server's start and stop are the lines an operator looks for: info, as actix-server's.
+        log::info!("factory {} ({}): listening", self.id, self.name);
         let max = service.max_outstanding.min(Semaphore::MAX_PERMITS);
         self.state = State::Listening(Box::new(Listening {
             acceptor: Acceptor::new(listener, max, service.accept_backoff),
@@ -690,9 +691,13 @@ impl SocketFactory {
                 ctx.cancel_future(race);
             }
             State::Retired => self.state = State::Retired,
+            State::Listening(listening) => {
+                drop(listening);
+                log::info!("factory {} ({}): stopped listening", self.id, self.name);
+            }
             // Dropped here: the socket file first (declared before nothing else holds its
             // inode), then the listener or the held socket.
-            State::Idle | State::Listening(_) | State::Holding(_) | State::Keeping { .. } => {}
+            State::Idle | State::Holding(_) | State::Keeping { .. } => {}
         }
         self.answer_waiters(|| Err(not_bound()));
     }
