@@ -57,6 +57,13 @@
 //! | [`SocketAddress`] | an address the kernel reports: INET (a std `SocketAddr`), UNIX path, abstract name or unnamed | [`GetSockName`]'s answer, [`SocketCreated::peer`], [`FactoryGroup::local_addr`] |
 //! | [`socket2::SockAddr`] | the raw `sockaddr` | only on the [`socket2::Socket`] inside a [`SocketCreated`] (`local_addr()`, `peer_addr()`) |
 //!
+//! # Where a factory listens
+//! **One way: the [`GetSockName`] message**, `server.send(GetSockName).await??`, answered by any
+//! factory at any time with a [`SocketAddress`] (`.port()`, `.as_inet()`). The others are
+//! shortcuts to the same answer: [`Spawned::local`] (and [`Spawned::local_addr`]) is what
+//! `GetSockName` answered when [`spawn`](SocketFactoryBuilder::spawn) resolved, and
+//! [`FactoryGroup::local_addr`] is what every member of a group answers.
+//!
 //! # Names
 //! Messages carry POE's names, so a POE program maps one to one: [`GetSockName`] is
 //! `getsockname()`, [`GetId`] is `ID()`, [`PauseAccept`] is `pause_accept()`. Methods carry
@@ -143,6 +150,9 @@ mod sys;
 
 pub use net::handover;
 pub mod testing;
+#[cfg(feature = "actix-web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
+pub mod web;
 
 pub use actor::builder::{SocketFactoryBuilder, Spawned};
 pub use actor::factory::SocketFactory;
@@ -154,6 +164,7 @@ pub use actor::messages::{
 pub use actor::messages::{Relinquish, ShareListener};
 pub use actor::shutdown::{run_until_signal, shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use actor::stats::{FactoryStats, GetStats};
+pub use actor::stream::SocketStream;
 pub use desc::addr::{Address, PeerCredentials, Port, SocketAddress};
 pub use desc::endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
 pub use desc::error::{ConfigError, Operation};

@@ -403,7 +403,9 @@ impl SetEvents {
 
 /// Ask for the local address of the factory's socket: POE's `getsockname()`.
 ///
-/// The way to learn the port of a server bound to port 0. A UNIX socket answers its path
+/// **The way to ask where a factory listens**, and to learn the port of a server bound to
+/// port 0: `let local = server.send(GetSockName).await??;`. [`Spawned::local`](crate::Spawned)
+/// and [`FactoryGroup::local_addr`](crate::FactoryGroup::local_addr) hold the same answer. A UNIX socket answers its path
 /// ([`SocketAddress::Unix`]) or abstract name. A one-shot factory (client, datagram) answers the
 /// address its socket was bound to for as long as it runs: a UNIX datagram factory runs until
 /// stopped, to keep its file; the others stop once their socket is delivered.

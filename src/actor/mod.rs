@@ -9,3 +9,4 @@ pub(crate) mod messages;
 pub(crate) mod owner;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
+pub(crate) mod stream;

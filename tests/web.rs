@@ -1,0 +1,401 @@
+//! The actix-web bridge (feature `actix-web`): a real actix-web `App` served from the factory's
+//! socket on several worker Arbiters, `peer_addr()` checked against the client's own bound
+//! address (directly, and behind a real HAProxy with PROXY v1 and v2), and draining at a stop.
+#![cfg(all(feature = "actix-web", feature = "proxy-protocol"))]
+
+mod util;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_socket_factory::web::{Drained, WebServer};
+use actix_socket_factory::{PeerCredentials, ProxyHeader, ProxyProtocol, SocketFactory};
+use actix_web::{web, App, HttpRequest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use util::*;
+
+/// One HTTP/1.1 answer, as the minimal client below reads it.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    close: bool,
+    body: String,
+}
+
+/// Sends `GET path` on `stream` and reads the answer (Content-Length bodies), bounded.
+async fn get(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    path: &str,
+) -> std::io::Result<Reply> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    tokio::time::timeout(LIMIT, read_reply(stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))?
+}
+
+async fn read_reply(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Reply> {
+    let mut data = Vec::new();
+    let mut byte = [0; 1];
+    while !data.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        data.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&data).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+    };
+    let len: usize = header("content-length")
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).await?;
+    Ok(Reply {
+        status,
+        close: header("connection").is_some_and(|c| c.trim() == "close"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A TCP client bound to 127.0.0.2 (a loopback address of its own, not the server's).
+async fn client_to(server: SocketAddr) -> (TcpStream, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), 0)))
+        .unwrap();
+    let stream = socket.connect(server).await.expect("connect");
+    let local = stream.local_addr().unwrap();
+    (stream, local)
+}
+
+/// `peer_addr thread-id [proxy version]`.
+async fn who(request: HttpRequest) -> String {
+    let header = request
+        .conn_data::<ProxyHeader>()
+        .map(|header| format!(" {:?}", header.version()))
+        .unwrap_or_default();
+    format!(
+        "{} {:?}{header}",
+        request
+            .peer_addr()
+            .map_or("none".to_owned(), |p| p.to_string()),
+        std::thread::current().id()
+    )
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    "slow"
+}
+
+fn app() -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .route("/", web::get().to(who))
+        .route("/slow", web::get().to(slow))
+}
+
+#[actix::test]
+async fn peer_addr_is_the_client_and_every_worker_serves() {
+    let server = WebServer::new(app)
+        .bind("127.0.0.1:0")
+        .workers(2)
+        .start()
+        .await
+        .expect("started");
+    let addr = server.local_addr().as_inet().expect("an INET address");
+    let mut threads = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let (mut stream, me) = client_to(addr).await;
+        // Keep-alive: two requests on one connection.
+        for _ in 0..2 {
+            let reply = get(&mut stream, "/").await.expect("an answer");
+            assert_eq!(reply.status, 200, "{reply:?}");
+            assert!(!reply.close, "{reply:?}");
+            let (peer, thread) = reply.body.split_once(' ').unwrap();
+            assert_eq!(peer, me.to_string());
+            threads.insert(thread.to_owned());
+        }
+    }
+    assert_eq!(
+        threads.len(),
+        2,
+        "round-robin over two workers: {threads:?}"
+    );
+    let started = Instant::now();
+    assert_eq!(server.stop().await, Drained { left: 0 });
+    assert!(started.elapsed() < LIMIT, "{:?}", started.elapsed());
+    assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+}
+
+#[actix::test]
+async fn draining_closes_idle_keep_alive_and_answers_in_flight_with_close() {
+    let server = WebServer::new(app)
+        .bind("127.0.0.1:0")
+        .workers(2)
+        .keep_alive(Duration::from_secs(60)) // a close seen below is the drain's, not a timeout
+        .start()
+        .await
+        .expect("started");
+    let addr = server.local_addr().as_inet().unwrap();
+
+    // An idle keep-alive connection (one request answered), one with a request in flight,
+    // and one accepted that has not sent anything yet.
+    let (mut idle, _) = client_to(addr).await;
+    assert_eq!(get(&mut idle, "/").await.unwrap().status, 200);
+    let (mut busy, _) = client_to(addr).await;
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let (mut fresh, _) = client_to(addr).await;
+    assert!(
+        wait_until(LIMIT, || server.open_connections() == 3).await,
+        "{server:?}"
+    );
+
+    let started = Instant::now();
+    let stop = actix_rt::spawn(server.stop());
+
+    // The idle one is closed at once, not after its 60 s keep-alive.
+    let mut byte = [0; 1];
+    let eof = tokio::time::timeout(LIMIT, idle.read(&mut byte)).await;
+    assert_eq!(eof.expect("closed within the limit").unwrap(), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The one in flight is answered, with Connection: close, then closed.
+    let reply = tokio::time::timeout(LIMIT, read_reply(&mut busy))
+        .await
+        .unwrap()
+        .expect("the slow answer");
+    assert_eq!(
+        (reply.status, reply.close, reply.body.as_str()),
+        (200, true, "slow")
+    );
+    assert_eq!(busy.read(&mut byte).await.unwrap(), 0);
+
+    // The fresh one is served its first request, with Connection: close.
+    let reply = get(&mut fresh, "/").await.expect("served while draining");
+    assert_eq!((reply.status, reply.close), (200, true), "{reply:?}");
+    assert_eq!(fresh.read(&mut byte).await.unwrap(), 0);
+
+    let drained = tokio::time::timeout(LIMIT, stop).await.unwrap().unwrap();
+    assert_eq!(drained, Drained { left: 0 });
+}
+
+#[actix::test]
+async fn a_stalled_connection_is_cut_at_the_drain_bound() {
+    let bound = Duration::from_millis(300);
+    let server = WebServer::new(app)
+        .bind("127.0.0.1:0")
+        .workers(1)
+        .drain_timeout(bound)
+        .start()
+        .await
+        .expect("started");
+    let addr = server.local_addr().as_inet().unwrap();
+    // Half a request: never answered, never idle.
+    let (mut stalled, _) = client_to(addr).await;
+    stalled.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    assert!(wait_until(LIMIT, || server.open_connections() == 1).await);
+    let started = Instant::now();
+    assert_eq!(server.stop().await, Drained { left: 1 });
+    let took = started.elapsed();
+    assert!(took >= bound && took < bound * 5, "{took:?}");
+    // The worker stopped: the connection is closed.
+    let mut byte = [0; 1];
+    let closed = tokio::time::timeout(LIMIT, stalled.read(&mut byte)).await;
+    assert!(matches!(closed.expect("closed"), Ok(0) | Err(_)));
+}
+
+#[actix::test]
+async fn a_unix_socket_is_served_with_the_clients_credentials() {
+    let (_dir, path) = temp_socket_path("web.sock");
+    let server = WebServer::new(|| {
+        App::new().route(
+            "/",
+            web::get().to(|request: HttpRequest| async move {
+                let pid = request.conn_data::<PeerCredentials>().and_then(|c| c.pid);
+                format!("{pid:?}")
+            }),
+        )
+    })
+    .bind(format!("unix:{}", path.display()))
+    .workers(1)
+    .start()
+    .await
+    .expect("started");
+    let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let reply = get(&mut stream, "/").await.unwrap();
+    assert_eq!(reply.body, format!("Some({})", std::process::id()));
+    drop(stream);
+    assert_eq!(server.stop().await, Drained { left: 0 });
+    assert!(!path.exists(), "the socket file is removed at the stop");
+}
+
+#[actix::test]
+async fn without_an_address_start_says_so() {
+    let error = WebServer::new(app).start().await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    // A port in use: the bind's error, as the OS says it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let error = WebServer::new(app)
+        .bind(taken.local_addr().unwrap())
+        .workers(1)
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse, "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behind a real HAProxy.
+
+/// A running `haproxy`, killed when dropped.
+struct Haproxy {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn haproxy() -> Option<&'static str> {
+    let runs = |program: &str| {
+        Command::new(program)
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let found = ["haproxy", "/usr/sbin/haproxy"]
+        .into_iter()
+        .find(|program| runs(program));
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").map_or(true, |ci| ci != "true"),
+            "haproxy is not installed, and CI=true: .ci/run installs it"
+        );
+        println!("SKIPPED: haproxy is not installed (apt-get install haproxy)");
+    }
+    found
+}
+
+/// Whether something listens on 127.0.0.1:`port` (from /proc/net/tcp, without connecting).
+fn listening(port: u16) -> bool {
+    let wanted = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|table| {
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&wanted.as_str()) && fields.get(3) == Some(&"0A")
+        })
+    })
+}
+
+async fn start_haproxy(
+    program: &str,
+    backend: SocketAddr,
+    server_options: &str,
+) -> (Haproxy, SocketAddr) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let front = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let config = format!(
+        "global\n    maxconn 64\n\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend front\n    bind 127.0.0.1:{front}\n    default_backend web\n\n\
+         backend web\n    server web {backend} {server_options}\n"
+    );
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, config).expect("write haproxy.cfg");
+    let child = Command::new(program)
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn haproxy");
+    let mut haproxy = Haproxy { child, _dir: dir };
+    if !wait_until(LIMIT, || listening(front)).await {
+        let _ = haproxy.child.kill();
+        let mut err = String::new();
+        if let Some(mut stderr) = haproxy.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut err);
+        }
+        panic!("haproxy did not listen on {front}: {err}");
+    }
+    (haproxy, SocketAddr::from((Ipv4Addr::LOCALHOST, front)))
+}
+
+async fn peer_addr_behind_haproxy(server_options: &str, version: &str) {
+    let Some(program) = haproxy() else { return };
+    let server = WebServer::new(app)
+        .listen(
+            SocketFactory::builder()
+                .bind("127.0.0.1:0")
+                .proxy_protocol(ProxyProtocol::required()),
+        )
+        .workers(2)
+        .start()
+        .await
+        .expect("started");
+    let backend = server.local_addr().as_inet().unwrap();
+    let (_haproxy, front) = start_haproxy(program, backend, server_options).await;
+    let mut answered = 0;
+    for _ in 0..5 {
+        let (mut stream, me) = client_to(front).await;
+        for _ in 0..5 {
+            let reply = get(&mut stream, "/")
+                .await
+                .expect("an answer through haproxy");
+            assert_eq!(reply.status, 200, "{reply:?}");
+            let mut words = reply.body.split(' ');
+            assert_eq!(words.next(), Some(me.to_string().as_str()), "{reply:?}");
+            assert_eq!(words.nth(1), Some(version), "{reply:?}");
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 25);
+    drop(_haproxy);
+    assert_eq!(server.stop().await, Drained { left: 0 });
+}
+
+#[actix::test]
+async fn behind_haproxy_v1_peer_addr_is_the_client() {
+    peer_addr_behind_haproxy("send-proxy", "V1").await;
+}
+
+#[actix::test]
+async fn behind_haproxy_v2_peer_addr_is_the_client() {
+    peer_addr_behind_haproxy("send-proxy-v2", "V2").await;
+}
