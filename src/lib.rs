@@ -83,6 +83,11 @@
 //!   `EndpointValueParser`.
 //! - `hickory`: `HickoryResolver`, an async, cancellable DNS resolver.
 //! - `proxy-protocol`: PROXY protocol v1/v2 on accepted connections, parsed with `ppp`.
+//! - `actix-web`: [`web::WebServer`] serves an actix-web `App` from a factory's socket, on
+//!   several worker Arbiters, with the real client behind the PROXY protocol and draining at
+//!   upgrades and stops.
+//! - `metrics`: `export_metrics` publishes a factory's counters (accepted, failed by operation,
+//!   back-off episodes, PROXY outcomes, in flight) through the `metrics` facade.
 //!
 //! # Example
 //! A server on a free loopback port, and a client factory that connects to it:
@@ -162,6 +167,9 @@ pub use actor::messages::{
     SocketCreated, SocketFailed, StopFactory,
 };
 pub use actor::messages::{Relinquish, ShareListener};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use actor::metrics::{export_metrics, MetricsExporter, StopExporter, DEFAULT_METRICS_INTERVAL};
 pub use actor::shutdown::{run_until_signal, shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use actor::stats::{FactoryStats, GetStats};
 pub use actor::stream::SocketStream;

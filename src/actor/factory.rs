@@ -590,7 +590,7 @@ impl SocketFactory {
 
     /// Reports a failure that ends the factory's job, and stops it.
     fn fail_now(&mut self, failure: Failure, ctx: &mut Context<Self>) {
-        self.counters.failed += 1;
+        self.counters.count_failure(failure.operation);
         self.failed_starts = self.failed_starts.saturating_add(1);
         let failed = SocketFailed::new(failure, self.id);
         log::warn!(
@@ -626,7 +626,7 @@ impl SocketFactory {
 
     /// Reports a failure that does not end the job (an accepted socket dropped, a back-off).
     fn report(&mut self, failure: Failure) {
-        self.counters.failed += 1;
+        self.counters.count_failure(failure.operation);
         let failed = SocketFailed::new(failure, self.id);
         log::debug!("factory {} ({}): {}", self.id, self.name, failed.describe());
         if self.owners.report(failed).is_err() {
@@ -932,6 +932,7 @@ impl Handler<GetStats> for SocketFactory {
             accepted: self.counters.accepted,
             delivered: self.counters.delivered,
             failed: self.counters.failed,
+            failed_by_operation: self.counters.failed_by_operation(),
             outstanding,
             max_outstanding,
             listening: listening.is_some(),

@@ -4,6 +4,8 @@ use std::time::SystemTime;
 
 use actix::Message;
 
+use crate::desc::error::Operation;
+
 /// Ask a factory for its counters.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "FactoryStats")]
@@ -18,6 +20,9 @@ pub struct FactoryStats {
     pub delivered: u64,
     /// `SocketFailed` events produced (sent or, with no failure recipient, logged).
     pub failed: u64,
+    /// `failed`, by the operation that failed: each operation with at least one failure, in
+    /// the order of [`Operation`]'s variants.
+    pub failed_by_operation: Vec<(Operation, u64)>,
     /// Deliveries the owner has not handled yet (see `max_outstanding`).
     pub outstanding: usize,
     /// The cap on outstanding deliveries (0 while the factory holds no listening socket).
@@ -42,12 +47,27 @@ pub struct FactoryStats {
     pub proxy: crate::net::proxy::ProxyStats,
 }
 
+/// The operations a failure is counted under, in order.
+const OPERATIONS: [Operation; 9] = [
+    Operation::Config,
+    Operation::Resolve,
+    Operation::Socket,
+    Operation::SetSockOpt,
+    Operation::Bind,
+    Operation::Listen,
+    Operation::Accept,
+    Operation::Connect,
+    Operation::GetSockName,
+];
+
 /// The counters a factory keeps.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Counters {
     pub(crate) accepted: u64,
     pub(crate) delivered: u64,
     pub(crate) failed: u64,
+    /// Failures by operation, in the order of `OPERATIONS`.
+    failed_by: [u64; OPERATIONS.len()],
     pub(crate) backoff_episodes: u64,
     pub(crate) since: SystemTime,
 }
@@ -58,8 +78,29 @@ impl Default for Counters {
             accepted: 0,
             delivered: 0,
             failed: 0,
+            failed_by: [0; OPERATIONS.len()],
             backoff_episodes: 0,
             since: SystemTime::now(),
         }
+    }
+}
+
+impl Counters {
+    /// Counts one failure of `operation`.
+    pub(crate) fn count_failure(&mut self, operation: Operation) {
+        self.failed = self.failed.saturating_add(1);
+        if let Some(i) = OPERATIONS.iter().position(|op| *op == operation) {
+            self.failed_by[i] = self.failed_by[i].saturating_add(1);
+        }
+    }
+
+    /// The failures by operation, those counted at least once.
+    pub(crate) fn failed_by_operation(&self) -> Vec<(Operation, u64)> {
+        OPERATIONS
+            .iter()
+            .zip(self.failed_by)
+            .filter(|(_, count)| *count > 0)
+            .map(|(op, count)| (*op, count))
+            .collect()
     }
 }
