@@ -202,6 +202,11 @@ pub use socket2;
 
 /// Every Rust block of the README, compiled and run as a doc test so the README stays true
 /// (with every feature on, as `.ci/run` tests: the README shows the optional ones too).
-#[cfg(all(doctest, feature = "proxy-protocol"))]
+#[cfg(all(
+    doctest,
+    feature = "proxy-protocol",
+    feature = "actix-web",
+    feature = "metrics"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
