@@ -399,3 +399,96 @@ async fn behind_haproxy_v1_peer_addr_is_the_client() {
 async fn behind_haproxy_v2_peer_addr_is_the_client() {
     peer_addr_behind_haproxy("send-proxy-v2", "V2").await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// For users who keep HttpServer: the socket a predecessor handed over, taken by name without a
+// factory (`handover::take`), served by actix-web's own HttpServer.
+
+#[actix::test]
+async fn httpserver_serves_a_socket_taken_by_name_from_a_predecessor() {
+    use actix_socket_factory::handover::{SharedSocket, Successor};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut command = std::process::Command::new(exe);
+    command
+        .args([
+            "httpserver_child",
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(util::child::CHILD_VAR, "httpserver_child")
+        .stdout(Stdio::null());
+    let starting = Successor::new(command)
+        .socket(SharedSocket::new("http", listener).unwrap())
+        .ready_timeout(LIMIT)
+        .spawn()
+        .expect("the successor starts");
+    let mut child = starting.ready().await.expect("the successor serves");
+    let (mut stream, me) = client_to(addr).await;
+    let reply = get(&mut stream, "/").await.expect("HttpServer's answer");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.starts_with(&me.to_string()), "{reply:?}");
+    drop(stream);
+    // HttpServer's own SIGTERM handling ends the child.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the child did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+#[ignore = "runs as a successor: httpserver_serves_a_socket_taken_by_name_from_a_predecessor"]
+fn httpserver_child() {
+    if !in_child("httpserver_child") {
+        return;
+    }
+    use actix_socket_factory::handover;
+    let socket = handover::take("http").expect("the inherited socket");
+    assert_eq!(
+        handover::take("http").unwrap_err().kind(),
+        std::io::ErrorKind::NotFound,
+        "taken once only"
+    );
+    actix_rt::System::new().block_on(async {
+        let server = actix_web::HttpServer::new(app)
+            .workers(1)
+            .listen(std::net::TcpListener::from(socket))
+            .expect("listen")
+            .run();
+        handover::ready().expect("the predecessor is told");
+        server.await.expect("HttpServer ran");
+    });
+}
+
+/// The documented way to start a factory paused: `PauseAccept` sent right after `start()` is
+/// handled before the first accept.
+#[actix::test]
+async fn a_factory_started_paused_delivers_nothing_until_resumed() {
+    use actix_socket_factory::{GetSockName, PauseAccept, ResumeAccept};
+    for _ in 0..3 {
+        let mut events = Events::start();
+        let server = events.builder().bind("127.0.0.1:0").start();
+        server.do_send(PauseAccept);
+        let local = server.send(GetSockName).await.unwrap().unwrap();
+        let _client = TcpStream::connect(local.as_inet().unwrap()).await.unwrap();
+        events
+            .expect_no_created(Duration::from_millis(200))
+            .await
+            .expect("nothing while paused");
+        server.do_send(ResumeAccept);
+        events
+            .next_created(LIMIT)
+            .await
+            .expect("delivered once resumed");
+    }
+}

@@ -312,7 +312,10 @@ impl std::error::Error for SocketFailed {
 
 /// Stop calling `accept`: new clients wait in the kernel's listen queue. POE: `pause_accept()`.
 ///
-/// Has no effect on a factory that does not listen.
+/// Has no effect on a factory that does not listen. To **start a factory paused** (to hold a
+/// socket, e.g. one inherited, before anything is accepted), send it right after `start()`:
+/// `let server = builder.start(); server.do_send(PauseAccept);` is handled before the first
+/// accept.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]
 pub struct PauseAccept;

@@ -46,6 +46,13 @@
 //! The stop returns when the last connection is closed, or after [`WebServer::drain_timeout`]
 //! (then the workers stop and drop what is left).
 //!
+//! # Keeping `HttpServer`
+//! A program that keeps actix-web's `HttpServer` takes a socket its predecessor handed over by
+//! name with [`handover::take`](crate::handover::take), without a factory:
+//! `HttpServer::new(app).listen(TcpListener::from(handover::take("http")?))?`, then
+//! [`handover::ready`](crate::handover::ready). It then drains as `HttpServer` does (its
+//! graceful stop), not as described above.
+//!
 //! An HTTP/1.1 client may send a request on an idle keep-alive connection just as the server
 //! closes it; RFC 9112 (§9.3.1) has clients retry such an idempotent request on a new
 //! connection, as browsers, curl and hyper do. No server can avoid that race.
