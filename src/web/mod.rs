@@ -48,9 +48,9 @@
 //!
 //! # Keeping `HttpServer`
 //! A program that keeps actix-web's `HttpServer` takes a socket its predecessor handed over by
-//! name with [`handover::take`](crate::handover::take), without a factory:
+//! name with [`handover::take`], without a factory:
 //! `HttpServer::new(app).listen(TcpListener::from(handover::take("http")?))?`, then
-//! [`handover::ready`](crate::handover::ready). It then drains as `HttpServer` does (its
+//! [`handover::ready`]. It then drains as `HttpServer` does (its
 //! graceful stop), not as described above.
 //!
 //! An HTTP/1.1 client may send a request on an idle keep-alive connection just as the server
