@@ -16,8 +16,8 @@
 //! small detached thread pool), and every failure is a message, never a panic.
 //!
 //! # Organization
-//! Everything below is reachable from the crate root, and from the two public modules
-//! [`handover`] and [`testing`].
+//! Everything below is reachable from the crate root, and from the public modules
+//! [`handover`], [`testing`] and (feature `actix-web`) `web`.
 //!
 //! - **Describe and start**: [`SocketFactory::builder`] gives a [`SocketFactoryBuilder`], whose
 //!   methods carry POE's parameter names in their docs ([`Domain`], [`SocketType`],
@@ -28,6 +28,10 @@
 //!   [`SetEvents`], [`GetSockName`], [`GetId`], [`GetStats`], [`StopFactory`]) and out
 //!   ([`SocketCreated`], [`SocketFailed`]); [`FactoryStats`] answers `GetStats`.
 //! - **Many cores**: [`FactoryGroup`], one factory per Arbiter on one port.
+//! - **One stream type**: [`SocketCreated::into_stream`] gives a [`SocketStream`], TCP or UNIX
+//!   inside, for one session type over every family.
+//! - **actix-web** (feature `actix-web`): `web::WebServer` serves an actix-web `App` from a
+//!   factory's socket, with upgrades and draining.
 //! - **Zero-downtime upgrades**: [`handover`] passes listening sockets to a new process
 //!   (graceful restart, binary upgrade, pre-forked workers), with the [`ShareListener`] and
 //!   [`Relinquish`] messages on the actor's side.

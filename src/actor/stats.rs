@@ -61,13 +61,14 @@ const OPERATIONS: [Operation; 9] = [
 ];
 
 /// The counters a factory keeps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Counters {
     pub(crate) accepted: u64,
     pub(crate) delivered: u64,
     pub(crate) failed: u64,
-    /// Failures by operation, in the order of `OPERATIONS`.
-    failed_by: [u64; OPERATIONS.len()],
+    /// Failures by operation, in the order of `OPERATIONS`: made at the first failure, so an
+    /// idle factory stays small.
+    failed_by: Option<Box<[u64; OPERATIONS.len()]>>,
     pub(crate) backoff_episodes: u64,
     pub(crate) since: SystemTime,
 }
@@ -78,7 +79,7 @@ impl Default for Counters {
             accepted: 0,
             delivered: 0,
             failed: 0,
-            failed_by: [0; OPERATIONS.len()],
+            failed_by: None,
             backoff_episodes: 0,
             since: SystemTime::now(),
         }
@@ -90,17 +91,23 @@ impl Counters {
     pub(crate) fn count_failure(&mut self, operation: Operation) {
         self.failed = self.failed.saturating_add(1);
         if let Some(i) = OPERATIONS.iter().position(|op| *op == operation) {
-            self.failed_by[i] = self.failed_by[i].saturating_add(1);
+            let counts = self
+                .failed_by
+                .get_or_insert_with(|| Box::new([0; OPERATIONS.len()]));
+            counts[i] = counts[i].saturating_add(1);
         }
     }
 
     /// The failures by operation, those counted at least once.
     pub(crate) fn failed_by_operation(&self) -> Vec<(Operation, u64)> {
+        let Some(counts) = &self.failed_by else {
+            return Vec::new();
+        };
         OPERATIONS
             .iter()
-            .zip(self.failed_by)
-            .filter(|(_, count)| *count > 0)
-            .map(|(op, count)| (*op, count))
+            .zip(counts.iter())
+            .filter(|(_, count)| **count > 0)
+            .map(|(op, count)| (*op, *count))
             .collect()
     }
 }

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! # How it serves
-//! One factory listens (or takes the socket a predecessor handed over, by the name
+//! HTTP/1.x, in clear (TLS and HTTP/2 belong to the balancer in front). One factory listens (or takes the socket a predecessor handed over, by the name
 //! [`WebServer::name`]); it hands each accepted connection, round-robin, to one of the worker
 //! Arbiters ([`WebServer::workers`], one per core by default, as `HttpServer`'s workers), where
 //! actix-http's HTTP/1 dispatcher runs the application that [`WebServer::new`]'s closure made on
