@@ -1,8 +1,11 @@
 //! Two zero-downtime upgrades of the actix-web example under an HTTP load: keep-alive clients
-//! and a new connection per request, all the while. Every request is answered exactly once,
+//! and a new connection per request, all the while; directly, and behind a real HAProxy
+//! (PROXY v2). Every request is answered exactly once,
 //! none refused, reset or failed; `peer_addr()` is each client's own bound address; each old
 //! process exits once drained.
 #![cfg(all(feature = "actix-web", feature = "proxy-protocol"))]
+
+mod web_support;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -48,7 +51,9 @@ struct Tally {
     reset: u64,
     failed: u64,
     /// Requests sent on a reused keep-alive connection that the server closed, idle, before
-    /// reading them: sent again on a new connection, as RFC 9112 §9.3.1 has clients do.
+    /// reading them: sent again on a new connection, as RFC 9112 §9.3.1 has clients do. (The
+    /// drain closes a connection only after `IDLE_GRACE` of idleness, so an active client
+    /// rarely meets this.)
     retried: u64,
     wrong_peer: u64,
     by_pid: BTreeMap<u32, u64>,
@@ -199,19 +204,20 @@ fn hangup(pid: u32) {
     assert!(status.is_ok_and(|s| s.success()), "kill -HUP {pid}");
 }
 
-/// Waits until answers come from a pid other than `old`, and `old` has exited; returns the new pid.
-async fn next_pid(old: u32, tally: &Arc<Mutex<Tally>>) -> u32 {
+/// Waits until answers come from a pid not in `known` and the last of `known` has exited;
+/// returns the new pid.
+async fn next_pid(known: &[u32], tally: &Arc<Mutex<Tally>>) -> u32 {
+    let old = *known.last().expect("a known pid");
     let deadline = Instant::now() + LIMIT;
     loop {
-        let newest = tally
+        let new = tally
             .lock()
             .unwrap()
             .by_pid
             .keys()
             .copied()
-            .filter(|&pid| pid != old)
-            .max();
-        if let Some(pid) = newest {
+            .find(|pid| !known.contains(pid));
+        if let Some(pid) = new {
             if gone(old) {
                 return pid;
             }
@@ -224,42 +230,89 @@ async fn next_pid(old: u32, tally: &Arc<Mutex<Tally>>) -> u32 {
     }
 }
 
+/// The example's processes: each still running when the test ends (a failure) is killed.
+struct Processes(Vec<u32>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if !gone(*pid) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_upgrades_under_load_answer_every_request_once() {
+    upgrades_under_load(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_upgrades_behind_haproxy_answer_every_request_once() {
+    upgrades_under_load(true).await;
+}
+
+async fn upgrades_under_load(behind_haproxy: bool) {
+    let haproxy_program = if behind_haproxy {
+        match web_support::haproxy() {
+            Some(program) => Some(program),
+            None => return,
+        }
+    } else {
+        None
+    };
     let program = example("actix_web");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut first = Command::new(&program)
-        .arg(server.to_string())
-        .args(["--workers", "2"])
+    let mut first = Command::new(&program);
+    first.arg(server.to_string()).args(["--workers", "2"]);
+    if behind_haproxy {
+        first.arg("--proxy");
+    }
+    let mut first = first
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .expect("start the example");
+    let mut processes = Processes(vec![first.id()]);
     let up = Instant::now();
-    while TcpStream::connect(server).await.is_err() {
+    while !web_support::listening(port) {
         assert!(up.elapsed() < LIMIT, "the example did not listen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The clients' way in: the server itself, or HAProxy in front of it.
+    let (_haproxy, front) = match haproxy_program {
+        Some(program) => {
+            let (haproxy, front) =
+                web_support::start_haproxy(program, server, "send-proxy-v2").await;
+            (Some(haproxy), front)
+        }
+        None => (None, server),
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let clients: Vec<_> = (0..8)
-        .map(|i| tokio::spawn(client(server, i % 2 == 0, stop.clone(), tally.clone())))
+        .map(|i| tokio::spawn(client(front, i % 2 == 0, stop.clone(), tally.clone())))
         .collect();
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let p1 = first.id();
     hangup(p1);
-    let p2 = next_pid(p1, &tally).await;
+    let p2 = next_pid(&processes.0, &tally).await;
+    processes.0.push(p2);
     let _ = first.wait(); // reaped: it exited after draining
     tokio::time::sleep(Duration::from_millis(500)).await;
     hangup(p2);
-    let p3 = next_pid(p2, &tally).await;
+    let p3 = next_pid(&processes.0, &tally).await;
+    processes.0.push(p3);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     stop.store(true, Ordering::Relaxed);
@@ -280,7 +333,12 @@ async fn two_upgrades_under_load_answer_every_request_once() {
 
     let tally = tally.lock().unwrap();
     println!(
-        "answered {} (by pid {:?}), refused {}, reset {}, failed {}, retried {}, wrong peer {}",
+        "{}answered {} (by pid {:?}), refused {}, reset {}, failed {}, retried {}, wrong peer {}",
+        if behind_haproxy {
+            "behind haproxy: "
+        } else {
+            ""
+        },
         tally.answered,
         tally.by_pid,
         tally.refused,

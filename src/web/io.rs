@@ -90,8 +90,15 @@ pub(crate) struct WebIo {
     conn: Rc<ConnState>,
     draining: CancellationToken,
     drain_started: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// While draining, how long this idle connection is still given to send its next request.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
     _open: Open,
 }
+
+/// While draining, an idle keep-alive connection is closed once it has been idle this long
+/// since the drain began: a client that sends its next request at once (an active one) is
+/// answered, with `Connection: close`, instead of meeting a close as it sends.
+pub(crate) const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl WebIo {
     pub(crate) fn new(stream: SocketStream, tracker: &Arc<Tracker>) -> WebIo {
@@ -101,6 +108,7 @@ impl WebIo {
             conn: Rc::default(),
             drain_started: Box::pin(draining.clone().cancelled_owned()),
             draining,
+            grace: None,
             _open: Open::new(tracker.clone()),
         }
     }
@@ -142,14 +150,20 @@ impl AsyncRead for WebIo {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                // Nothing to read. Draining and idle: end the stream (the dispatcher closes the
-                // connection); otherwise wait, woken by data or by the drain's start.
+                // Nothing to read. Draining and idle for IDLE_GRACE: end the stream (the
+                // dispatcher closes the connection); otherwise wait, woken by data, by the
+                // drain's start or by the grace's end.
                 let drain =
                     this.draining.is_cancelled() || this.drain_started.as_mut().poll(cx).is_ready();
-                if drain && this.idle() {
-                    Poll::Ready(Ok(()))
-                } else {
-                    Poll::Pending
+                if !drain || !this.idle() {
+                    return Poll::Pending;
+                }
+                let grace = this
+                    .grace
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(IDLE_GRACE)));
+                match grace.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Ok(())),
+                    Poll::Pending => Poll::Pending,
                 }
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),

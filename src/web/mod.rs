@@ -41,8 +41,10 @@
 //! After a handover ([`Serving::upgrade`]) or at a stop ([`Serving::stop`]) the factory lets the
 //! listening socket go first (queued clients are the successor's), then the workers drain:
 //! every request read is answered, with `Connection: close`; a keep-alive connection that is idle
-//! (everything it sent answered, nothing waiting to be read) is closed at once; a connection that
-//! has sent nothing yet is served its first request (up to actix-http's request timeout, 5 s).
+//! (everything it sent answered, nothing waiting to be read) is closed after 100 ms of idleness
+//! in the drain (an active client's next request comes sooner, and is answered with
+//! `Connection: close`); a connection that has sent nothing yet is served its first request (up
+//! to actix-http's request timeout, 5 s).
 //! The stop returns when the last connection is closed, or after [`WebServer::drain_timeout`]
 //! (then the workers stop and drop what is left).
 //!
@@ -53,9 +55,10 @@
 //! [`handover::ready`]. It then drains as `HttpServer` does (its
 //! graceful stop), not as described above.
 //!
-//! An HTTP/1.1 client may send a request on an idle keep-alive connection just as the server
-//! closes it; RFC 9112 (§9.3.1) has clients retry such an idempotent request on a new
-//! connection, as browsers, curl and hyper do. No server can avoid that race.
+//! An HTTP/1.1 client that sends a request on an idle keep-alive connection just as the server
+//! closes it (after those 100 ms) meets the close; RFC 9112 (§9.3.1) has clients retry such an
+//! idempotent request on a new connection, as browsers, curl and hyper do. No server can close
+//! an idle connection without that race; the grace makes it rare.
 
 mod io;
 mod service;
