@@ -33,14 +33,31 @@ fn example(name: &str) -> PathBuf {
     build
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CARGO_TARGET_DIR", target_dir)
-        .args(["build", "--quiet", "--example", name])
-        .args(["--features", "actix-web,proxy-protocol"]);
+        .args(["build", "--quiet", "--example", name, "--features"])
+        .arg(features().join(","));
     if profile_dir.file_name().is_some_and(|p| p == "release") {
         build.arg("--release");
     }
     let status = build.status().expect("run cargo build --example");
     assert!(status.success(), "cargo build --example {name}: {status}");
     profile_dir.join("examples").join(name)
+}
+
+/// This test's own features (at least those the example needs), so the example builds on the
+/// library this test was built with instead of building it again.
+fn features() -> Vec<&'static str> {
+    let mut features = vec!["actix-web", "proxy-protocol"];
+    for (on, name) in [
+        (cfg!(feature = "serde"), "serde"),
+        (cfg!(feature = "clap"), "clap"),
+        (cfg!(feature = "hickory"), "hickory"),
+        (cfg!(feature = "metrics"), "metrics"),
+    ] {
+        if on {
+            features.push(name);
+        }
+    }
+    features
 }
 
 /// What the load saw.
