@@ -437,14 +437,14 @@ impl Serving {
                     }
                 }
             };
-            log::info!("{caught}: stopping the web server on {}", self.local);
+            log::debug!("{caught}: stopping the web server on {}", self.local);
             return Ok(Ended::Stopped(caught, self.stop().await));
         }
     }
 
     async fn drain(self) -> Drained {
         let open = self.tracker.open();
-        log::info!(
+        log::debug!(
             "web server on {}: draining {open} connection{}",
             self.local,
             if open == 1 { "" } else { "s" }
@@ -462,7 +462,16 @@ impl Serving {
             );
         }
         stop_arbiters(self.arbiters);
-        log::info!("web server on {}: stopped", self.local);
+        log::info!(
+            "web server on {}: stopped ({} connection{} drained, {left} cut)",
+            self.local,
+            open.saturating_sub(left),
+            if open.saturating_sub(left) == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
         Drained { left }
     }
 }
