@@ -409,3 +409,33 @@ async fn a_factory_started_paused_delivers_nothing_until_resumed() {
             .expect("delivered once resumed");
     }
 }
+
+/// A successor that dies before it is ready: the upgrade is an error, and the server, which
+/// gave nothing up, still serves (keep-alive connections included).
+#[actix::test]
+async fn an_upgrade_whose_successor_dies_keeps_serving() {
+    use actix_socket_factory::handover::Successor;
+    let server = WebServer::new(app)
+        .bind("127.0.0.1:0")
+        .workers(1)
+        .start()
+        .await
+        .expect("started");
+    let addr = server.local_addr().as_inet().unwrap();
+    let (mut kept, _) = client_to(addr).await;
+    assert_eq!(get(&mut kept, "/").await.unwrap().status, 200);
+
+    let dies = Successor::new(Command::new("false")).ready_timeout(LIMIT);
+    let (server, error) = match server.upgrade(dies).await {
+        Ok(done) => panic!("an upgrade to a dead successor: {done:?}"),
+        Err(failed) => failed,
+    };
+    assert!(!error.to_string().is_empty());
+    // Still serving: the old connection, and new ones.
+    let reply = get(&mut kept, "/").await.expect("the kept connection");
+    assert_eq!((reply.status, reply.close), (200, false), "{reply:?}");
+    let (mut fresh, _) = client_to(addr).await;
+    assert_eq!(get(&mut fresh, "/").await.unwrap().status, 200);
+    drop((kept, fresh));
+    assert_eq!(server.stop().await, Drained { left: 0 });
+}
