@@ -439,3 +439,26 @@ async fn an_upgrade_whose_successor_dies_keeps_serving() {
     drop((kept, fresh));
     assert_eq!(server.stop().await, Drained { left: 0 });
 }
+
+/// A `Serving` dropped without `stop()`: the factory and the workers stop (the connection, which
+/// lives on a worker, is closed), no listener is left behind.
+#[actix::test]
+async fn a_dropped_server_stops_its_factory_and_workers() {
+    let server = WebServer::new(app)
+        .bind("127.0.0.1:0")
+        .workers(2)
+        .start()
+        .await
+        .expect("started");
+    let addr = server.local_addr().as_inet().unwrap();
+    let (mut client, _) = client_to(addr).await;
+    assert_eq!(get(&mut client, "/").await.unwrap().status, 200);
+    drop(server);
+    let mut byte = [0; 1];
+    let closed = tokio::time::timeout(LIMIT, client.read(&mut byte)).await;
+    assert!(matches!(closed.expect("closed"), Ok(0) | Err(_)));
+    assert!(
+        wait_until(LIMIT, || std::net::TcpStream::connect(addr).is_err()).await,
+        "still listening"
+    );
+}

@@ -442,7 +442,7 @@ impl Serving {
         }
     }
 
-    async fn drain(self) -> Drained {
+    async fn drain(mut self) -> Drained {
         let open = self.tracker.open();
         log::debug!(
             "web server on {}: draining {open} connection{}",
@@ -461,7 +461,7 @@ impl Serving {
                 self.drain_timeout
             );
         }
-        stop_arbiters(self.arbiters);
+        stop_arbiters(std::mem::take(&mut self.arbiters));
         log::info!(
             "web server on {}: stopped ({} connection{} drained, {left} cut)",
             self.local,
@@ -473,6 +473,17 @@ impl Serving {
             }
         );
         Drained { left }
+    }
+}
+
+impl Drop for Serving {
+    /// A server dropped without [`stop`](Serving::stop) stops at once, without draining: its
+    /// factory and its workers (and with them their connections).
+    fn drop(&mut self) {
+        if !self.arbiters.is_empty() {
+            self.factory.do_send(StopFactory);
+            stop_arbiters(std::mem::take(&mut self.arbiters));
+        }
     }
 }
 
