@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_socket_factory::{
-    stop_on_signal, FactoryGroup, FactoryId, SocketCreated, SocketFactory, SocketFailed,
+    run_until_signal, FactoryGroup, FactoryId, SocketCreated, SocketFactory, SocketFailed,
 };
 
 /// Counts the connections each member delivered; drops them (closing them) at once.
@@ -46,57 +46,49 @@ impl Handler<SocketFailed> for Owner {
 
     fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
         eprintln!("{failed}");
-        System::current().stop();
     }
 }
 
-fn main() -> std::io::Result<()> {
+#[actix::main]
+async fn main() -> std::io::Result<()> {
     env_logger::init();
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
     let members = args.next().and_then(Result::ok).unwrap_or(2).max(1);
     let clients = args.next().and_then(Result::ok).unwrap_or(2000);
 
-    let system = System::new();
     let arbiters: Vec<Arbiter> = (0..members).map(|_| Arbiter::new()).collect();
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
-    system.block_on(async move {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let owner = Owner {
-            per_member: BTreeMap::new(),
-            expected: clients,
-            done: Some(done_tx),
-        }
-        .start();
-        let builder = SocketFactory::builder()
-            .bind_address("127.0.0.1")
-            .owner(&owner);
-        let group = match FactoryGroup::start(builder, &handles).await {
-            Ok(group) => group,
-            Err(error) => {
-                eprintln!("cannot start the group: {error}");
-                System::current().stop();
-                return;
-            }
-        };
-        if let Err(error) = stop_on_signal(group.members().to_vec()) {
-            eprintln!("cannot catch SIGTERM: {error}");
-        }
-        let addr = group
-            .local_addr()
-            .as_inet()
-            .expect("an INET group listens on an IP address");
-        println!("{members} factories listening on {addr} (SO_REUSEPORT)");
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let owner = Owner {
+        per_member: BTreeMap::new(),
+        expected: clients,
+        done: Some(done_tx),
+    }
+    .start();
+    let builder = SocketFactory::builder()
+        .bind_address("127.0.0.1")
+        .owner(&owner);
+    // A bind failure (the address taken, ...) is the error, exit status 1.
+    let group = FactoryGroup::start(builder, &handles).await?;
+    let addr = group
+        .local_addr()
+        .as_inet()
+        .expect("an INET group listens on an IP address");
+    println!("{members} factories listening on {addr} (SO_REUSEPORT)");
 
-        let started = Instant::now();
-        let load = std::thread::spawn(move || {
-            for _ in 0..clients {
-                // Connect and close: the kernel completes the handshake from the listen queue.
-                if let Err(error) = std::net::TcpStream::connect(addr) {
-                    eprintln!("connect: {error}");
-                }
+    let started = Instant::now();
+    let load = std::thread::spawn(move || {
+        for _ in 0..clients {
+            // Connect and close: the kernel completes the handshake from the listen queue.
+            if let Err(error) = std::net::TcpStream::connect(addr) {
+                eprintln!("connect: {error}");
             }
-        });
-        match tokio::time::timeout(Duration::from_secs(60), done_rx).await {
+        }
+    });
+    // The load's end, or SIGTERM, SIGINT, SIGQUIT first (every member stopped, exit status 0).
+    let stopped = run_until_signal(group.members().to_vec());
+    tokio::select! {
+        arrived = tokio::time::timeout(Duration::from_secs(60), done_rx) => match arrived {
             Ok(Ok(per_member)) => {
                 let elapsed = started.elapsed();
                 for (id, count) in &per_member {
@@ -108,10 +100,13 @@ fn main() -> std::io::Result<()> {
                 );
             }
             _ => eprintln!("not every connection arrived within 60 s"),
+        },
+        caught = stopped => {
+            caught?;
+            return Ok(());
         }
-        let _ = load.join();
-        group.stop();
-        System::current().stop();
-    });
-    system.run()
+    }
+    let _ = load.join();
+    group.stop();
+    Ok(())
 }

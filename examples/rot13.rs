@@ -15,7 +15,9 @@
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
-use actix_socket_factory::{stop_on_signal, SocketCreated, SocketFactory, SocketFailed};
+use actix_socket_factory::{
+    run_until_signal, GetSockName, SocketCreated, SocketFactory, SocketFailed,
+};
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -53,7 +55,6 @@ impl Handler<SocketFailed> for Server {
             "Server {} error {:?}: {}",
             failed.operation, failed.errno, failed.error
         );
-        System::current().stop();
     }
 }
 
@@ -122,29 +123,30 @@ fn port() -> u16 {
     }
 }
 
-fn main() -> std::io::Result<()> {
+#[actix::main]
+async fn main() -> std::io::Result<()> {
     env_logger::init();
     let port = port();
-    let system = System::new();
     let factory_arbiter = Arbiter::new();
     // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
     // address for as long as the server should run.
-    let _server = system.block_on(async {
-        let server = Server.start();
-        let factory = SocketFactory::builder()
-            .bind_address("127.0.0.1")
-            .bind_port(port)
-            .owner(&server)
-            .start_in_arbiter(&factory_arbiter.handle());
-        // SIGTERM, SIGINT, SIGQUIT: stop accepting, close the listener, exit 0.
-        stop_on_signal([factory.clone()])?;
-        // On failure the SocketFailed handler reports it and stops the system.
-        if let Ok(Ok(local)) = factory.send(actix_socket_factory::GetSockName).await {
-            let port = local.port().unwrap_or(port);
-            println!("rot13 server listening on {local}");
-            println!("talk to it with: nc 127.0.0.1 {port}");
-        }
-        Ok::<_, std::io::Error>(server)
-    })?;
-    system.run()
+    let server = Server.start();
+    let factory = SocketFactory::builder()
+        .bind_address("127.0.0.1")
+        .bind_port(port)
+        .owner(&server)
+        .start_in_arbiter(&factory_arbiter.handle());
+    // Where it listens, or why not (a port in use: the error, exit status 1).
+    let local = factory
+        .send(GetSockName)
+        .await
+        .map_err(std::io::Error::other)??;
+    println!("rot13 server listening on {local}");
+    println!(
+        "talk to it with: nc 127.0.0.1 {}",
+        local.port().unwrap_or(port)
+    );
+    // SIGTERM, SIGINT, SIGQUIT: stop accepting, close the listener, exit 0.
+    run_until_signal([factory]).await?;
+    Ok(())
 }

@@ -173,10 +173,10 @@ async fn ask(addr: SocketAddr, line: &str) -> std::io::Result<(String, BufReader
     Ok((reply.trim_end().to_owned(), stream))
 }
 
-fn main() -> std::io::Result<()> {
+#[actix::main]
+async fn main() -> std::io::Result<()> {
     env_logger::init();
-    let system = System::new();
-    system.block_on(async {
+    {
         // Take a port, so the factory's first bind fails with EADDRINUSE.
         let squatter = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = squatter.local_addr()?;
@@ -219,8 +219,6 @@ fn main() -> std::io::Result<()> {
         );
         let free = std::net::TcpListener::bind(addr).is_ok();
         println!("listening port free again: {free}");
-        Ok::<(), std::io::Error>(())
-    })?;
-    System::current().stop();
+    }
     Ok(())
 }

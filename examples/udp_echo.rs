@@ -11,7 +11,7 @@
 
 use actix::prelude::*;
 use actix_socket_factory::{
-    stop_on_signal, SocketCreated, SocketFactory, SocketFailed, SocketType,
+    run_until_signal, SocketCreated, SocketFactory, SocketFailed, SocketType,
 };
 
 /// The owner: serves the one socket the factory makes.
@@ -49,7 +49,6 @@ impl Handler<SocketCreated> for Server {
                     }
                     Err(error) => {
                         eprintln!("recv: {error}");
-                        System::current().stop();
                         break;
                     }
                 }
@@ -63,7 +62,6 @@ impl Handler<SocketFailed> for Server {
 
     fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
         eprintln!("{failed}");
-        System::current().stop();
     }
 }
 
@@ -78,23 +76,22 @@ fn port() -> u16 {
     }
 }
 
-fn main() -> std::io::Result<()> {
+#[actix::main]
+async fn main() -> std::io::Result<()> {
     env_logger::init();
     let port = port();
-    let system = System::new();
     // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
     // address for as long as the server should run.
-    let _server = system.block_on(async {
-        let server = Server.start();
-        let factory = SocketFactory::builder()
-            .socket_type(SocketType::Datagram) // SocketType => SOCK_DGRAM
-            .bind_address("127.0.0.1")
-            .bind_port(port)
-            .owner(&server)
-            .start();
-        // SIGTERM, SIGINT, SIGQUIT: stop (the socket closes with the owner), exit 0.
-        stop_on_signal([factory])?;
-        Ok::<_, std::io::Error>(server)
-    })?;
-    system.run()
+    let server = Server.start();
+    let factory = SocketFactory::builder()
+        .socket_type(SocketType::Datagram) // SocketType => SOCK_DGRAM
+        .bind_address("127.0.0.1")
+        .bind_port(port)
+        .owner(&server)
+        .spawn()
+        .await
+        .map_err(std::io::Error::other)?; // a port in use: the error, exit status 1
+                                          // SIGTERM, SIGINT, SIGQUIT: stop (the socket closes with the owner), exit 0.
+    run_until_signal([factory.addr]).await?;
+    Ok(())
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use actix::prelude::*;
 use actix_socket_factory::{
-    stop_on_signal, GetSockName, SocketCreated, SocketFactory, SocketFailed,
+    run_until_signal, GetSockName, SocketCreated, SocketFactory, SocketFailed,
 };
 
 /// The owner of the factory: one echo task per accepted client.
@@ -52,7 +52,6 @@ impl Handler<SocketFailed> for Server {
 
     fn handle(&mut self, failed: SocketFailed, _: &mut Context<Self>) {
         eprintln!("{failed}");
-        System::current().stop();
     }
 }
 
@@ -63,28 +62,27 @@ fn path() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("actix-socket-factory-echo.sock"))
 }
 
-fn main() -> std::io::Result<()> {
+#[actix::main]
+async fn main() -> std::io::Result<()> {
     env_logger::init();
     let path = path();
-    let system = System::new();
     // The factory holds its owner weakly, as an actix child holds its parent: keep the owner's
     // address for as long as the server should run.
-    let _server = system.block_on(async {
-        let server = Server.start();
-        let factory = SocketFactory::builder()
-            .bind_address(path.as_path()) // a path implies AF_UNIX
-            .unix_mode(0o600)
-            .replace_stale_socket(true)
-            .owner(&server)
-            .start();
-        // SIGTERM, SIGINT, SIGQUIT: stop the factory (it removes its socket file), exit 0.
-        stop_on_signal([factory.clone()])?;
-        // On failure the SocketFailed handler reports it and stops the system.
-        if let Ok(Ok(local)) = factory.send(GetSockName).await {
-            println!("echo server listening on {local}");
-            println!("talk to it with: nc -U {local}");
-        }
-        Ok::<_, std::io::Error>(server)
-    })?;
-    system.run()
+    let server = Server.start();
+    let factory = SocketFactory::builder()
+        .bind_address(path.as_path()) // a path implies AF_UNIX
+        .unix_mode(0o600)
+        .replace_stale_socket(true)
+        .owner(&server)
+        .start();
+    // Where it listens, or why not (the error, exit status 1).
+    let local = factory
+        .send(GetSockName)
+        .await
+        .map_err(std::io::Error::other)??;
+    println!("echo server listening on {local}");
+    println!("talk to it with: nc -U {local}");
+    // SIGTERM, SIGINT, SIGQUIT: stop the factory (it removes its socket file), exit 0.
+    run_until_signal([factory]).await?;
+    Ok(())
 }

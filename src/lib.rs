@@ -16,8 +16,8 @@
 //! small detached thread pool), and every failure is a message, never a panic.
 //!
 //! # Organization
-//! Everything below is reachable from the crate root, and from the two public modules
-//! [`handover`] and [`testing`].
+//! Everything below is reachable from the crate root, and from the public modules
+//! [`handover`], [`testing`] and (feature `actix-web`) `web`.
 //!
 //! - **Describe and start**: [`SocketFactory::builder`] gives a [`SocketFactoryBuilder`], whose
 //!   methods carry POE's parameter names in their docs ([`Domain`], [`SocketType`],
@@ -28,12 +28,17 @@
 //!   [`SetEvents`], [`GetSockName`], [`GetId`], [`GetStats`], [`StopFactory`]) and out
 //!   ([`SocketCreated`], [`SocketFailed`]); [`FactoryStats`] answers `GetStats`.
 //! - **Many cores**: [`FactoryGroup`], one factory per Arbiter on one port.
+//! - **One stream type**: [`SocketCreated::into_stream`] gives a [`SocketStream`], TCP or UNIX
+//!   inside, for one session type over every family.
+//! - **actix-web** (feature `actix-web`): `web::WebServer` serves an actix-web `App` from a
+//!   factory's socket, with upgrades and draining.
 //! - **Zero-downtime upgrades**: [`handover`] passes listening sockets to a new process
 //!   (graceful restart, binary upgrade, pre-forked workers), with the [`ShareListener`] and
 //!   [`Relinquish`] messages on the actor's side.
-//! - **Stopping like a service**: [`stop_on_signal`] stops factories and the System at SIGTERM,
-//!   SIGINT or SIGQUIT (exit status 0, UNIX socket files removed); [`shutdown_signal`] waits
-//!   for one.
+//! - **Stopping like a service**: `run_until_signal(factories).await` in an `#[actix::main]`
+//!   waits for SIGTERM, SIGINT or SIGQUIT and stops the factories (exit status 0, UNIX socket
+//!   files removed); [`stop_on_signal`] does the same and stops the System, for a `main` that
+//!   calls `System::run`; [`shutdown_signal`] only waits for a signal.
 //! - **Name look-ups**: [`Resolve`] (pluggable resolvers) and [`SystemResolver`] (the default,
 //!   on a small detached thread pool, under a deadline); `HickoryResolver` (feature `hickory`):
 //!   async DNS.
@@ -56,6 +61,13 @@
 //! | [`SocketAddress`] | an address the kernel reports: INET (a std `SocketAddr`), UNIX path, abstract name or unnamed | [`GetSockName`]'s answer, [`SocketCreated::peer`], [`FactoryGroup::local_addr`] |
 //! | [`socket2::SockAddr`] | the raw `sockaddr` | only on the [`socket2::Socket`] inside a [`SocketCreated`] (`local_addr()`, `peer_addr()`) |
 //!
+//! # Where a factory listens
+//! **One way: the [`GetSockName`] message**, `server.send(GetSockName).await??`, answered by any
+//! factory at any time with a [`SocketAddress`] (`.port()`, `.as_inet()`). The others are
+//! shortcuts to the same answer: [`Spawned::local`] (and [`Spawned::local_addr`]) is what
+//! `GetSockName` answered when [`spawn`](SocketFactoryBuilder::spawn) resolved, and
+//! [`FactoryGroup::local_addr`] is what every member of a group answers.
+//!
 //! # Names
 //! Messages carry POE's names, so a POE program maps one to one: [`GetSockName`] is
 //! `getsockname()`, [`GetId`] is `ID()`, [`PauseAccept`] is `pause_accept()`. Methods carry
@@ -75,6 +87,11 @@
 //!   `EndpointValueParser`.
 //! - `hickory`: `HickoryResolver`, an async, cancellable DNS resolver.
 //! - `proxy-protocol`: PROXY protocol v1/v2 on accepted connections, parsed with `ppp`.
+//! - `actix-web`: [`web::WebServer`] serves an actix-web `App` from a factory's socket, on
+//!   several worker Arbiters, with the real client behind the PROXY protocol and draining at
+//!   upgrades and stops.
+//! - `metrics`: `export_metrics` publishes a factory's counters (accepted, failed by operation,
+//!   back-off episodes, PROXY outcomes, in flight) through the `metrics` facade.
 //!
 //! # Example
 //! A server on a free loopback port, and a client factory that connects to it:
@@ -149,6 +166,9 @@ mod sys;
 
 pub use net::handover;
 pub mod testing;
+#[cfg(feature = "actix-web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
+pub mod web;
 
 pub use actor::builder::{SocketFactoryBuilder, Spawned};
 pub use actor::factory::SocketFactory;
@@ -158,8 +178,12 @@ pub use actor::messages::{
     SocketCreated, SocketFailed, StopFactory,
 };
 pub use actor::messages::{Relinquish, ShareListener};
-pub use actor::shutdown::{shutdown_signal, stop_on_signal, ShutdownSignal};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use actor::metrics::{export_metrics, MetricsExporter, StopExporter, DEFAULT_METRICS_INTERVAL};
+pub use actor::shutdown::{run_until_signal, shutdown_signal, stop_on_signal, ShutdownSignal};
 pub use actor::stats::{FactoryStats, GetStats};
+pub use actor::stream::SocketStream;
 pub use actor::upgrade::{hand_over, hand_over_to};
 pub use desc::addr::{Address, PeerCredentials, Port, SocketAddress};
 pub use desc::endpoint::{Endpoint, EndpointError, EndpointErrorKind, Scheme, ToEndpoint};
@@ -193,6 +217,11 @@ pub use socket2;
 
 /// Every Rust block of the README, compiled and run as a doc test so the README stays true
 /// (with every feature on, as `.ci/run` tests: the README shows the optional ones too).
-#[cfg(all(doctest, feature = "proxy-protocol"))]
+#[cfg(all(
+    doctest,
+    feature = "proxy-protocol",
+    feature = "actix-web",
+    feature = "metrics"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

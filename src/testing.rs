@@ -28,8 +28,9 @@
 //! use actix::prelude::*;
 //! use actix_socket_factory::testing::{self, wait_until_async};
 //! use actix_socket_factory::{Operation, SocketCreated, SocketFailed};
-//! use std::io::{Read, Write};
+//! use std::io::{ErrorKind, Write};
 //! use std::time::Duration;
+//! use tokio::io::AsyncReadExt;
 //!
 //! /// The actor under test: greets each client, counts failures.
 //! #[derive(Default)]
@@ -67,14 +68,16 @@
 //!     let greeter = Greeter::default().start();
 //!     let id = testing::factory_id(7);
 //!
+//!     // The test's end is a tokio stream: awaiting it lets the actor run on this thread.
 //!     let (created, mut client) = testing::created_tcp_pair(id).unwrap();
 //!     greeter.send(created).await.unwrap();
-//!     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 //!     let mut hello = [0; 6];
-//!     client.read_exact(&mut hello).unwrap();
+//!     let read = tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut hello));
+//!     read.await.unwrap().unwrap();
 //!     assert_eq!(&hello, b"hello\n");
 //!
-//!     greeter.do_send(testing::failed(Operation::Accept, libc::EMFILE, id));
+//!     // An errno, an io::ErrorKind or an io::Error.
+//!     greeter.do_send(testing::failed(Operation::Accept, ErrorKind::AddrInUse, id));
 //!     let counted = wait_until_async(Duration::from_secs(5), || async {
 //!         greeter.send(Failures).await == Ok(1)
 //!     });
@@ -82,6 +85,7 @@
 //! }
 //! ```
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -99,14 +103,37 @@ use crate::desc::kind::{Domain, SocketType};
 use crate::{GetSockName, SocketCreated, SocketFactory, SocketFactoryBuilder, SocketFailed};
 
 /// A wait that ended without the expected message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub enum WaitError {
     /// Nothing arrived in time.
     Timeout(Duration),
     /// The collecting owner is stopped: nothing more can arrive.
     Closed,
-    /// A `SocketFailed` came where a `SocketCreated` was expected (its text), or the reverse.
+    /// A `SocketFailed` came where a `SocketCreated` was expected: a copy of it, typed (its
+    /// operation, errno, error kind and text, id). The message itself stays in the [`Events`]:
+    /// the next [`next_failed`](Events::next_failed) or [`next`](Events::next) returns it.
+    Failed(SocketFailed),
+    /// A `SocketCreated` came where a `SocketFailed` was expected (its description). The message
+    /// stays in the [`Events`] for the next [`next_created`](Events::next_created).
     Unexpected(String),
+}
+
+impl PartialEq for WaitError {
+    /// Equal kinds with equal contents; two `Failed` are equal when their operation, errno, id
+    /// and text are.
+    fn eq(&self, other: &WaitError) -> bool {
+        match (self, other) {
+            (WaitError::Timeout(a), WaitError::Timeout(b)) => a == b,
+            (WaitError::Closed, WaitError::Closed) => true,
+            (WaitError::Failed(a), WaitError::Failed(b)) => {
+                (a.operation, a.errno, a.id, a.error.to_string())
+                    == (b.operation, b.errno, b.id, b.error.to_string())
+            }
+            (WaitError::Unexpected(a), WaitError::Unexpected(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for WaitError {
@@ -114,12 +141,36 @@ impl fmt::Display for WaitError {
         match self {
             WaitError::Timeout(limit) => write!(f, "nothing arrived within {limit:?}"),
             WaitError::Closed => f.write_str("the collecting owner is stopped"),
+            WaitError::Failed(failed) => write!(f, "a failure arrived: {failed}"),
             WaitError::Unexpected(what) => write!(f, "unexpected message: {what}"),
         }
     }
 }
 
-impl std::error::Error for WaitError {}
+impl std::error::Error for WaitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WaitError::Failed(failed) => Some(failed),
+            _ => None,
+        }
+    }
+}
+
+/// A copy of a failure: the same operation, errno, id, error kind and text (and the same
+/// `ConfigError` inside, for a configuration failure).
+fn duplicate(failed: &SocketFailed) -> SocketFailed {
+    let error = match (failed.error.raw_os_error(), failed.config_error()) {
+        (Some(errno), _) => io::Error::from_raw_os_error(errno),
+        (None, Some(config)) => io::Error::new(failed.error.kind(), config.clone()),
+        (None, None) => io::Error::new(failed.error.kind(), failed.error.to_string()),
+    };
+    SocketFailed {
+        operation: failed.operation,
+        errno: failed.errno,
+        error,
+        id: failed.id,
+    }
+}
 
 /// One message from a factory, as [`Events::next`] returns it.
 #[derive(Debug)]
@@ -176,6 +227,9 @@ pub struct Events {
     owner: Addr<Collector>,
     created: mpsc::UnboundedReceiver<SocketCreated>,
     failed: mpsc::UnboundedReceiver<SocketFailed>,
+    /// Messages a wait for the other kind met: kept, in order, for the wait of their kind.
+    kept_created: VecDeque<SocketCreated>,
+    kept_failed: VecDeque<SocketFailed>,
 }
 
 impl Events {
@@ -192,6 +246,8 @@ impl Events {
             owner,
             created,
             failed,
+            kept_created: VecDeque::new(),
+            kept_failed: VecDeque::new(),
         }
     }
 
@@ -216,13 +272,29 @@ impl Events {
     /// first message of either kind.
     ///
     /// # Errors
-    /// [`WaitError::Unexpected`] at once when a [`SocketFailed`] arrives instead (the failure is
-    /// taken: its text is in the error); [`WaitError::Timeout`] if nothing arrives in time;
-    /// [`WaitError::Closed`] when the collector is gone.
+    /// [`WaitError::Failed`] at once when a [`SocketFailed`] arrives instead, with a typed copy
+    /// of it (the failure itself is kept: the next [`next_failed`](Self::next_failed) returns
+    /// it); [`WaitError::Timeout`] if nothing arrives in time; [`WaitError::Closed`] when the
+    /// collector is gone.
     pub async fn next_created(&mut self, limit: Duration) -> Result<SocketCreated, WaitError> {
-        match self.next(limit).await? {
+        if let Some(created) = self.kept_created.pop_front() {
+            return Ok(created);
+        }
+        let either = async {
+            tokio::select! {
+                biased;
+                Some(created) = self.created.recv() => Some(Event::Created(created)),
+                Some(failed) = self.failed.recv() => Some(Event::Failed(failed)),
+                else => None,
+            }
+        };
+        match bounded(limit, either).await? {
             Event::Created(created) => Ok(created),
-            Event::Failed(failed) => Err(WaitError::Unexpected(failed.to_string())),
+            Event::Failed(failed) => {
+                let copy = duplicate(&failed);
+                self.kept_failed.push_back(failed);
+                Err(WaitError::Failed(copy))
+            }
         }
     }
 
@@ -232,10 +304,13 @@ impl Events {
     /// first message of either kind.
     ///
     /// # Errors
-    /// [`WaitError::Unexpected`] at once when a [`SocketCreated`] arrives instead (the message
-    /// is dropped, closing its socket; its description is in the error), else as
-    /// [`next_created`](Self::next_created).
+    /// [`WaitError::Unexpected`] at once when a [`SocketCreated`] arrives instead (its
+    /// description; the message itself is kept, its socket open, for the next
+    /// [`next_created`](Self::next_created)), else as [`next_created`](Self::next_created).
     pub async fn next_failed(&mut self, limit: Duration) -> Result<SocketFailed, WaitError> {
+        if let Some(failed) = self.kept_failed.pop_front() {
+            return Ok(failed);
+        }
         let either = async {
             tokio::select! {
                 biased;
@@ -246,7 +321,11 @@ impl Events {
         };
         match bounded(limit, either).await? {
             Event::Failed(failed) => Ok(failed),
-            Event::Created(created) => Err(WaitError::Unexpected(format!("{created:?}"))),
+            Event::Created(created) => {
+                let description = format!("{created:?}");
+                self.kept_created.push_back(created);
+                Err(WaitError::Unexpected(description))
+            }
         }
     }
 
@@ -257,6 +336,12 @@ impl Events {
     /// [`WaitError::Timeout`] if nothing arrives in time, [`WaitError::Closed`] when the
     /// collector is gone.
     pub async fn next(&mut self, limit: Duration) -> Result<Event, WaitError> {
+        if let Some(created) = self.kept_created.pop_front() {
+            return Ok(Event::Created(created));
+        }
+        if let Some(failed) = self.kept_failed.pop_front() {
+            return Ok(Event::Failed(failed));
+        }
         let either = async {
             tokio::select! {
                 biased;
@@ -274,6 +359,9 @@ impl Events {
     /// # Errors
     /// [`WaitError::Unexpected`] with the message that arrived.
     pub async fn expect_no_created(&mut self, window: Duration) -> Result<(), WaitError> {
+        if let Some(created) = self.kept_created.front() {
+            return Err(WaitError::Unexpected(format!("{created:?}")));
+        }
         match bounded(window, self.created.recv()).await {
             Ok(created) => Err(WaitError::Unexpected(format!("{created:?}"))),
             Err(WaitError::Timeout(_)) | Err(WaitError::Closed) => Ok(()),
@@ -283,12 +371,16 @@ impl Events {
 
     /// A [`SocketCreated`] already received, without waiting.
     pub fn try_created(&mut self) -> Option<SocketCreated> {
-        self.created.try_recv().ok()
+        self.kept_created
+            .pop_front()
+            .or_else(|| self.created.try_recv().ok())
     }
 
     /// A [`SocketFailed`] already received, without waiting.
     pub fn try_failed(&mut self) -> Option<SocketFailed> {
-        self.failed.try_recv().ok()
+        self.kept_failed
+            .pop_front()
+            .or_else(|| self.failed.try_recv().ok())
     }
 }
 
@@ -388,16 +480,25 @@ pub const fn factory_id(id: u64) -> FactoryId {
 
 /// A [`SocketCreated`] around one end of a connected TCP pair on 127.0.0.1, as a server factory
 /// with id `id` would deliver it (non-blocking, close-on-exec, `peer` the other end's address,
-/// `local` its own), and the other end for the test (a blocking std stream).
+/// `local` its own), and the other end for the test, as a tokio stream on the calling thread's
+/// runtime.
+///
+/// The test's end is async on purpose: a blocking read on the test's thread would also stall
+/// the actor under test, which runs on that same thread, until the read timed out.
 ///
 /// # Errors
-/// The OS's error from making the pair.
-pub fn created_tcp_pair(id: FactoryId) -> io::Result<(SocketCreated, std::net::TcpStream)> {
+/// The OS's error from making the pair; an error when called outside a tokio runtime (an actix
+/// `System`, `#[actix::test]`).
+pub fn created_tcp_pair(id: FactoryId) -> io::Result<(SocketCreated, tokio::net::TcpStream)> {
+    let runtime_check = tokio::runtime::Handle::try_current();
+    runtime_check.map_err(|e| io::Error::other(e.to_string()))?;
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let theirs = std::net::TcpStream::connect(listener.local_addr()?)?;
     let (ours, peer) = listener.accept()?;
     let socket = Socket::from(ours);
     socket.set_nonblocking(true)?;
+    theirs.set_nonblocking(true)?;
+    let theirs = tokio::net::TcpStream::from_std(theirs)?;
     let created = created(
         socket,
         Some(SocketAddress::Inet(peer)),
@@ -410,17 +511,19 @@ pub fn created_tcp_pair(id: FactoryId) -> io::Result<(SocketCreated, std::net::T
 
 /// A [`SocketCreated`] around one end of a connected UNIX stream pair, as a UNIX server factory
 /// with id `id` would deliver it (non-blocking, close-on-exec, `peer: None` as for an accepted
-/// UNIX socket, `credentials` this process's), and the other end for the test (a blocking std
-/// stream).
+/// UNIX socket, `credentials` this process's), and the other end for the test, as a tokio stream
+/// (see [`created_tcp_pair`] for why).
 ///
 /// # Errors
-/// The OS's error from making the pair.
-pub fn created_unix_pair(
-    id: FactoryId,
-) -> io::Result<(SocketCreated, std::os::unix::net::UnixStream)> {
+/// The OS's error from making the pair; an error when called outside a tokio runtime.
+pub fn created_unix_pair(id: FactoryId) -> io::Result<(SocketCreated, tokio::net::UnixStream)> {
+    let runtime_check = tokio::runtime::Handle::try_current();
+    runtime_check.map_err(|e| io::Error::other(e.to_string()))?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let socket = Socket::from(ours);
     socket.set_nonblocking(true)?;
+    theirs.set_nonblocking(true)?;
+    let theirs = tokio::net::UnixStream::from_std(theirs)?;
     let credentials = crate::sys::peer_credentials(&socket).ok();
     let created = created(socket, None, credentials, Domain::Unix, id);
     Ok((created, theirs))
@@ -452,11 +555,56 @@ fn created(
     }
 }
 
-/// A [`SocketFailed`] from factory `id` for `operation`, with the OS error `errno` (its text is
-/// the OS's, as in a real failure): `failed(Operation::Connect, libc::ECONNREFUSED, id)`.
-pub fn failed(operation: Operation, errno: i32, id: FactoryId) -> SocketFailed {
-    SocketFailed::new(
-        Failure::new(operation, io::Error::from_raw_os_error(errno)),
-        id,
-    )
+/// A [`SocketFailed`] from factory `id` for `operation`, with the OS error `error`: an errno
+/// (`libc::ECONNREFUSED`), an [`io::ErrorKind`] or an [`io::Error`]. The text is the OS's, as in a
+/// real failure, and `errno` is set, whenever the error maps to an errno:
+/// `failed(Operation::Bind, io::ErrorKind::AddrInUse, id)` reads `bind: Address already in use
+/// (os error 98)` with `errno: Some(EADDRINUSE)`, like a real one.
+pub fn failed(operation: Operation, error: impl Into<OsError>, id: FactoryId) -> SocketFailed {
+    SocketFailed::new(Failure::new(operation, error.into().0), id)
+}
+
+/// The error a made [`failed`] carries: from an errno (`i32`), an [`io::ErrorKind`] (the
+/// matching errno where there is one) or an [`io::Error`] (as it is).
+#[derive(Debug)]
+pub struct OsError(io::Error);
+
+impl From<i32> for OsError {
+    fn from(errno: i32) -> OsError {
+        OsError(io::Error::from_raw_os_error(errno))
+    }
+}
+
+impl From<io::Error> for OsError {
+    fn from(error: io::Error) -> OsError {
+        OsError(error)
+    }
+}
+
+impl From<io::ErrorKind> for OsError {
+    fn from(kind: io::ErrorKind) -> OsError {
+        use io::ErrorKind as K;
+        let errno = match kind {
+            K::AddrInUse => libc::EADDRINUSE,
+            K::AddrNotAvailable => libc::EADDRNOTAVAIL,
+            K::ConnectionRefused => libc::ECONNREFUSED,
+            K::ConnectionReset => libc::ECONNRESET,
+            K::ConnectionAborted => libc::ECONNABORTED,
+            K::NotConnected => libc::ENOTCONN,
+            K::BrokenPipe => libc::EPIPE,
+            K::PermissionDenied => libc::EACCES,
+            K::NotFound => libc::ENOENT,
+            K::AlreadyExists => libc::EEXIST,
+            K::WouldBlock => libc::EAGAIN,
+            K::TimedOut => libc::ETIMEDOUT,
+            K::Interrupted => libc::EINTR,
+            K::InvalidInput => libc::EINVAL,
+            K::OutOfMemory => libc::ENOMEM,
+            K::Unsupported => libc::EOPNOTSUPP,
+            K::HostUnreachable => libc::EHOSTUNREACH,
+            K::NetworkUnreachable => libc::ENETUNREACH,
+            _ => return OsError(io::Error::from(kind)),
+        };
+        OsError(io::Error::from_raw_os_error(errno))
+    }
 }

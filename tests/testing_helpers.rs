@@ -4,7 +4,7 @@
 
 mod util;
 
-use std::io::{Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -79,13 +79,18 @@ impl Handler<State> for EchoOwner {
     }
 }
 
-/// The test's end of a pair: bounded reads, so a broken owner fails the test instead of hanging.
-fn echo_round_trip(stream: &mut (impl Read + Write), message: &[u8]) -> Vec<u8> {
-    stream.write_all(message).expect("write");
+/// The test's end of a pair: awaited on the test's own thread (the actor's too), bounded, so a
+/// broken owner fails the test instead of hanging.
+async fn echo_round_trip(
+    stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    message: &[u8],
+) -> Vec<u8> {
+    stream.write_all(message).await.expect("write");
     let mut back = vec![0; message.len()];
-    stream
-        .read_exact(&mut back)
-        .expect("echo within the read timeout");
+    tokio::time::timeout(LIMIT, stream.read_exact(&mut back))
+        .await
+        .expect("echo within the limit")
+        .expect("echo");
     back
 }
 
@@ -111,27 +116,20 @@ async fn an_owner_actor_is_tested_with_made_messages_and_no_factory() {
     assert_nonblocking(&created.socket);
     assert_cloexec(&created.socket);
     owner.send(created).await.expect("delivered");
-    tcp.set_read_timeout(Some(LIMIT)).unwrap();
-    // The std end blocks this thread while the owner works on the same one: read off-thread.
-    let tcp = tokio::task::spawn_blocking(move || echo_round_trip(&mut tcp, b"over tcp"));
-    assert_eq!(tcp.await.unwrap(), b"over tcp");
+    assert_eq!(echo_round_trip(&mut tcp, b"over tcp").await, b"over tcp");
 
     // A UNIX socket, with this process's credentials as a real UNIX server would report.
     let (created, mut unix) = testing::created_unix_pair(current).expect("UNIX pair");
     let credentials = created.credentials.expect("peer credentials");
     assert_eq!(credentials.pid, Some(std::process::id() as i32));
     owner.send(created).await.expect("delivered");
-    unix.set_read_timeout(Some(LIMIT)).unwrap();
-    let unix = tokio::task::spawn_blocking(move || echo_round_trip(&mut unix, b"over unix"));
-    assert_eq!(unix.await.unwrap(), b"over unix");
+    assert_eq!(echo_round_trip(&mut unix, b"over unix").await, b"over unix");
 
     // A late delivery from an old factory: dropped, so the test's end sees the close.
     let (created, mut old) = testing::created_tcp_pair(testing::factory_id(41)).unwrap();
     owner.send(created).await.expect("delivered");
-    old.set_read_timeout(Some(LIMIT)).unwrap();
-    let eof =
-        tokio::task::spawn_blocking(move || old.read(&mut [0; 8]).expect("EOF, not a timeout"));
-    assert_eq!(eof.await.unwrap(), 0);
+    let eof = tokio::time::timeout(LIMIT, old.read(&mut [0; 8])).await;
+    assert_eq!(eof.expect("EOF, not a timeout").unwrap(), 0);
 
     // Failures: the owner records the current factory's, ignores an old one's.
     owner.do_send(testing::failed(
@@ -163,7 +161,7 @@ fn made_failures_read_like_real_ones() {
 }
 
 #[actix::test]
-async fn next_created_returns_unexpected_at_once_on_a_failure() {
+async fn next_created_returns_the_typed_failure_at_once_and_keeps_it_for_next_failed() {
     const LONG: Duration = Duration::from_secs(30);
     let mut events = Events::start();
 
@@ -175,9 +173,22 @@ async fn next_created_returns_unexpected_at_once_on_a_failure() {
     ));
     let started = Instant::now();
     match events.next_created(LONG).await {
-        Err(WaitError::Unexpected(text)) => assert!(text.contains("bind"), "{text}"),
+        Err(WaitError::Failed(failed)) => {
+            assert_eq!(failed.operation, Operation::Bind);
+            assert_eq!(failed.errno, Some(libc::EADDRINUSE));
+            assert_eq!(failed.error.kind(), io::ErrorKind::AddrInUse);
+            assert_eq!(failed.id, testing::factory_id(9));
+        }
         other => panic!("{other:?}"),
     }
+    assert!(started.elapsed() < LIMIT, "waited {:?}", started.elapsed());
+    // Not lost: the following next_failed returns the message itself, without waiting.
+    let started = Instant::now();
+    let kept = events.next_failed(LONG).await.expect("the failure, kept");
+    assert_eq!(
+        (kept.operation, kept.errno),
+        (Operation::Bind, Some(libc::EADDRINUSE))
+    );
     assert!(started.elapsed() < LIMIT, "waited {:?}", started.elapsed());
 
     // A real one: a client refused on a closed loopback port.
@@ -186,14 +197,18 @@ async fn next_created_returns_unexpected_at_once_on_a_failure() {
         .connect(("127.0.0.1", closed_port()))
         .start();
     let started = Instant::now();
-    match events.next_created(LONG).await {
-        Err(WaitError::Unexpected(text)) => assert!(text.contains("connect"), "{text}"),
+    let copy = match events.next_created(LONG).await {
+        Err(WaitError::Failed(failed)) => failed,
         other => panic!("{other:?}"),
-    }
+    };
+    assert_eq!(copy.operation, Operation::Connect);
+    assert_eq!(copy.errno, Some(libc::ECONNREFUSED));
     assert!(started.elapsed() < LIMIT, "waited {:?}", started.elapsed());
+    let kept = events.next_failed(LONG).await.expect("kept");
+    assert_eq!(WaitError::Failed(kept), WaitError::Failed(copy));
 
-    // And the reverse: next_failed on a delivery.
-    let (created, _theirs) = testing::created_tcp_pair(testing::factory_id(9)).unwrap();
+    // And the reverse: next_failed on a delivery keeps the delivery for next_created.
+    let (created, mut theirs) = testing::created_tcp_pair(testing::factory_id(9)).unwrap();
     events.owner().do_send(created);
     let started = Instant::now();
     match events.next_failed(LONG).await {
@@ -201,6 +216,13 @@ async fn next_created_returns_unexpected_at_once_on_a_failure() {
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() < LIMIT, "waited {:?}", started.elapsed());
+    let kept = events.next_created(LONG).await.expect("the delivery, kept");
+    // Its socket is still open: the test's end is not at EOF.
+    let kept = kept.into_std_tcp_stream().unwrap();
+    io::Write::write_all(&mut &kept, b"x").unwrap(); // a fresh socket has room for a byte
+    let mut byte = [0; 1];
+    let read = tokio::time::timeout(LIMIT, theirs.read_exact(&mut byte)).await;
+    assert_eq!(read.expect("a byte").unwrap(), 1);
 
     // Nothing at all still times out at the limit.
     let short = Duration::from_millis(50);
@@ -208,6 +230,75 @@ async fn next_created_returns_unexpected_at_once_on_a_failure() {
         events.next_created(short).await.unwrap_err(),
         WaitError::Timeout(short)
     );
+}
+
+/// The trap of a blocking test end: the actor under test runs on the test's thread, so a
+/// blocking read there stalls the actor until the read times out. The pair's test end is a
+/// tokio stream: the round trip takes milliseconds, on this very thread.
+#[actix::test]
+async fn the_test_end_of_a_pair_does_not_stall_the_actor_on_the_same_thread() {
+    let current = testing::factory_id(1);
+    let owner = EchoOwner {
+        current,
+        sessions: 0,
+        stale: 0,
+        last_failure: None,
+    }
+    .start();
+    for _ in 0..3 {
+        let (created, mut tcp) = testing::created_tcp_pair(current).unwrap();
+        assert_nonblocking(&tcp);
+        owner.do_send(created);
+        let started = Instant::now();
+        assert_eq!(echo_round_trip(&mut tcp, b"ping").await, b"ping");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the round trip took {:?}: the actor was stalled",
+            started.elapsed()
+        );
+        let (created, mut unix) = testing::created_unix_pair(current).unwrap();
+        assert_nonblocking(&unix);
+        owner.do_send(created);
+        assert_eq!(echo_round_trip(&mut unix, b"pong").await, b"pong");
+    }
+    // Outside a runtime the pairs are an error, not a panic.
+    let outside = std::thread::spawn(move || {
+        (
+            testing::created_tcp_pair(current).err().map(|e| e.kind()),
+            testing::created_unix_pair(current).err().map(|e| e.kind()),
+        )
+    });
+    assert_eq!(
+        outside.join().unwrap(),
+        (Some(io::ErrorKind::Other), Some(io::ErrorKind::Other))
+    );
+}
+
+#[test]
+fn failures_are_made_from_an_error_kind_or_an_io_error_as_from_an_errno() {
+    let id = testing::factory_id(4);
+    let by_errno = testing::failed(Operation::Bind, libc::EADDRINUSE, id);
+    let by_kind = testing::failed(Operation::Bind, io::ErrorKind::AddrInUse, id);
+    let by_error = testing::failed(
+        Operation::Bind,
+        io::Error::from_raw_os_error(libc::EADDRINUSE),
+        id,
+    );
+    for made in [&by_kind, &by_error] {
+        assert_eq!(made.errno, Some(libc::EADDRINUSE));
+        assert_eq!(made.error.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(made.to_string(), by_errno.to_string());
+    }
+    let refused = testing::failed(Operation::Connect, io::ErrorKind::ConnectionRefused, id);
+    assert_eq!(refused.errno, Some(libc::ECONNREFUSED));
+    // A kind with no errno: the kind, no number.
+    let other = testing::failed(Operation::Accept, io::ErrorKind::UnexpectedEof, id);
+    assert_eq!(other.errno, None);
+    assert_eq!(other.error.kind(), io::ErrorKind::UnexpectedEof);
+    // An error of the program's own: kept as it is.
+    let own = testing::failed(Operation::Accept, io::Error::other("bad header"), id);
+    assert_eq!(own.errno, None);
+    assert!(own.to_string().ends_with("bad header"), "{own}");
 }
 
 #[actix::test]

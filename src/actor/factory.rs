@@ -418,7 +418,8 @@ impl SocketFactory {
             .during(Operation::GetSockName)?;
         let listener = sys::register(socket, Interest::READABLE).during(Operation::Listen)?;
         self.name = Label::Local(local.clone());
-        log::debug!("factory {} ({}): listening", self.id, self.name);
+        // A server's start and stop are the lines an operator looks for: info, as actix-server's.
+        log::info!("factory {} ({}): listening", self.id, self.name);
         let max = service.max_outstanding.min(Semaphore::MAX_PERMITS);
         self.state = State::Listening(Box::new(Listening {
             acceptor: Acceptor::new(listener, max, service.accept_backoff),
@@ -619,7 +620,7 @@ impl SocketFactory {
 
     /// Reports a failure that ends the factory's job, and stops it.
     fn fail_now(&mut self, failure: Failure, ctx: &mut Context<Self>) {
-        self.counters.failed += 1;
+        self.counters.count_failure(failure.operation);
         self.failed_starts = self.failed_starts.saturating_add(1);
         let failed = SocketFailed::new(failure, self.id);
         log::warn!(
@@ -655,7 +656,7 @@ impl SocketFactory {
 
     /// Reports a failure that does not end the job (an accepted socket dropped, a back-off).
     fn report(&mut self, failure: Failure) {
-        self.counters.failed += 1;
+        self.counters.count_failure(failure.operation);
         let failed = SocketFailed::new(failure, self.id);
         log::debug!("factory {} ({}): {}", self.id, self.name, failed.describe());
         if self.owners.report(failed).is_err() {
@@ -722,9 +723,13 @@ impl SocketFactory {
                 ctx.cancel_future(race);
             }
             State::Retired => self.state = State::Retired,
+            State::Listening(listening) => {
+                drop(listening);
+                log::info!("factory {} ({}): stopped listening", self.id, self.name);
+            }
             // Dropped here: the socket file first (declared before nothing else holds its
             // inode), then the listener or the held socket.
-            State::Idle | State::Listening(_) | State::Holding(_) | State::Keeping(_) => {}
+            State::Idle | State::Holding(_) | State::Keeping(_) => {}
         }
         self.answer_waiters(|| Err(not_bound()));
     }
@@ -962,6 +967,7 @@ impl Handler<GetStats> for SocketFactory {
             accepted: self.counters.accepted,
             delivered: self.counters.delivered,
             failed: self.counters.failed,
+            failed_by_operation: self.counters.failed_by_operation(),
             outstanding,
             max_outstanding,
             listening: listening.is_some(),

@@ -110,7 +110,8 @@ impl FactoryGroup {
     }
 
     /// The address every member listens on: what each answers to
-    /// [`GetSockName`](crate::GetSockName) (POE's `getsockname()`), under std's name for it.
+    /// [`GetSockName`](crate::GetSockName) (POE's `getsockname()`, the way to ask one factory),
+    /// kept by the group, under std's name for it.
     #[doc(alias = "getsockname")]
     #[doc(alias = "GetSockName")]
     pub fn local_addr(&self) -> &SocketAddress {

@@ -312,7 +312,10 @@ impl std::error::Error for SocketFailed {
 
 /// Stop calling `accept`: new clients wait in the kernel's listen queue. POE: `pause_accept()`.
 ///
-/// Has no effect on a factory that does not listen.
+/// Has no effect on a factory that does not listen. To **start a factory paused** (to hold a
+/// socket, e.g. one inherited, before anything is accepted), send it right after `start()`:
+/// `let server = builder.start(); server.do_send(PauseAccept);` is handled before the first
+/// accept.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]
 pub struct PauseAccept;
@@ -403,7 +406,9 @@ impl SetEvents {
 
 /// Ask for the local address of the factory's socket: POE's `getsockname()`.
 ///
-/// The way to learn the port of a server bound to port 0. A UNIX socket answers its path
+/// **The way to ask where a factory listens**, and to learn the port of a server bound to
+/// port 0: `let local = server.send(GetSockName).await??;`. [`Spawned::local`](crate::Spawned)
+/// and [`FactoryGroup::local_addr`](crate::FactoryGroup::local_addr) hold the same answer. A UNIX socket answers its path
 /// ([`SocketAddress::Unix`]) or abstract name. A one-shot factory (client, datagram) answers the
 /// address its socket was bound to for as long as it runs: a UNIX datagram factory runs until
 /// stopped, to keep its file; the others stop once their socket is delivered.

@@ -7,7 +7,10 @@ pub(crate) mod builder;
 pub(crate) mod factory;
 pub(crate) mod group;
 pub(crate) mod messages;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
 pub(crate) mod owner;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
+pub(crate) mod stream;
 pub(crate) mod upgrade;

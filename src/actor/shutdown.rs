@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::actor::factory::SocketFactory;
 use crate::actor::messages::StopFactory;
 
-/// How long [`stop_on_signal`] waits for the factories to finish stopping.
+/// How long [`stop_on_signal`] and [`run_until_signal`] wait for the factories to finish stopping.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 /// A signal that asks a service to stop.
@@ -80,8 +80,46 @@ pub async fn shutdown_signal() -> io::Result<ShutdownSignal> {
     Ok(Signals::new()?.next().await)
 }
 
+/// Waits for the first SIGTERM, SIGINT or SIGQUIT, then stops `factories` and waits until they
+/// are gone (at most 5 s); returns the signal. **The shape for `#[actix::main]`**: `main`
+/// returns right after, and the System with it, with exit status 0.
+///
+/// The signals are caught from the moment this is called (not from the first poll). At the
+/// first one, each factory gets [`StopFactory`] (it stops accepting, closes its socket, drops
+/// undelivered sockets and removes a UNIX socket file it made). Give no factory to wait for the
+/// signal only.
+///
+/// ```no_run
+/// use actix_socket_factory::{run_until_signal, testing::Events};
+///
+/// #[actix::main]
+/// async fn main() -> std::io::Result<()> {
+///     let events = Events::start(); // your owner actor: keep it, factories hold it weakly
+///     let server = events.builder().bind("/tmp/app.sock").start();
+///     let caught = run_until_signal([server]).await?;
+///     log::info!("{caught}: stopped"); // /tmp/app.sock is removed
+///     Ok(())
+/// }
+/// ```
+///
+/// # Errors
+/// The OS's error if a signal handler cannot be installed.
+pub fn run_until_signal(
+    factories: impl IntoIterator<Item = Addr<SocketFactory>>,
+) -> impl std::future::Future<Output = io::Result<ShutdownSignal>> {
+    let signals = Signals::new();
+    let factories: Vec<Addr<SocketFactory>> = factories.into_iter().collect();
+    async move {
+        let caught = signals?.next().await;
+        stop_factories(caught, &factories).await;
+        Ok(caught)
+    }
+}
+
 /// Stops `factories` and then the System at the first SIGTERM, SIGINT or SIGQUIT, so that
-/// `System::run` returns `Ok` and `main` exits with status 0.
+/// `System::run` returns `Ok` and `main` exits with status 0: the shape for a `main` that runs
+/// `System::new()` and `system.run()`. With `#[actix::main]`, await [`run_until_signal`]
+/// instead (stopping the System there does not end `main`).
 ///
 /// The signals are caught from the moment this returns. At the first one, each factory gets
 /// [`StopFactory`] (it stops accepting, closes its socket, drops undelivered sockets and
@@ -112,35 +150,40 @@ pub fn stop_on_signal(factories: impl IntoIterator<Item = Addr<SocketFactory>>) 
     let factories: Vec<Addr<SocketFactory>> = factories.into_iter().collect();
     actix::spawn(async move {
         let caught = signals.next().await;
-        log::info!(
-            "{caught}: stopping {} socket factor{} and the System",
-            factories.len(),
-            if factories.len() == 1 { "y" } else { "ies" }
-        );
-        let mut names = Vec::with_capacity(factories.len());
-        for factory in &factories {
-            // An error means the factory has stopped already.
-            let name = match factory.send(crate::actor::messages::GetSockName).await {
-                Ok(Ok(local)) => local.to_string(),
-                _ => "an address not yet known".to_owned(),
-            };
-            log::debug!("{caught}: stopping the socket factory on {name}");
-            let _ = factory.send(StopFactory).await;
-            names.push(name);
-        }
-        // StopFactory ends the factory's actor; its socket and socket file go with the actor's
-        // state, a moment later. Wait for that (bounded), so nothing is left when the process
-        // exits.
-        let deadline = crate::desc::time::soon_after(STOP_LIMIT);
-        while factories.iter().any(Addr::connected) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        for (factory, name) in factories.iter().zip(&names) {
-            if factory.connected() {
-                log::warn!("the socket factory on {name} did not stop within {STOP_LIMIT:?}");
-            }
-        }
+        stop_factories(caught, &factories).await;
         System::current().stop();
     });
     Ok(())
+}
+
+/// Stops each factory and waits (bounded) until all are gone.
+async fn stop_factories(caught: ShutdownSignal, factories: &[Addr<SocketFactory>]) {
+    log::info!(
+        "{caught}: stopping {} socket factor{}",
+        factories.len(),
+        if factories.len() == 1 { "y" } else { "ies" }
+    );
+    let mut names = Vec::with_capacity(factories.len());
+    for factory in factories {
+        // An error means the factory has stopped already.
+        let name = match factory.send(crate::actor::messages::GetSockName).await {
+            Ok(Ok(local)) => local.to_string(),
+            _ => "an address not yet known".to_owned(),
+        };
+        log::debug!("{caught}: stopping the socket factory on {name}");
+        let _ = factory.send(StopFactory).await;
+        names.push(name);
+    }
+    // StopFactory ends the factory's actor; its socket and socket file go with the actor's
+    // state, a moment later. Wait for that (bounded), so nothing is left when the process
+    // exits.
+    let deadline = crate::desc::time::soon_after(STOP_LIMIT);
+    while factories.iter().any(Addr::connected) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for (factory, name) in factories.iter().zip(&names) {
+        if factory.connected() {
+            log::warn!("the socket factory on {name} did not stop within {STOP_LIMIT:?}");
+        }
+    }
 }

@@ -4,6 +4,8 @@ use std::time::SystemTime;
 
 use actix::Message;
 
+use crate::desc::error::Operation;
+
 /// Ask a factory for its counters.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "FactoryStats")]
@@ -18,6 +20,9 @@ pub struct FactoryStats {
     pub delivered: u64,
     /// `SocketFailed` events produced (sent or, with no failure recipient, logged).
     pub failed: u64,
+    /// `failed`, by the operation that failed: each operation with at least one failure, in
+    /// the order of [`Operation`]'s variants.
+    pub failed_by_operation: Vec<(Operation, u64)>,
     /// Deliveries the owner has not handled yet (see `max_outstanding`).
     pub outstanding: usize,
     /// The cap on outstanding deliveries (0 while the factory holds no listening socket).
@@ -42,12 +47,28 @@ pub struct FactoryStats {
     pub proxy: crate::net::proxy::ProxyStats,
 }
 
+/// The operations a failure is counted under, in order.
+const OPERATIONS: [Operation; 9] = [
+    Operation::Config,
+    Operation::Resolve,
+    Operation::Socket,
+    Operation::SetSockOpt,
+    Operation::Bind,
+    Operation::Listen,
+    Operation::Accept,
+    Operation::Connect,
+    Operation::GetSockName,
+];
+
 /// The counters a factory keeps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Counters {
     pub(crate) accepted: u64,
     pub(crate) delivered: u64,
     pub(crate) failed: u64,
+    /// Failures by operation, in the order of `OPERATIONS`: made at the first failure, so an
+    /// idle factory stays small.
+    failed_by: Option<Box<[u64; OPERATIONS.len()]>>,
     pub(crate) backoff_episodes: u64,
     pub(crate) since: SystemTime,
 }
@@ -58,8 +79,35 @@ impl Default for Counters {
             accepted: 0,
             delivered: 0,
             failed: 0,
+            failed_by: None,
             backoff_episodes: 0,
             since: SystemTime::now(),
         }
+    }
+}
+
+impl Counters {
+    /// Counts one failure of `operation`.
+    pub(crate) fn count_failure(&mut self, operation: Operation) {
+        self.failed = self.failed.saturating_add(1);
+        if let Some(i) = OPERATIONS.iter().position(|op| *op == operation) {
+            let counts = self
+                .failed_by
+                .get_or_insert_with(|| Box::new([0; OPERATIONS.len()]));
+            counts[i] = counts[i].saturating_add(1);
+        }
+    }
+
+    /// The failures by operation, those counted at least once.
+    pub(crate) fn failed_by_operation(&self) -> Vec<(Operation, u64)> {
+        let Some(counts) = &self.failed_by else {
+            return Vec::new();
+        };
+        OPERATIONS
+            .iter()
+            .zip(counts.iter())
+            .filter(|(_, count)| **count > 0)
+            .map(|(op, count)| (*op, *count))
+            .collect()
     }
 }

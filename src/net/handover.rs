@@ -1061,6 +1061,27 @@ pub fn ready() -> io::Result<bool> {
     Ok(true)
 }
 
+/// Takes the inherited socket named `name` (handed over by a predecessor, or named by systemd's
+/// `LISTEN_FDNAMES`) without a factory: for a server that keeps actix-web's `HttpServer`,
+/// `HttpServer::new(..).listen(std::net::TcpListener::from(take("http")?))`. The socket is
+/// close-on-exec, otherwise as inherited (listening; its blocking mode as the predecessor left
+/// it); no factory can take it afterwards. Call [`ready`] once the server serves on it.
+///
+/// # Errors
+/// `NotFound` when no socket of that name was inherited, or it was taken already; the OS's
+/// error when the descriptor is not a socket.
+pub fn take(name: &str) -> io::Result<Socket> {
+    for (fd, inherited_name) in inherited() {
+        if inherited_name == name && adopt::mark_taken(fd) {
+            return sys::inherited_socket(fd);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no inherited socket named {name:?} is left to take"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -582,12 +582,15 @@ pub struct Spawned {
     /// The factory's address: keep it to stop the factory or send it messages.
     pub addr: Addr<SocketFactory>,
     /// Where its socket is bound: the listening address, the bound datagram address, or a
-    /// client's local address (`None` when it has none yet, as an unbound UNIX client).
+    /// client's local address (`None` when it has none yet, as an unbound UNIX client). What
+    /// [`GetSockName`](crate::GetSockName), the way to ask a running factory, answered at the
+    /// end of setup.
     pub local: Option<SocketAddress>,
 }
 
 impl Spawned {
-    /// The local address as an IP socket address, for INET and INET6 factories.
+    /// The local address as an IP socket address, for INET and INET6 factories: [`local`](Self::local)
+    /// as std's type (see [`GetSockName`](crate::GetSockName) to ask a running factory).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.local {
             Some(SocketAddress::Inet(addr)) => Some(*addr),
