@@ -7,12 +7,33 @@ use std::task::{Context as TaskContext, Poll};
 use actix::prelude::*;
 
 use super::{SocketFactory, State, ACCEPT_BUDGET};
+use crate::actor::messages::SocketCreated;
 use crate::desc::addr::SocketAddress;
 use crate::desc::error::{Failure, Operation};
 use crate::desc::kind::Domain;
 use crate::net::accept::AcceptEvent;
 
 impl SocketFactory {
+    /// Delivers one accepted connection (past its PROXY header, or needing none); false: take
+    /// no more clients in this turn.
+    pub(super) fn deliver_accepted(
+        &mut self,
+        created: SocketCreated,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        match self.owners.deliver(created) {
+            Ok(()) => {
+                self.counters.delivered += 1;
+                true
+            }
+            // The socket drops here: nobody can take it.
+            Err(_undelivered) => {
+                self.stop_if_owner_gone(ctx);
+                false
+            }
+        }
+    }
+
     // ----- Accepting --------------------------------------------------------------------------
 
     /// Handles one event of the accept loop; false: take no more clients in this turn.
@@ -59,17 +80,7 @@ impl SocketFactory {
                 }
                 let created =
                     self.created(socket, peer, local, (domain, socket_type), Some(permit));
-                match self.owners.deliver(created) {
-                    Ok(()) => {
-                        self.counters.delivered += 1;
-                        true
-                    }
-                    // The socket drops here: nobody can take it.
-                    Err(_undelivered) => {
-                        self.stop_if_owner_gone(ctx);
-                        false
-                    }
-                }
+                self.deliver_accepted(created, ctx)
             }
             AcceptEvent::Exhausted(error) => {
                 listening.exhausted = true;

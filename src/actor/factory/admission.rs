@@ -108,15 +108,6 @@ impl SocketFactory {
         } = admitted;
         let mut created = self.created(socket, peer, local, kind, Some(permit));
         created.proxy_header = header;
-        match self.owners.deliver(created) {
-            Ok(()) => {
-                self.counters.delivered += 1;
-                true
-            }
-            Err(_undelivered) => {
-                self.stop_if_owner_gone(ctx);
-                false
-            }
-        }
+        self.deliver_accepted(created, ctx)
     }
 }
