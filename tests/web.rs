@@ -1,6 +1,7 @@
 //! The actix-web bridge (feature `actix-web`): a real actix-web `App` served from the factory's
 //! socket on several worker Arbiters, `peer_addr()` checked against the client's own bound
-//! address (directly, and behind a real HAProxy with PROXY v1 and v2), draining at a stop, and an upgrade rolled back when its successor exits within the rollback window.
+//! address (directly, and behind a real HAProxy with PROXY v1 and v2), draining at a stop, and
+//! an upgrade rolled back when its successor exits within the rollback window.
 #![cfg(all(feature = "actix-web", feature = "proxy-protocol"))]
 
 mod util;
