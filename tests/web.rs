@@ -1,6 +1,7 @@
 //! The actix-web bridge (feature `actix-web`): a real actix-web `App` served from the factory's
 //! socket on several worker Arbiters, `peer_addr()` checked against the client's own bound
-//! address (directly, and behind a real HAProxy with PROXY v1 and v2), and draining at a stop.
+//! address (directly, and behind a real HAProxy with PROXY v1 and v2), draining at a stop, and
+//! an upgrade rolled back when its successor exits within the rollback window.
 #![cfg(all(feature = "actix-web", feature = "proxy-protocol"))]
 
 mod util;
@@ -465,4 +466,184 @@ async fn a_dropped_server_stops_its_factory_and_workers() {
         wait_until(LIMIT, || std::net::TcpStream::connect(addr).is_err()).await,
         "still listening"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rollback window: a successor that reports ready, then exits within it.
+
+/// How long [`ready_then_exits_child`] lives after it reported ready.
+const LIVES_AFTER_READY: Duration = Duration::from_millis(300);
+
+/// An upgrade whose successor (this binary, [`ready_then_exits_child`]) takes the socket,
+/// reports ready, then exits within the rollback window: the upgrade is an error, the
+/// `Serving` comes back and serves again at once (a client load throughout is never refused),
+/// the keep-alive connection included. With `rollback_window(Duration::MAX)` too: the window
+/// lasts as long as the successor lives, so its exit ends it the same way.
+#[actix::test]
+async fn an_upgrade_whose_successor_exits_in_the_rollback_window_rolls_back() {
+    for window in [Duration::from_secs(5), Duration::MAX] {
+        rollback(window).await;
+    }
+}
+
+async fn rollback(window: Duration) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let server = WebServer::new(app)
+        .bind("127.0.0.1:0")
+        .workers(1)
+        .rollback_window(window)
+        .start()
+        .await
+        .expect("started");
+    let addr = server.local_addr().as_inet().unwrap();
+    let (mut kept, _) = client_to(addr).await;
+    assert_eq!(get(&mut kept, "/").await.unwrap().status, 200);
+
+    // The load: two clients, a new connection per request, until the test is done.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, refused, failed) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, answered, refused, failed) = (
+                stop.clone(),
+                answered.clone(),
+                refused.clone(),
+                failed.clone(),
+            );
+            actix_rt::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut stream) = TcpStream::connect(addr).await else {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    match get(&mut stream, "/").await {
+                        Ok(reply) if reply.status == 200 => {
+                            answered.fetch_add(1, Ordering::Relaxed)
+                        }
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let exe = std::env::current_exe().unwrap();
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "ready_then_exits_child",
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(util::child::CHILD_VAR, "ready_then_exits_child")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let successor = actix_socket_factory::handover::Successor::new(command).ready_timeout(LIMIT);
+    let before = answered.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let upgraded = tokio::time::timeout(LIMIT, server.upgrade(successor))
+        .await
+        .expect("the upgrade ends");
+    let took = started.elapsed();
+    let (server, error) = match upgraded {
+        Ok(done) => panic!("an upgrade to a successor that exited: {done:?}"),
+        Err(failed) => failed,
+    };
+    assert!(
+        error.to_string().contains("exit"),
+        "a rollback's error: {error}"
+    );
+    // Rolled back when the successor exited, not at the end of the window.
+    assert!(
+        took >= LIVES_AFTER_READY && took < LIMIT,
+        "the upgrade took {took:?}"
+    );
+    let during = answered.load(Ordering::Relaxed) - before;
+
+    // Serving again: the kept connection, a new one, and the load goes on.
+    let reply = get(&mut kept, "/").await.expect("the kept connection");
+    assert_eq!((reply.status, reply.close), (200, false), "{reply:?}");
+    let (mut fresh, me) = client_to(addr).await;
+    let reply = get(&mut fresh, "/").await.expect("a new connection");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.starts_with(&me.to_string()), "{reply:?}");
+    let after = answered.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        tokio::time::timeout(LIMIT, client).await.unwrap().unwrap();
+    }
+    let (answered, refused, failed) = (
+        answered.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    println!(
+        "rollback window {window:?}: upgrade Err after {took:?} ({error}); load answered \
+         {answered} ({during} during the upgrade, {} after it), refused {refused}, failed {failed}",
+        answered - after
+    );
+    assert_eq!((refused, failed), (0, 0));
+    assert!(answered > after, "the load is served after the rollback");
+    drop((kept, fresh));
+    assert_eq!(server.stop().await, Drained { left: 0 });
+}
+
+/// `rollback_window(Duration::ZERO)`: no window, the upgrade to a successor that is up when it
+/// is settled succeeds at once; the old server drains.
+#[actix::test]
+async fn a_zero_rollback_window_hands_over_at_once() {
+    let server = WebServer::new(app)
+        .bind("127.0.0.1:0")
+        .workers(1)
+        .rollback_window(Duration::ZERO)
+        .start()
+        .await
+        .expect("started");
+    let addr = server.local_addr().as_inet().unwrap();
+    let (mut client, _) = client_to(addr).await;
+    assert_eq!(get(&mut client, "/").await.unwrap().status, 200);
+    drop(client);
+    let exe = std::env::current_exe().unwrap();
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "ready_then_exits_child",
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(util::child::CHILD_VAR, "ready_then_exits_child")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let successor = actix_socket_factory::handover::Successor::new(command).ready_timeout(LIMIT);
+    let started = Instant::now();
+    let (pid, drained) = tokio::time::timeout(LIMIT, server.upgrade(successor))
+        .await
+        .expect("the upgrade ends")
+        .expect("handed over: nothing to roll back to without a window");
+    assert!(started.elapsed() < LIMIT);
+    assert_eq!(drained, Drained { left: 0 });
+    assert!(pid > 0);
+}
+
+#[test]
+#[ignore = "runs as a successor: the rollback window tests"]
+fn ready_then_exits_child() {
+    if !in_child("ready_then_exits_child") {
+        return;
+    }
+    use actix_socket_factory::handover;
+    let _socket = handover::take(actix_socket_factory::web::DEFAULT_HANDOVER_NAME)
+        .expect("the inherited socket");
+    handover::ready().expect("the predecessor is told");
+    std::thread::sleep(LIVES_AFTER_READY);
 }
