@@ -870,30 +870,6 @@ impl Drop for Haproxy {
     }
 }
 
-/// The haproxy program: on `PATH`, or where Debian puts it (`/usr/sbin`, often off a user's
-/// `PATH`). `None` when absent; under CI (`CI=true`) its absence is a failure.
-fn haproxy() -> Option<&'static str> {
-    let runs = |program: &str| {
-        Command::new(program)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    let found = ["haproxy", "/usr/sbin/haproxy"]
-        .into_iter()
-        .find(|program| runs(program));
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").map_or(true, |ci| ci != "true"),
-            "haproxy is not installed, and CI=true: .ci/run installs it"
-        );
-        println!("SKIPPED: haproxy is not installed (apt-get install haproxy); CI would fail here");
-    }
-    found
-}
-
 /// A free loopback port: bound, then released.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -927,7 +903,7 @@ async fn start_haproxy(backend: SocketAddr, server_options: &str) -> (Haproxy, S
     );
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, config).expect("write haproxy.cfg");
-    let program = haproxy().expect("haproxy, checked by the caller");
+    let program = util::haproxy().expect("haproxy, checked by the caller");
     let child = Command::new(program)
         .arg("-db")
         .arg("-f")
@@ -953,7 +929,7 @@ async fn start_haproxy(backend: SocketAddr, server_options: &str) -> (Haproxy, S
 /// A client on 127.0.0.2 (a known address, not the balancer's) through HAProxy: the factory
 /// delivers it with its own address as peer, HAProxy's as the balancer, its bytes intact.
 async fn through_haproxy(server_options: &str, version: ProxyVersion) {
-    if haproxy().is_none() {
+    if util::haproxy().is_none() {
         return;
     }
     let mut events = Events::start();
@@ -1015,7 +991,7 @@ async fn haproxy_send_proxy_v2() {
 /// `Ignore`); one from 127.0.0.4 (a `Reject` rule) is refused.
 #[actix::test]
 async fn haproxy_and_forging_clients_on_one_listener() {
-    if haproxy().is_none() {
+    if util::haproxy().is_none() {
         return;
     }
     let mut events = Events::start();
@@ -1079,7 +1055,7 @@ async fn haproxy_and_forging_clients_on_one_listener() {
 /// HAProxy's health checks carry a v2 `LOCAL` header: delivered with HAProxy's own address.
 #[actix::test]
 async fn haproxy_health_checks_are_local() {
-    if haproxy().is_none() {
+    if util::haproxy().is_none() {
         return;
     }
     let mut events = Events::start();

@@ -5,6 +5,7 @@
 //! process exits once drained.
 #![cfg(all(feature = "actix-web", feature = "proxy-protocol"))]
 
+mod util;
 mod web_support;
 
 use std::collections::BTreeMap;

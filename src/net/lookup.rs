@@ -462,8 +462,8 @@ mod tests {
             let busy: Vec<Waiter> = (0..WORKERS as u32)
                 .map(|n| submit(Query::Hold(hold, n)))
                 .collect();
-            let until = std::time::Instant::now() + Duration::from_secs(5);
-            while queued() > 0 && std::time::Instant::now() < until {
+            let until = crate::desc::time::soon_after(Duration::from_secs(5));
+            while queued() > 0 && tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             assert_eq!(queued(), 0, "the busy ones run");
@@ -504,8 +504,8 @@ mod tests {
             for waiter in busy.into_iter().chain(twins).chain(flood) {
                 assert!(matches!(waiter.wait().await, Ok(Answer::Port(0))));
             }
-            let until = std::time::Instant::now() + Duration::from_secs(5);
-            while workers() > WORKERS && std::time::Instant::now() < until {
+            let until = crate::desc::time::soon_after(Duration::from_secs(5));
+            while workers() > WORKERS && tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             assert!(workers() <= WORKERS, "{} threads left", workers());

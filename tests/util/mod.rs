@@ -221,3 +221,27 @@ pub fn syn_sent_to_each(ports: &[u16]) -> Vec<usize> {
     }
     counts
 }
+
+/// The haproxy program: on `PATH`, or where Debian puts it (`/usr/sbin`, often off a user's
+/// `PATH`). `None` when absent; under CI (`CI=true`) its absence is a failure.
+pub fn haproxy() -> Option<&'static str> {
+    let runs = |program: &str| {
+        std::process::Command::new(program)
+            .arg("-v")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let found = ["haproxy", "/usr/sbin/haproxy"]
+        .into_iter()
+        .find(|program| runs(program));
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").map_or(true, |ci| ci != "true"),
+            "haproxy is not installed, and CI=true: .ci/run installs it"
+        );
+        println!("SKIPPED: haproxy is not installed (apt-get install haproxy); CI would fail here");
+    }
+    found
+}

@@ -18,27 +18,7 @@ impl Drop for Haproxy {
     }
 }
 
-pub fn haproxy() -> Option<&'static str> {
-    let runs = |program: &str| {
-        Command::new(program)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    let found = ["haproxy", "/usr/sbin/haproxy"]
-        .into_iter()
-        .find(|program| runs(program));
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").map_or(true, |ci| ci != "true"),
-            "haproxy is not installed, and CI=true: .ci/run installs it"
-        );
-        println!("SKIPPED: haproxy is not installed (apt-get install haproxy)");
-    }
-    found
-}
+pub use crate::util::haproxy;
 
 /// Whether something listens on 127.0.0.1:`port` (from /proc/net/tcp, without connecting).
 pub fn listening(port: u16) -> bool {
