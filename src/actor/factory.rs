@@ -228,9 +228,9 @@ pub(crate) enum Launch {
 impl SocketFactory {
     /// A factory that sets up when its actor starts, keeping its description so that a
     /// Supervisor can make it again (see [`SocketFactoryBuilder::build`](crate::SocketFactoryBuilder::build)).
-    pub(crate) fn kept(spec: Spec, routes: Routes) -> SocketFactory {
+    pub(crate) fn kept(spec: Box<Spec>, routes: Routes) -> SocketFactory {
         let mut factory = SocketFactory::new(&spec, routes);
-        factory.spec = Some(Box::new(spec));
+        factory.spec = Some(spec);
         factory
     }
 
@@ -239,7 +239,7 @@ impl SocketFactory {
     /// an idle factory carries none of it, and a client's `connect(2)` is under way before its
     /// actor is first polled. Outcomes wait for the actor's own turn.
     pub(crate) fn set_up(
-        mut spec: Spec,
+        mut spec: Box<Spec>,
         routes: Routes,
         launch: Launch,
         ctx: &mut Context<Self>,

@@ -187,7 +187,6 @@ fn number_of(port: &Option<Port>) -> u16 {
 
 /// Turns a validated, looked-up description into socket addresses.
 fn plan(spec: &Spec) -> Result<Plan, Failure> {
-    spec.validate().map_err(Failure::config)?;
     let domain = spec.effective_domain();
     let role = spec.role();
     let any_ip: IpAddr = match domain {

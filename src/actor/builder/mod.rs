@@ -48,7 +48,9 @@ mod options;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct SocketFactoryBuilder {
-    pub(crate) spec: Spec,
+    /// Boxed: the builder moves by value through every setter, so it stays a pointer wide
+    /// (a `Spec` is about 480 bytes, copied at each move otherwise).
+    pub(crate) spec: Box<Spec>,
     pub(crate) routes: Routes,
 }
 

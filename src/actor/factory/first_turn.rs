@@ -20,10 +20,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use actix::dev::ContextFut;
+use actix::dev::{channel, ContextFut};
 use actix::prelude::*;
 
 use super::SocketFactory;
+
+/// The mailbox capacity `Context::new()` gives (actix's `DEFAULT_CAPACITY`, not exported).
+const MAILBOX_CAPACITY: usize = 16;
 
 type Running = Box<ContextFut<SocketFactory, Context<SocketFactory>>>;
 
@@ -47,11 +50,14 @@ pub(crate) fn start<F>(make: F) -> Addr<SocketFactory>
 where
     F: FnOnce(&mut Context<SocketFactory>) -> SocketFactory,
 {
-    let mut ctx = Context::new();
+    // The mailbox's first sender is the address returned: `Context::new()` would make one,
+    // drop it, and make another for `address()` (two `Arc`s made and freed for nothing).
+    let (sender, receiver) = channel::channel(MAILBOX_CAPACITY);
+    let mut ctx = Context::with_receiver(receiver);
     let factory = make(&mut ctx);
     let short = factory.may_end_in_first_turn();
     let running = ctx.into_future(factory);
-    let addr = running.address();
+    let addr = Addr::new(sender);
     if short {
         if let Some(queue) = queue() {
             queue.waiting.borrow_mut().push_back(Box::new(running));
