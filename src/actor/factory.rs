@@ -42,6 +42,7 @@ pub(crate) mod first_turn;
 mod handover;
 
 use accepting::{wants_clients, AcceptLoop};
+use first_turn::Turn;
 use handover::Kept;
 
 /// Accepts made in one poll of the accept loop before it yields to the Arbiter's other tasks.
@@ -175,7 +176,7 @@ struct Listening {
 }
 
 /// A one-shot outcome waiting for its turn.
-enum Outcome {
+pub(crate) enum Outcome {
     Created {
         // Fields drop in order: the file before the socket bound to it.
         file: Option<SocketFile>,
@@ -242,7 +243,7 @@ impl SocketFactory {
         mut spec: Box<Spec>,
         routes: Routes,
         launch: Launch,
-        ctx: &mut Context<Self>,
+        cx: &mut impl Turn,
     ) -> SocketFactory {
         let mut factory = SocketFactory::new(&spec, routes);
         match launch {
@@ -258,11 +259,10 @@ impl SocketFactory {
                 factory.id,
                 factory.name
             );
-            factory.state = State::Holding(Box::new(Outcome::Failed(Failure::config(error))));
-            ctx.spawn(Outbox);
+            factory.hold(Outcome::Failed(Failure::config(error)), cx);
             return factory;
         }
-        factory.setup(&mut spec, ctx);
+        factory.setup(&mut spec, cx);
         factory
     }
 
@@ -306,14 +306,14 @@ impl SocketFactory {
         self.spec = Some(spec);
     }
 
-    fn setup(&mut self, spec: &mut Spec, ctx: &mut Context<Self>) {
+    fn setup(&mut self, spec: &mut Spec, cx: &mut impl Turn) {
         // The same checks as `build()`, before anything is set in motion (the owner sweep
         // included): every way to start gives the same typed error, whatever the source.
         if let Err(error) = spec.validate() {
-            return self.fail(Failure::config(error), ctx);
+            return self.fail(Failure::config(error), cx);
         }
         let adopted = match &spec.source {
-            Source::Describe => return self.setup_described(spec, ctx),
+            Source::Describe => return self.setup_described(spec, cx),
             Source::Adopt(original) => adopt::prepare(original),
             Source::Systemd(name) => match adopt::take_systemd(name.as_deref()) {
                 Ok(socket) => {
@@ -330,19 +330,19 @@ impl SocketFactory {
         let started = adopted.and_then(|adopted| {
             let kind = (adopted.domain, adopted.socket_type);
             match adopted.role {
-                Role::Listen => self.serve(adopted.socket, kind, None, service, ctx),
+                Role::Listen => self.serve(adopted.socket, kind, None, service, cx.ctx()),
                 _ => {
-                    self.finish(adopted.socket, None, kind, None, ctx);
+                    self.finish(adopted.socket, None, kind, None, cx);
                     Ok(())
                 }
             }
         });
         if let Err(failure) = started {
-            self.fail(failure, ctx);
+            self.fail(failure, cx);
         }
     }
 
-    fn setup_described(&mut self, spec: &Spec, ctx: &mut Context<Self>) {
+    fn setup_described(&mut self, spec: &Spec, cx: &mut impl Turn) {
         let deadline = match (spec.role(), spec.connect_timeout) {
             // A limit too far to express is no limit.
             (Role::Connect, Some(limit)) => crate::desc::time::deadline_after(limit),
@@ -350,8 +350,9 @@ impl SocketFactory {
         };
         let service = spec.service();
         if let Some(ready) = resolve::plan_now(spec) {
-            return self.run(ready, service, deadline, ctx);
+            return self.run(ready, service, deadline, cx);
         }
+        let ctx = cx.ctx();
         log::debug!("factory {} ({}): looking up names", self.id, self.name);
         let spec = spec.clone();
         let lookup = async move {
@@ -379,27 +380,33 @@ impl SocketFactory {
         planned: Result<Plan, Failure>,
         service: Service,
         deadline: Option<tokio::time::Instant>,
-        ctx: &mut Context<Self>,
+        cx: &mut impl Turn,
     ) {
         let started = planned.and_then(|plan| match plan.role {
             Role::Listen => {
                 let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
                 socket.listen(plan.backlog).during(Operation::Listen)?;
-                self.serve(socket, (plan.domain, plan.socket_type), file, service, ctx)
+                self.serve(
+                    socket,
+                    (plan.domain, plan.socket_type),
+                    file,
+                    service,
+                    cx.ctx(),
+                )
             }
             Role::Bound => {
                 let Opened { socket, file } = open::open(&plan, plan.domain.to_socket2())?;
                 let kind = (plan.domain, plan.socket_type);
-                self.finish(socket, None, kind, file, ctx);
+                self.finish(socket, None, kind, file, cx);
                 Ok(())
             }
             Role::Connect => {
-                self.connect(plan, service, deadline, ctx);
+                self.connect(plan, service, deadline, cx);
                 Ok(())
             }
         });
         if let Err(failure) = started {
-            self.fail(failure, ctx);
+            self.fail(failure, cx);
         }
     }
 
@@ -444,7 +451,7 @@ impl SocketFactory {
         mut plan: Plan,
         service: Service,
         deadline: Option<tokio::time::Instant>,
-        ctx: &mut Context<Self>,
+        cx: &mut impl Turn,
     ) {
         let candidates = std::mem::take(&mut plan.remote);
         let kind = (plan.domain, plan.socket_type);
@@ -455,8 +462,9 @@ impl SocketFactory {
             deadline,
         );
         match started {
-            connect::Started::Over(connected) => self.connected(connected, kind, ctx),
+            connect::Started::Over(connected) => self.connected(connected, kind, cx),
             connect::Started::Racing(race) => {
+                let ctx = cx.ctx();
                 let local = race
                     .local_addr()
                     .map(|addr| SocketAddress::from_sockaddr(&addr));
@@ -478,7 +486,7 @@ impl SocketFactory {
         &mut self,
         connected: connect::Connected,
         (planned_domain, socket_type): (Domain, SocketType),
-        ctx: &mut Context<Self>,
+        cx: &mut impl Turn,
     ) {
         match connected {
             Ok((Opened { socket, file }, peer)) => {
@@ -486,9 +494,9 @@ impl SocketFactory {
                 let domain = Domain::of(&peer).unwrap_or(planned_domain);
                 let peer = SocketAddress::from_sockaddr(&peer);
                 log::debug!("factory {} ({}): connected to {peer}", self.id, self.name);
-                self.finish(socket, Some(peer), (domain, socket_type), file, ctx);
+                self.finish(socket, Some(peer), (domain, socket_type), file, cx);
             }
-            Err(failure) => self.fail(failure, ctx),
+            Err(failure) => self.fail(failure, cx),
         }
     }
 
@@ -528,7 +536,7 @@ impl SocketFactory {
         peer: Option<SocketAddress>,
         kind: (Domain, SocketType),
         file: Option<SocketFile>,
-        ctx: &mut Context<Self>,
+        cx: &mut impl Turn,
     ) {
         self.counters.accepted += 1;
         self.failed_starts = 0;
@@ -538,15 +546,14 @@ impl SocketFactory {
             .map(|addr| SocketAddress::from_sockaddr(&addr));
         self.answer_ready(local.clone());
         let created = self.created(socket, peer, local, kind, None);
-        self.hold(Outcome::Created { created, file }, ctx);
+        self.hold(Outcome::Created { created, file }, cx);
     }
 
     // ----- Delivering -------------------------------------------------------------------------
 
-    /// Parks a one-shot outcome; the outbox delivers it at the actor's next turn.
-    fn hold(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
-        self.state = State::Holding(Box::new(outcome));
-        ctx.spawn(Outbox);
+    /// Parks a one-shot outcome; it is delivered at the factory's next turn (see [`Turn`]).
+    fn hold(&mut self, outcome: Outcome, cx: &mut impl Turn) {
+        cx.hold(self, outcome);
     }
 
     /// Delivers what the factory holds, if it may now. True: nothing is held any more.
@@ -614,12 +621,19 @@ impl SocketFactory {
     }
 
     /// A failure that ends the job: it waits for the actor's turn like any outcome.
-    fn fail(&mut self, failure: Failure, ctx: &mut Context<Self>) {
-        self.hold(Outcome::Failed(failure), ctx);
+    fn fail(&mut self, failure: Failure, cx: &mut impl Turn) {
+        self.hold(Outcome::Failed(failure), cx);
     }
 
     /// Reports a failure that ends the factory's job, and stops it.
     fn fail_now(&mut self, failure: Failure, ctx: &mut Context<Self>) {
+        self.end_failed(failure);
+        ctx.stop();
+    }
+
+    /// Reports a failure that ends the factory's job; the caller stops the actor (or, before
+    /// it has one, drops the factory).
+    fn end_failed(&mut self, failure: Failure) {
         self.counters.count_failure(failure.operation);
         self.failed_starts = self.failed_starts.saturating_add(1);
         let failed = SocketFailed::new(failure, self.id);
@@ -651,7 +665,6 @@ impl SocketFactory {
         } else {
             State::Idle
         };
-        ctx.stop();
     }
 
     /// Reports a failure that does not end the job (an accepted socket dropped, a back-off).

@@ -414,8 +414,8 @@ impl SocketFactoryBuilder {
     /// `start()` does.
     pub fn start(self) -> Addr<SocketFactory> {
         let SocketFactoryBuilder { spec, routes } = self;
-        crate::actor::factory::first_turn::start(move |ctx| {
-            SocketFactory::set_up(spec, routes, Launch::Now, ctx)
+        crate::actor::factory::first_turn::start(move |cx| {
+            SocketFactory::set_up(spec, routes, Launch::Now, cx)
         })
     }
 
