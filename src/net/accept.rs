@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
@@ -26,7 +26,9 @@ pub(crate) enum AcceptEvent {
     /// A client, with the permit that counts it as outstanding until the owner drops it.
     Accepted {
         socket: Socket,
-        peer: SockAddr,
+        /// The client's IP address and port (none for a UNIX client: accept(2) gives no
+        /// useful address for those).
+        peer: Option<std::net::SocketAddr>,
         permit: Permit,
     },
     /// The first resource-exhaustion error of an episode; the loop backs off by itself.
@@ -316,7 +318,7 @@ impl Acceptor {
                     backoff.clear();
                     return Poll::Ready(Some(AcceptEvent::Accepted {
                         socket,
-                        peer,
+                        peer: peer.as_socket(),
                         permit: cap.take(),
                     }));
                 }

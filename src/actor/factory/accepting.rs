@@ -146,7 +146,7 @@ impl Server {
     fn accepted(
         &self,
         socket: Socket,
-        peer: socket2::SockAddr,
+        peer: Option<std::net::SocketAddr>,
         permit: Permit,
     ) -> Option<SocketCreated> {
         if self.exhausted.replace(false) {
@@ -164,7 +164,7 @@ impl Server {
             self.report(failure);
             return None;
         }
-        let peer = peer_address(domain, &peer);
+        let peer = peer_address(domain, peer);
         Some(created(
             self.id,
             socket,
@@ -189,10 +189,10 @@ impl Server {
 }
 
 /// accept(2) gives no useful address for UNIX clients (POE leaves it undef).
-fn peer_address(domain: Domain, peer: &socket2::SockAddr) -> Option<SocketAddress> {
+fn peer_address(domain: Domain, peer: Option<std::net::SocketAddr>) -> Option<SocketAddress> {
     match domain {
         Domain::Unix => None,
-        _ => peer.as_socket().map(SocketAddress::Inet),
+        _ => peer.map(SocketAddress::Inet),
     }
 }
 
@@ -396,7 +396,7 @@ impl SocketFactory {
                     self.report(failure);
                     return true;
                 }
-                let peer = peer_address(domain, &peer);
+                let peer = peer_address(domain, peer);
                 let local = Some(server.local.clone());
                 // PROXY protocol (issue 17): the header is read beside the accept loop.
                 if let Some(gate) = listening.proxy.as_ref().map(|k| Rc::clone(k.gate())) {
