@@ -42,7 +42,7 @@ mod handover;
 
 #[cfg(feature = "proxy-protocol")]
 use accepting::AcceptLoop;
-use accepting::{wants_clients, AcceptTask, Open, Server};
+use accepting::{wants_clients, AcceptTask, Server, Serving};
 use handover::Kept;
 
 /// Accepts made in one poll of the accept loop before it yields to the Arbiter's other tasks.
@@ -450,6 +450,7 @@ impl SocketFactory {
         let own_task = true;
         let task = own_task.then(|| {
             let factory = ctx.address().downgrade();
+            ctx.spawn(Serving(Rc::clone(&server)));
             actix::spawn(AcceptTask::new(Rc::clone(&server), factory))
         });
         self.state = State::Listening(Box::new(Listening {
@@ -463,10 +464,8 @@ impl SocketFactory {
         }));
         self.failed_starts = 0;
         self.answer_ready(Some(local));
-        if own_task {
-            ctx.spawn(Open);
-        } else {
-            #[cfg(feature = "proxy-protocol")]
+        #[cfg(feature = "proxy-protocol")]
+        if !own_task {
             ctx.spawn(AcceptLoop);
         }
         self.watch_owner(ctx);
@@ -787,7 +786,6 @@ impl Handler<Go> for SocketFactory {
     fn handle(&mut self, _: Go, _: &mut Context<Self>) {
         // The outbox and the accept loop are polled after this message and see it.
         self.gated = false;
-        self.sync_accept();
     }
 }
 
@@ -875,7 +873,6 @@ impl Handler<PauseAccept> for SocketFactory {
             log::debug!("factory {} ({}): accept paused", self.id, self.name);
         }
         self.paused = true;
-        self.sync_accept();
     }
 }
 
@@ -887,7 +884,6 @@ impl Handler<ResumeAccept> for SocketFactory {
             log::debug!("factory {} ({}): accept resumed", self.id, self.name);
         }
         self.paused = false;
-        self.sync_accept();
     }
 }
 
@@ -898,7 +894,6 @@ impl Handler<SetEvents> for SocketFactory {
         // Applies to every outcome not yet delivered: the outbox and the accept loop read the
         // routes when they next run, right after this message.
         self.owners.change(events.success, events.failure);
-        self.sync_accept();
     }
 }
 

@@ -306,10 +306,14 @@ impl Future for AcceptTask {
     }
 }
 
-/// Opens a server's accept task from the actor's turn, after the messages queued before it.
-pub(super) struct Open;
+/// A server's accept task as the actor sees it: an actor future that lives while the factory
+/// listens with `server`, so the factory, like any actix actor running a future, does not stop
+/// when its own `Addr`s are dropped. actix polls it after every message the actor handles: it
+/// opens the loop at the first turn (after the messages queued before it) and tells it what
+/// each message changed (`PauseAccept`, `ResumeAccept`, `SetEvents`, the start gate).
+pub(super) struct Serving(pub(super) Rc<Server>);
 
-impl ActorFuture<SocketFactory> for Open {
+impl ActorFuture<SocketFactory> for Serving {
     type Output = ();
 
     fn poll(
@@ -318,8 +322,13 @@ impl ActorFuture<SocketFactory> for Open {
         _: &mut Context<SocketFactory>,
         _: &mut TaskContext<'_>,
     ) -> Poll<()> {
-        act.sync_accept();
-        Poll::Ready(())
+        match &act.state {
+            State::Listening(listening) if Rc::ptr_eq(&listening.server, &self.0) => {
+                self.0.set_open(!act.paused && !act.gated);
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
     }
 }
 
@@ -340,13 +349,6 @@ impl Handler<AcceptFailed> for SocketFactory {
 }
 
 impl SocketFactory {
-    /// Tells a listening factory's accept task what the actor's state allows now.
-    pub(super) fn sync_accept(&self) {
-        if let State::Listening(listening) = &self.state {
-            listening.server.set_open(!self.paused && !self.gated);
-        }
-    }
-
     /// Delivers one accepted connection past its PROXY header; false: take no more clients in
     /// this turn.
     #[cfg(feature = "proxy-protocol")]
