@@ -42,7 +42,7 @@ mod handover;
 
 #[cfg(feature = "proxy-protocol")]
 use accepting::AcceptLoop;
-use accepting::{wants_clients, AcceptTask, Server, Serving};
+use accepting::{wants_clients, Server, Serving};
 use handover::Kept;
 
 /// Accepts made in one poll of the accept loop before it yields to the Arbiter's other tasks.
@@ -162,7 +162,8 @@ struct Listening {
     _file: Option<SocketFile>,
     /// The listener and what the accept loop needs, shared with the accept task.
     server: Rc<Server>,
-    /// The accept task (none for a server whose loop is an actor future).
+    /// The accept task, from the first client on (never for a server whose loop is an actor
+    /// future).
     task: Option<tokio::task::JoinHandle<()>>,
     /// The actor's accept loop is spawned (it ends when the listener goes).
     #[cfg(feature = "proxy-protocol")]
@@ -448,15 +449,10 @@ impl SocketFactory {
         let own_task = proxy.is_none();
         #[cfg(not(feature = "proxy-protocol"))]
         let own_task = true;
-        let task = own_task.then(|| {
-            let factory = ctx.address().downgrade();
-            ctx.spawn(Serving(Rc::clone(&server)));
-            actix::spawn(AcceptTask::new(Rc::clone(&server), factory))
-        });
         self.state = State::Listening(Box::new(Listening {
             _file: file,
             server,
-            task,
+            task: None,
             #[cfg(feature = "proxy-protocol")]
             looping: !own_task,
             #[cfg(feature = "proxy-protocol")]
@@ -464,8 +460,10 @@ impl SocketFactory {
         }));
         self.failed_starts = 0;
         self.answer_ready(Some(local));
-        #[cfg(feature = "proxy-protocol")]
-        if !own_task {
+        if own_task {
+            ctx.spawn(Serving);
+        } else {
+            #[cfg(feature = "proxy-protocol")]
             ctx.spawn(AcceptLoop);
         }
         self.watch_owner(ctx);

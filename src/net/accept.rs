@@ -295,6 +295,12 @@ impl Acceptor {
         Poll::Ready(cap.take())
     }
 
+    /// Ready once a client waits (or the listener reports an error, which
+    /// [`poll_event`](Self::poll_event) then gives); the readiness is left for it.
+    pub(crate) fn poll_client(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.listener.poll_read_ready(cx).map(|_| ())
+    }
+
     /// The next event. (Never `None`: the stream of clients does not end by itself.)
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
         let Acceptor {

@@ -115,6 +115,14 @@ impl Server {
         }
     }
 
+    /// Ready once a client waits (or the listener fails), before the accept task exists.
+    fn poll_client(&self, task: &mut TaskContext<'_>) -> Poll<()> {
+        match self.acceptor.borrow().as_ref() {
+            Some(acceptor) => acceptor.poll_client(task),
+            None => Poll::Pending,
+        }
+    }
+
     /// Runs `f` on the acceptor (the actor's accept loop).
     fn poll_acceptor<T>(
         &self,
@@ -306,12 +314,14 @@ impl Future for AcceptTask {
     }
 }
 
-/// A server's accept task as the actor sees it: an actor future that lives while the factory
-/// listens with `server`, so the factory, like any actix actor running a future, does not stop
-/// when its own `Addr`s are dropped. actix polls it after every message the actor handles: it
-/// opens the loop at the first turn (after the messages queued before it) and tells it what
-/// each message changed (`PauseAccept`, `ResumeAccept`, `SetEvents`, the start gate).
-pub(super) struct Serving(pub(super) Rc<Server>);
+/// A listening server as the actor sees it: an actor future that lives while the factory
+/// listens, so the factory, like any actix actor running a future, does not stop when its own
+/// `Addr`s are dropped. actix polls it after every message the actor handles: it opens the
+/// loop at the first turn (after the messages queued before it) and tells it what each message
+/// changed (`PauseAccept`, `ResumeAccept`, `SetEvents`, the start gate). The accept task is
+/// spawned when the first client waits: an idle listener has no task (nor its memory).
+/// (It holds nothing, so spawning it allocates nothing.)
+pub(super) struct Serving;
 
 impl ActorFuture<SocketFactory> for Serving {
     type Output = ();
@@ -319,16 +329,23 @@ impl ActorFuture<SocketFactory> for Serving {
     fn poll(
         self: Pin<&mut Self>,
         act: &mut SocketFactory,
-        _: &mut Context<SocketFactory>,
-        _: &mut TaskContext<'_>,
+        ctx: &mut Context<SocketFactory>,
+        task: &mut TaskContext<'_>,
     ) -> Poll<()> {
-        match &act.state {
-            State::Listening(listening) if Rc::ptr_eq(&listening.server, &self.0) => {
-                self.0.set_open(!act.paused && !act.gated);
-                Poll::Pending
-            }
-            _ => Poll::Ready(()),
+        let open = !act.paused && !act.gated;
+        let State::Listening(listening) = &mut act.state else {
+            return Poll::Ready(());
+        };
+        let server = &listening.server;
+        server.set_open(open);
+        if open && listening.task.is_none() && server.poll_client(task).is_ready() {
+            // The first client: from now on the accept loop is a task of its own, which takes
+            // it (the readiness stays set for it).
+            let factory = ctx.address().downgrade();
+            let accept = AcceptTask::new(Rc::clone(server), factory);
+            listening.task = Some(actix::spawn(accept));
         }
+        Poll::Pending
     }
 }
 
