@@ -381,3 +381,38 @@ async fn a_server_whose_addr_is_dropped_keeps_serving() {
         events.next_created(LIMIT).await.expect("still delivered");
     }
 }
+
+/// With no periodic owner check, the accept loop (a task beside the actor) finds the owner gone
+/// at the next delivery and has the factory stop: the client is dropped, the listener closed.
+#[actix::test]
+async fn the_accept_loop_finds_the_owner_gone_at_delivery_and_the_factory_stops() {
+    let events = Events::start();
+    let (server, addr) = start_and_locate(
+        events
+            .builder()
+            .bind_address("127.0.0.1")
+            .bind_port(0)
+            .reuse(false)
+            .owner_check_interval(None),
+    )
+    .await
+    .expect("server");
+    let owner = events.owner().clone();
+    events.stop_owner();
+    assert!(
+        wait_until(LIMIT, || !owner.connected()).await,
+        "the owner stopped"
+    );
+    assert!(server.connected(), "no periodic check: still running");
+    let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(
+        wait_until(LIMIT, || !server.connected()).await,
+        "the factory stops at the delivery"
+    );
+    // The listener is closed (the port itself stays taken by the dropped connection's
+    // FIN_WAIT side while the client holds its end).
+    let refused = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect_err("nobody listens");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
