@@ -205,6 +205,7 @@ fn peer_address(domain: Domain, peer: Option<std::net::SocketAddr>) -> Option<So
 }
 
 /// A `SocketCreated` from factory `id`, with the peer's credentials of a UNIX stream.
+#[inline]
 pub(super) fn created(
     id: FactoryId,
     socket: Socket,
