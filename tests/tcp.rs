@@ -9,8 +9,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_socket_factory::testing::{listen_on_loopback, start_and_locate};
 use actix_socket_factory::{
-    Domain, GetId, GetSockName, Operation, PauseAccept, ResumeAccept, SetEvents, SocketFactory,
-    StopFactory,
+    Domain, GetId, GetSockName, GetStats, Operation, PauseAccept, ResumeAccept, SetEvents,
+    SocketFactory, StopFactory,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::*;
@@ -329,4 +329,90 @@ fn owner_gone_is_noticed_in_a_second_system_on_the_same_thread() {
             );
         });
     }
+}
+
+/// The accept loop runs beside the actor (issue 22): what it counts is in `GetStats`, and a stop
+/// handled in the same turn as a resume delivers none of the clients still queued.
+#[actix::test]
+async fn stats_count_the_accept_loop_and_a_stop_right_after_a_resume_delivers_nothing() {
+    const CLIENTS: usize = 3;
+    let mut events = Events::start();
+    let (server, addr) = listen_on_loopback(&events).await.expect("server");
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        events.next_created(LIMIT).await.expect("delivered");
+    }
+    let stats = server.send(GetStats).await.expect("stats");
+    assert_eq!((stats.accepted, stats.delivered), (3, 3), "{stats:?}");
+    assert!(
+        stats.listening && stats.accepting && !stats.paused,
+        "{stats:?}"
+    );
+
+    server.send(PauseAccept).await.expect("paused");
+    let stats = server.send(GetStats).await.expect("stats");
+    assert!(stats.paused && !stats.accepting, "{stats:?}");
+    for _ in 0..CLIENTS {
+        // Completed by the kernel from the listen queue while paused.
+        clients.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    // One turn of the actor handles both: the loop, woken by the resume, finds the listener
+    // closed.
+    server.do_send(ResumeAccept);
+    server.do_send(StopFactory);
+    assert!(wait_until(LIMIT, || !server.connected()).await, "stopped");
+    assert!(can_bind(addr), "the listener is closed");
+    events
+        .expect_no_created(Duration::from_millis(300))
+        .await
+        .expect("nothing delivered after the stop");
+}
+
+/// A server whose own `Addr` is dropped keeps serving (its accept loop, a task beside the
+/// actor, is work in flight as an actor future was): its owner still gets every client.
+#[actix::test]
+async fn a_server_whose_addr_is_dropped_keeps_serving() {
+    let mut events = Events::start();
+    let (server, addr) = listen_on_loopback(&events).await.expect("server");
+    drop(server);
+    for _ in 0..2 {
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        events.next_created(LIMIT).await.expect("still delivered");
+    }
+}
+
+/// With no periodic owner check, the accept loop (a task beside the actor) finds the owner gone
+/// at the next delivery and has the factory stop: the client is dropped, the listener closed.
+#[actix::test]
+async fn the_accept_loop_finds_the_owner_gone_at_delivery_and_the_factory_stops() {
+    let events = Events::start();
+    let (server, addr) = start_and_locate(
+        events
+            .builder()
+            .bind_address("127.0.0.1")
+            .bind_port(0)
+            .reuse(false)
+            .owner_check_interval(None),
+    )
+    .await
+    .expect("server");
+    let owner = events.owner().clone();
+    events.stop_owner();
+    assert!(
+        wait_until(LIMIT, || !owner.connected()).await,
+        "the owner stopped"
+    );
+    assert!(server.connected(), "no periodic check: still running");
+    let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(
+        wait_until(LIMIT, || !server.connected()).await,
+        "the factory stops at the delivery"
+    );
+    // The listener is closed (the port itself stays taken by the dropped connection's
+    // FIN_WAIT side while the client holds its end).
+    let refused = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect_err("nobody listens");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
 }

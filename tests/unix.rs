@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_socket_factory::{
-    ConfigError, Domain, GetSockName, Operation, PauseAccept, ResumeAccept, SocketAddress,
-    SocketFactory, SocketType, StopFactory,
+    ConfigError, Domain, GetSockName, GetStats, Operation, PauseAccept, ResumeAccept,
+    SocketAddress, SocketFactory, SocketType, StopFactory,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::*;
@@ -776,4 +776,31 @@ async fn relative_socket_path_is_removed_after_a_chdir() {
         is_socket(&second.path().join("rel.sock")),
         "the same name in the new directory is left alone"
     );
+}
+
+/// A client already queued when `start()` returns, and a `PauseAccept` sent right after it: the
+/// accept loop (a task beside the actor, issue 22) opens only from the factory's first turn,
+/// after the messages queued before it, so the pause comes first.
+#[actix::test]
+async fn a_pause_sent_right_after_start_comes_before_a_client_queued_meanwhile() {
+    let (_dir, path) = temp_socket_path("pause-first.sock");
+    let mut events = Events::start();
+    let server = events.builder().bind_address(path.as_path()).start();
+    // Bound and listening inside `start()`: this client waits in the kernel's queue.
+    let client = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    server.do_send(PauseAccept);
+    events
+        .expect_no_created(Duration::from_millis(300))
+        .await
+        .expect("nothing delivered while paused");
+    let stats = server.send(GetStats).await.expect("stats");
+    assert_eq!((stats.accepted, stats.paused), (0, true), "{stats:?}");
+    server.send(ResumeAccept).await.expect("resumed");
+    events
+        .next_created(LIMIT)
+        .await
+        .expect("delivered after the resume");
+    let stats = server.send(GetStats).await.expect("stats");
+    assert_eq!((stats.accepted, stats.delivered), (1, 1), "{stats:?}");
+    drop(client);
 }

@@ -12,7 +12,10 @@
 //! allocations and its exit cancel out, leaving the cost of one connection.
 //!
 //! System calls per connection are counted the same way (two sizes, differenced) under
-//! `strace -f -c`, for the two factory deployments and their tokio baselines.
+//! `strace -f`, for the two factory deployments and their tokio baselines: those of the
+//! server's own threads. The process-wide `owner-check` clock thread, which rings each
+//! Arbiter's owner sweep twice a second whatever the traffic, is counted apart: its calls
+//! grow with the run's length, not with its connections (they are printed beside).
 //!
 //! The callgrind files are kept (the directory is printed), for `callgrind_annotate`.
 //! Without valgrind (`apt-get install valgrind`), this part is skipped with a line saying so.
@@ -78,8 +81,11 @@ fn strace() -> bool {
 #[derive(Debug, Default)]
 pub struct Instr {
     pub per: HashMap<&'static str, Spread>,
-    /// System calls per connection, by server mode (every thread, from `strace -f -c`).
+    /// System calls per connection, by server mode (the server's threads, from `strace -f`).
     pub syscalls: HashMap<&'static str, f64>,
+    /// And those of the `owner-check` clock thread, per connection of the same runs
+    /// (time-bound: its rings follow the clock, not the connections).
+    pub clock_syscalls: HashMap<&'static str, f64>,
     /// Runs per figure.
     pub runs: usize,
     /// Connections held open for `factory-cross-held`.
@@ -168,12 +174,19 @@ pub fn run() -> Instr {
             let per = (|| {
                 let small = server_syscalls(mode, SMALL, &dir)?;
                 let large = server_syscalls(mode, LARGE, &dir)?;
-                Ok::<_, io::Error>((large as f64 - small as f64) / (LARGE - SMALL) as f64)
+                let per = |f: fn(&Calls) -> u64| {
+                    (f(&large) as f64 - f(&small) as f64) / (LARGE - SMALL) as f64
+                };
+                Ok::<_, io::Error>((per(|c| c.server), per(|c| c.clock)))
             })();
             match per {
-                Ok(per) => {
-                    eprintln!("  server {mode:<18} {per:.2} system calls per connection");
+                Ok((per, clock)) => {
+                    eprintln!(
+                        "  server {mode:<18} {per:.2} system calls per connection (and \
+                         {clock:.3} by the owner-check clock)"
+                    );
                     instr.syscalls.insert(mode, per);
+                    instr.clock_syscalls.insert(mode, clock);
                 }
                 Err(error) => eprintln!("  server {mode} (strace): {error}"),
             }
@@ -264,42 +277,85 @@ fn server_ir(mode: &str, hold: u64, n: u64, run: usize, dir: &Path) -> io::Resul
     total(&out)
 }
 
-/// Server `mode` under `strace -f -c`, `n` sequential connections; its count of system calls
-/// (every thread).
-fn server_syscalls(mode: &str, n: u64, dir: &Path) -> io::Result<u64> {
+/// A server's system calls: its own threads', and the `owner-check` clock thread's.
+struct Calls {
+    server: u64,
+    clock: u64,
+}
+
+/// The name the crate gives its owner-check clock thread.
+const CLOCK_THREAD: &str = "owner-check";
+
+/// Server `mode` under `strace -f`, `n` sequential connections; its count of system calls.
+fn server_syscalls(mode: &str, n: u64, dir: &Path) -> io::Result<Calls> {
     let out = dir.join(format!("strace-{mode}-{n}.txt"));
     let _ = std::fs::remove_file(&out);
     let strace = pinned()
         .into_iter()
-        .chain(["strace", "-f", "-c", "-o"].iter().map(|s| (*s).to_owned()))
+        .chain(["strace", "-f", "-o"].iter().map(|s| (*s).to_owned()))
         .chain([out.display().to_string()])
         .collect::<Vec<_>>();
-    serve_counted(mode, 0, n, &strace)?;
-    strace_calls(&out)
+    let clock = serve_counted(mode, 0, n, &strace)?;
+    strace_calls(&out, &clock)
 }
 
-/// The `total` line's call count of a `strace -c` summary.
-fn strace_calls(path: &Path) -> io::Result<u64> {
+/// The calls in a `strace -f` log (one line per call, a resumed call counted once), those of
+/// the threads `clock` apart.
+fn strace_calls(path: &Path, clock: &[u32]) -> io::Result<Calls> {
     let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .rev()
-        .find(|line| line.trim_end().ends_with("total"))
-        .and_then(|line| {
-            // % time, seconds, usecs/call, calls, [errors,] "total"
-            let words: Vec<&str> = line.split_whitespace().collect();
-            words.get(3)?.parse().ok()
+    let mut calls = Calls {
+        server: 0,
+        clock: 0,
+    };
+    for line in text.lines() {
+        let (tid, rest) = match line.split_once(' ') {
+            Some((tid, rest)) if tid.bytes().all(|b| b.is_ascii_digit()) => {
+                (tid.parse::<u32>().ok(), rest.trim_start())
+            }
+            _ => (None, line),
+        };
+        // Resumed halves, signals and exits are not calls.
+        if rest.starts_with("<...") || rest.starts_with("+++") || rest.starts_with("---") {
+            continue;
+        }
+        if !rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        if tid.is_some_and(|tid| clock.contains(&tid)) {
+            calls.clock += 1;
+        } else {
+            calls.server += 1;
+        }
+    }
+    if calls.server == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: no system calls", path.display()),
+        ));
+    }
+    Ok(calls)
+}
+
+/// The threads of process `pid` named `name`.
+fn threads_named(pid: u32, name: &str) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            (comm.trim_end() == name)
+                .then(|| task.file_name().to_str()?.parse().ok())
+                .flatten()
         })
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: no total line", path.display()),
-            )
-        })
+        .collect()
 }
 
 /// Runs server `mode` under `wrapper` for `n` sequential connections (after `hold` held ones)
-/// and lets it exit.
-fn serve_counted(mode: &str, hold: u64, n: u64, wrapper: &[String]) -> io::Result<()> {
+/// and lets it exit. Gives the ids of its owner-check clock threads (seen once the connections
+/// are made).
+fn serve_counted(mode: &str, hold: u64, n: u64, wrapper: &[String]) -> io::Result<Vec<u32>> {
     let counts = Counts {
         hold,
         warm: n,
@@ -334,9 +390,10 @@ fn serve_counted(mode: &str, hold: u64, n: u64, wrapper: &[String]) -> io::Resul
     if failed > 0 {
         return Err(io::Error::other(format!("{failed} connections failed")));
     }
+    let clock = threads_named(child.pid(), CLOCK_THREAD);
     child.finish(EXIT)?;
     drop(held);
-    Ok(())
+    Ok(clock)
 }
 
 /// Client `mode` (a probe) under callgrind, `n` sequential connects to an uncounted tokio
@@ -462,6 +519,10 @@ impl Instr {
                 .syscalls
                 .get(mode)
                 .map_or(String::new(), |calls| format!(" ({calls:.2})"));
+            let calls = match self.clock_syscalls.get(mode) {
+                Some(clock) if *clock > 0.0 => format!("{calls}+"),
+                _ => calls,
+            };
             self.get(mode).map_or("n/a".to_owned(), |v| {
                 format!("{v:.0} {}{calls}", self.range(mode))
             })
@@ -478,6 +539,21 @@ impl Instr {
                 show(mode),
                 show(base_mode),
                 r.map_or("n/a".to_owned(), |r| format!("{r:.3}")),
+            );
+        }
+        let clock: Vec<String> = SYSCALL_SERVERS
+            .iter()
+            .filter_map(|mode| {
+                let clock = self.clock_syscalls.get(mode)?;
+                (*clock > 0.0).then(|| format!("{mode} {clock:.3}"))
+            })
+            .collect();
+        if !clock.is_empty() {
+            println!(
+                "(+: the process's owner-check clock thread made more system calls per connection: \
+                 {}; it rings twice a second whatever the traffic, so its calls follow the \
+                 run's length, not its connections)",
+                clock.join(", ")
             );
         }
         println!(
@@ -536,6 +612,12 @@ impl Instr {
             ("syscalls_per_conn_tokio_2t", "tokio-2t"),
         ] {
             json.number(key, self.syscalls.get(mode).copied());
+        }
+        for (key, mode) in [
+            ("clock_syscalls_per_conn_same_thread", "factory-same"),
+            ("clock_syscalls_per_conn_cross_arbiter", "factory-cross"),
+        ] {
+            json.number(key, self.clock_syscalls.get(mode).copied());
         }
         if self.per.contains_key("factory-cross-held") {
             json.number("instr_held_connections", Some(self.held as f64));

@@ -25,7 +25,6 @@ use crate::actor::stats::{Counters, FactoryStats, GetStats};
 use crate::desc::addr::SocketAddress;
 use crate::desc::error::{Context as _, Failure, Operation};
 use crate::desc::kind::{Domain, SocketType};
-use crate::desc::options::Options;
 use crate::desc::spec::{Label, Role, Service, Source, Spec, DEFAULT_RESTART_BACKOFF};
 use crate::net::accept::Acceptor;
 use crate::net::adopt;
@@ -41,7 +40,9 @@ mod admission;
 pub(crate) mod first_turn;
 mod handover;
 
-use accepting::{wants_clients, AcceptLoop};
+#[cfg(feature = "proxy-protocol")]
+use accepting::AcceptLoop;
+use accepting::{wants_clients, Server, Serving};
 use first_turn::Turn;
 use handover::Kept;
 
@@ -160,19 +161,29 @@ struct Listening {
     /// Dropped first, while the listener still holds the file's inode: where the file system
     /// reuses inode numbers, a closed socket's number could already name a newer file.
     _file: Option<SocketFile>,
-    acceptor: Acceptor,
-    local: SocketAddress,
-    /// Options for accepted sockets.
-    options: Options,
-    /// Domain and type of the listening socket, given to each accepted one.
-    kind: (Domain, SocketType),
-    /// In an accept back-off episode (descriptors or memory exhausted).
-    exhausted: bool,
-    /// The accept loop is spawned (it ends when the listener goes).
+    /// The listener and what the accept loop needs, shared with the accept task.
+    server: Rc<Server>,
+    /// The accept task, from the first client on (never for a server whose loop is an actor
+    /// future).
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// The actor's accept loop is spawned (it ends when the listener goes).
+    #[cfg(feature = "proxy-protocol")]
     looping: bool,
     /// PROXY protocol (issue 17): the settings and counters of a server that reads headers.
     #[cfg(feature = "proxy-protocol")]
     proxy: Option<crate::net::proxy::Gatekeeper>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        // The socket file first, while the listener still holds its inode; then the listener,
+        // which the accept task shares: closed now, and the task ends.
+        drop(self._file.take());
+        self.server.close();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 /// A one-shot outcome waiting for its turn.
@@ -428,20 +439,40 @@ impl SocketFactory {
         // A server's start and stop are the lines an operator looks for: info, as actix-server's.
         log::info!("factory {} ({}): listening", self.id, self.name);
         let max = service.max_outstanding.min(Semaphore::MAX_PERMITS);
-        self.state = State::Listening(Box::new(Listening {
-            acceptor: Acceptor::new(listener, max, service.accept_backoff),
-            local: local.clone(),
-            _file: file,
-            options: service.options,
+        let server = Rc::new(Server::new(
+            Acceptor::new(listener, max, service.accept_backoff),
+            local.clone(),
+            service.options,
             kind,
-            exhausted: false,
-            looping: true,
+            self.id,
+            Rc::clone(&self.owners),
+        ));
+        #[cfg(feature = "proxy-protocol")]
+        let proxy = service.proxy.map(crate::net::proxy::Gatekeeper::new);
+        // A server that reads PROXY headers accepts from the actor (their reading and
+        // screening are the actor's); any other from a task of its own, opened from the
+        // actor's turn.
+        #[cfg(feature = "proxy-protocol")]
+        let own_task = proxy.is_none();
+        #[cfg(not(feature = "proxy-protocol"))]
+        let own_task = true;
+        self.state = State::Listening(Box::new(Listening {
+            _file: file,
+            server,
+            task: None,
             #[cfg(feature = "proxy-protocol")]
-            proxy: service.proxy.map(crate::net::proxy::Gatekeeper::new),
+            looping: !own_task,
+            #[cfg(feature = "proxy-protocol")]
+            proxy,
         }));
         self.failed_starts = 0;
         self.answer_ready(Some(local));
-        ctx.spawn(AcceptLoop);
+        if own_task {
+            ctx.spawn(Serving);
+        } else {
+            #[cfg(feature = "proxy-protocol")]
+            ctx.spawn(AcceptLoop);
+        }
         self.watch_owner(ctx);
         Ok(())
     }
@@ -506,27 +537,10 @@ impl SocketFactory {
         socket: Socket,
         peer: Option<SocketAddress>,
         local: Option<SocketAddress>,
-        (domain, socket_type): (Domain, SocketType),
+        kind: (Domain, SocketType),
         permit: Option<crate::net::accept::Permit>,
     ) -> SocketCreated {
-        let credentials = match (domain, socket_type) {
-            (Domain::Unix, SocketType::Stream) => sys::peer_credentials(&socket)
-                .map_err(|error| log::debug!("factory {}: no peer credentials: {error}", self.id))
-                .ok(),
-            _ => None,
-        };
-        SocketCreated {
-            socket,
-            peer,
-            local,
-            credentials,
-            id: self.id,
-            domain,
-            socket_type,
-            _permit: permit,
-            #[cfg(feature = "proxy-protocol")]
-            proxy_header: None,
-        }
+        accepting::created(self.id, socket, peer, local, kind, permit)
     }
 
     /// A one-shot socket (client or datagram) is made: it waits for the actor's turn.
@@ -667,7 +681,8 @@ impl SocketFactory {
         };
     }
 
-    /// Reports a failure that does not end the job (an accepted socket dropped, a back-off).
+    /// Reports a failure that does not end the job (an accepted socket dropped).
+    #[cfg(feature = "proxy-protocol")]
     fn report(&mut self, failure: Failure) {
         self.counters.count_failure(failure.operation);
         let failed = SocketFailed::new(failure, self.id);
@@ -737,6 +752,7 @@ impl SocketFactory {
             }
             State::Retired => self.state = State::Retired,
             State::Listening(listening) => {
+                self.counters.absorb(&listening.server.counters());
                 drop(listening);
                 log::info!("factory {} ({}): stopped listening", self.id, self.name);
             }
@@ -897,7 +913,7 @@ impl Handler<GetSockName> for SocketFactory {
 
     fn handle(&mut self, _: GetSockName, _: &mut Context<Self>) -> Self::Result {
         let answer = match &self.state {
-            State::Listening(listening) => Ok(listening.local.clone()),
+            State::Listening(listening) => Ok(listening.server.local.clone()),
             State::Connecting {
                 local: Some(local), ..
             } => Ok(local.clone()),
@@ -970,24 +986,25 @@ impl Handler<GetStats> for SocketFactory {
             State::Listening(listening) => Some(listening),
             _ => None,
         };
-        let (outstanding, max_outstanding) = listening.map_or((0, 0), |listening| {
-            (
-                listening.acceptor.outstanding(),
-                listening.acceptor.max_outstanding(),
-            )
-        });
+        let (outstanding, max_outstanding) =
+            listening.map_or((0, 0), |listening| listening.server.outstanding());
+        // The accept task's counts, with the factory's own.
+        let mut counters = self.counters.clone();
+        if let Some(listening) = listening {
+            counters.absorb(&listening.server.counters());
+        }
         MessageResult(FactoryStats {
-            accepted: self.counters.accepted,
-            delivered: self.counters.delivered,
-            failed: self.counters.failed,
-            failed_by_operation: self.counters.failed_by_operation(),
+            accepted: counters.accepted,
+            delivered: counters.delivered,
+            failed: counters.failed,
+            failed_by_operation: counters.failed_by_operation(),
             outstanding,
             max_outstanding,
             listening: listening.is_some(),
             paused: self.paused,
             accepting: listening.is_some() && wants_clients(self) && outstanding < max_outstanding,
-            backoff_episodes: self.counters.backoff_episodes,
-            in_backoff: listening.is_some_and(|listening| listening.exhausted),
+            backoff_episodes: counters.backoff_episodes,
+            in_backoff: listening.is_some_and(|listening| listening.server.exhausted()),
             since: self.counters.since,
             #[cfg(feature = "proxy-protocol")]
             proxy: listening

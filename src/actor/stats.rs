@@ -98,6 +98,22 @@ impl Counters {
         }
     }
 
+    /// Adds `other`'s counts (not its start) to these.
+    pub(crate) fn absorb(&mut self, other: &Counters) {
+        self.accepted = self.accepted.saturating_add(other.accepted);
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.backoff_episodes = self.backoff_episodes.saturating_add(other.backoff_episodes);
+        if let Some(theirs) = &other.failed_by {
+            let ours = self
+                .failed_by
+                .get_or_insert_with(|| Box::new([0; OPERATIONS.len()]));
+            for (ours, theirs) in ours.iter_mut().zip(theirs.iter()) {
+                *ours = ours.saturating_add(*theirs);
+            }
+        }
+    }
+
     /// The failures by operation, those counted at least once.
     pub(crate) fn failed_by_operation(&self) -> Vec<(Operation, u64)> {
         let Some(counts) = &self.failed_by else {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Sleep;
 
@@ -26,7 +26,9 @@ pub(crate) enum AcceptEvent {
     /// A client, with the permit that counts it as outstanding until the owner drops it.
     Accepted {
         socket: Socket,
-        peer: SockAddr,
+        /// The client's IP address and port (none for a UNIX client: accept(2) gives no
+        /// useful address for those).
+        peer: Option<std::net::SocketAddr>,
         permit: Permit,
     },
     /// The first resource-exhaustion error of an episode; the loop backs off by itself.
@@ -130,6 +132,11 @@ impl Cap {
             );
         }
         Poll::Pending
+    }
+
+    /// Whether a delivery more fits under the cap.
+    fn has_room(&self) -> bool {
+        self.held.load(Ordering::SeqCst) < self.max
     }
 
     /// Counts one delivery; the caller has seen room under the cap.
@@ -250,6 +257,8 @@ pub(crate) struct Acceptor {
     cap: Option<Arc<Cap>>,
     max_outstanding: usize,
     backoff: Backoff,
+    /// An event made in the same turn as the last one given, given next.
+    next: Option<AcceptEvent>,
 }
 
 impl Acceptor {
@@ -261,6 +270,7 @@ impl Acceptor {
             cap: None,
             max_outstanding,
             backoff: Backoff::new(pacing),
+            next: None,
         }
     }
 
@@ -293,13 +303,23 @@ impl Acceptor {
         Poll::Ready(cap.take())
     }
 
+    /// Ready once a client waits (or the listener reports an error, which
+    /// [`poll_event`](Self::poll_event) then gives); the readiness is left for it.
+    pub(crate) fn poll_client(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.listener.poll_read_ready(cx).map(|_| ())
+    }
+
     /// The next event. (Never `None`: the stream of clients does not end by itself.)
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
+        if let Some(event) = self.next.take() {
+            return Poll::Ready(Some(event));
+        }
         let Acceptor {
             listener,
             cap,
             max_outstanding,
             backoff,
+            next,
         } = self;
         loop {
             ready!(backoff.poll_wait(cx));
@@ -311,29 +331,45 @@ impl Acceptor {
             // dropped here (at the cap) keeps the readiness.
             let cap = cap.get_or_insert_with(|| Arc::new(Cap::new(*max_outstanding)));
             ready!(cap.poll_room(listener.get_ref(), cx));
-            let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
-                Ok(Ok((socket, peer))) => {
-                    backoff.clear();
-                    return Poll::Ready(Some(AcceptEvent::Accepted {
-                        socket,
-                        peer,
-                        permit: cap.take(),
-                    }));
-                }
-                Ok(Err(error)) => error,
-                // WouldBlock: readiness is cleared; the next poll_read_ready waits for a client.
-                Err(_would_block) => continue,
+            let Some(event) = accept_one(&mut guard, cap, backoff) else {
+                continue;
             };
-            match classify(&error) {
-                ErrorClass::Retry => continue,
-                ErrorClass::BackOff => {
-                    if backoff.hit() {
-                        return Poll::Ready(Some(AcceptEvent::Exhausted(error)));
-                    }
-                }
-                ErrorClass::Fatal => return Poll::Ready(Some(AcceptEvent::Fatal(error))),
+            // One more look under the same readiness, room allowing: an empty queue clears it
+            // here (as it must before waiting again), which spares the next poll a readiness
+            // check; a second client waits for that poll.
+            if matches!(event, AcceptEvent::Accepted { .. }) && cap.has_room() {
+                *next = accept_one(&mut guard, cap, backoff);
             }
+            return Poll::Ready(Some(event));
         }
+    }
+}
+
+/// One `accept(2)` under `guard`'s readiness: the event it makes, or `None` when there is
+/// nothing to report (no client waits, and the readiness is cleared; a client's own error; or a
+/// back-off episode already reported).
+fn accept_one(
+    guard: &mut tokio::io::unix::AsyncFdReadyGuard<'_, Socket>,
+    cap: &Arc<Cap>,
+    backoff: &mut Backoff,
+) -> Option<AcceptEvent> {
+    let error = match guard.try_io(|listener| sys::accept(listener.get_ref())) {
+        Ok(Ok((socket, peer))) => {
+            backoff.clear();
+            return Some(AcceptEvent::Accepted {
+                socket,
+                peer: peer.as_socket(),
+                permit: cap.take(),
+            });
+        }
+        Ok(Err(error)) => error,
+        // WouldBlock: readiness is cleared; the next poll_read_ready waits for a client.
+        Err(_would_block) => return None,
+    };
+    match classify(&error) {
+        ErrorClass::Retry => None,
+        ErrorClass::BackOff => backoff.hit().then_some(AcceptEvent::Exhausted(error)),
+        ErrorClass::Fatal => Some(AcceptEvent::Fatal(error)),
     }
 }
 

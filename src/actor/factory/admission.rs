@@ -84,8 +84,8 @@ impl SocketFactory {
         let Some(admitted) = gate.take_held() else {
             return true;
         };
-        let local = Some(listening.local.clone());
-        let kind = listening.kind;
+        let local = Some(listening.server.local.clone());
+        let kind = listening.server.kind;
         self.admit(admitted, local, kind, permit, ctx)
     }
 

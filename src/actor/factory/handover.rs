@@ -63,8 +63,11 @@ impl Handler<ShareListener> for SocketFactory {
     type Result = io::Result<SharedSocket>;
 
     fn handle(&mut self, share: ShareListener, _: &mut Context<Self>) -> Self::Result {
+        if let State::Listening(listening) = &self.state {
+            let server = std::rc::Rc::clone(&listening.server);
+            return server.with_listener(|socket| self.share(share, socket));
+        }
         let socket = match &self.state {
-            State::Listening(listening) => Some(listening.acceptor.listener()),
             State::Keeping(kept) => kept.duplicate.as_ref(),
             // Asked before the socket was delivered (right after `start()`): the same socket.
             State::Holding(outcome) if self.shareable => match &**outcome {
@@ -73,6 +76,12 @@ impl Handler<ShareListener> for SocketFactory {
             },
             _ => None,
         };
+        self.share(share, socket)
+    }
+}
+
+impl SocketFactory {
+    fn share(&self, share: ShareListener, socket: Option<&Socket>) -> io::Result<SharedSocket> {
         let Some(socket) = socket else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
