@@ -292,8 +292,14 @@ async fn getsockname_answers_and_id_matches_messages() {
     let addr = local.as_inet().expect("inet");
     assert!(addr.is_ipv6(), "an IPv6 literal implies INET6");
     assert_eq!(server.send(GetId).await.expect("id"), id);
-    let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    assert_eq!(events.next_created(LIMIT).await.expect("created").id, id);
+    let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let created = events.next_created(LIMIT).await.expect("created");
+    assert_eq!(created.id, id);
+    // The accepted peer, read from the kernel's IPv6 address: the client's own address.
+    assert_eq!(
+        created.peer.and_then(|p| p.as_inet()),
+        Some(client.local_addr().expect("client address"))
+    );
 }
 
 /// The owner sweep is per thread: a second System on the same thread must get a live one,

@@ -358,7 +358,7 @@ fn accept_one(
             backoff.clear();
             return Some(AcceptEvent::Accepted {
                 socket,
-                peer: peer.as_socket(),
+                peer,
                 permit: cap.take(),
             });
         }

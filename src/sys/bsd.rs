@@ -6,7 +6,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 
 use super::FileId;
 
@@ -40,7 +40,7 @@ pub(crate) fn socket(
 /// `accept4(2)` where it exists (FreeBSD); else socket2's `accept` (close-on-exec, and
 /// `SO_NOSIGPIPE` on macOS) and a second call for non-blocking. Between the two calls the
 /// socket is blocking, but no other thread knows it yet.
-pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, Option<std::net::SocketAddr>)> {
     #[cfg(target_os = "freebsd")]
     {
         super::accept4(listener)
@@ -49,7 +49,7 @@ pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
     {
         let (socket, addr) = listener.accept()?;
         socket.set_nonblocking(true)?;
-        Ok((socket, addr))
+        Ok((socket, addr.as_socket()))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 
 use super::FileId;
 
@@ -26,7 +26,7 @@ pub(crate) fn socket(
 
 /// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one system call makes the delivered socket
 /// ready for any runtime, where socket2's `accept` would need a second one (`fcntl`) per client.
-pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, Option<std::net::SocketAddr>)> {
     super::accept4(listener)
 }
 

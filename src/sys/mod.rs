@@ -35,24 +35,68 @@ mod bsd;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) use bsd::*;
 
-/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`, on the systems that have it.
+/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`, on the systems that have it, and the
+/// peer's IP address (`None` for other families). The address is read straight from the
+/// storage the kernel filled: no zeroed `sockaddr_storage` and no `SockAddr` copied per client.
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn accept4(listener: &Socket) -> io::Result<(Socket, socket2::SockAddr)> {
+fn accept4(listener: &Socket) -> io::Result<(Socket, Option<std::net::SocketAddr>)> {
     use std::os::fd::FromRawFd;
-    let fd = listener.as_raw_fd();
-    // SAFETY: `try_init` hands us storage and its length to fill; accept4 writes at most `len`
-    // bytes into it and updates `len`, which is the contract try_init requires.
-    let (raw, addr) = unsafe {
-        socket2::SockAddr::try_init(|storage, len| {
-            let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-            match libc::accept4(fd, storage.cast(), len, flags) {
-                -1 => Err(io::Error::last_os_error()),
-                raw => Ok(raw),
-            }
-        })?
+    let mut storage = std::mem::MaybeUninit::<libc::sockaddr_storage>::uninit();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: accept4 writes at most `len` bytes of address into the storage we own and sets
+    // `len` to the address's length.
+    let raw = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            storage.as_mut_ptr().cast(),
+            &mut len,
+            flags,
+        )
     };
+    if raw == -1 {
+        return Err(io::Error::last_os_error());
+    }
     // SAFETY: accept4 returned a fresh descriptor that nothing else owns.
-    Ok((unsafe { Socket::from_raw_fd(raw) }, addr))
+    let socket = unsafe { Socket::from_raw_fd(raw) };
+    // SAFETY: the kernel wrote the first `len` bytes of the storage; `inet_address` reads no
+    // more than that.
+    let peer = unsafe { inet_address(storage.as_ptr(), len) };
+    Ok((socket, peer))
+}
+
+/// The IPv4 or IPv6 address in the first `len` bytes of `storage`, as socket2's `as_socket`
+/// reads it; `None` for another family or a shorter address.
+///
+/// # Safety
+/// The first `len` bytes of `storage` must be initialized (written by the kernel).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+unsafe fn inet_address(
+    storage: *const libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<std::net::SocketAddr> {
+    use std::mem::size_of;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    let len = len as usize;
+    if len < size_of::<libc::sockaddr_in>() {
+        return None;
+    }
+    // SAFETY (all reads below): the family lies within the first bytes of any address, and each
+    // struct is read only when `len` covers it; the storage is aligned for every sockaddr type.
+    match i32::from(unsafe { (*storage).ss_family }) {
+        libc::AF_INET => {
+            let addr = unsafe { &*storage.cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+            Some(SocketAddrV4::new(ip, u16::from_be(addr.sin_port)).into())
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            let addr = unsafe { &*storage.cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(addr.sin6_addr.s6_addr);
+            let port = u16::from_be(addr.sin6_port);
+            Some(SocketAddrV6::new(ip, port, addr.sin6_flowinfo, addr.sin6_scope_id).into())
+        }
+        _ => None,
+    }
 }
 
 /// `pipe2(2)` with `O_CLOEXEC`, on the systems that have it.
