@@ -70,6 +70,7 @@ impl<A: Actor> Weakly<A> {
 
     /// Sends to the owner when it is alive; gives the message back if not. One upgrade per
     /// turn (or per message outside one).
+    #[inline]
     fn send<M>(&self, message: M) -> Result<(), M>
     where
         A: Handler<M>,
@@ -131,6 +132,7 @@ where
         OwnerActor::connected(&self.weak)
     }
 
+    #[inline]
     fn created(&self, created: SocketCreated) -> Result<(), SocketCreated> {
         self.send(created)
     }
@@ -215,6 +217,7 @@ where
 }
 
 impl Event for SocketCreated {
+    #[inline]
     fn send_to(self, owner: &dyn OwnerActor) -> Result<(), Self> {
         owner.created(self)
     }
@@ -355,6 +358,7 @@ impl Owners {
 
     /// Sends to the success route; gives the message back when it goes nowhere, or can no
     /// longer be reached.
+    #[inline]
     pub(crate) fn deliver(&self, created: SocketCreated) -> Result<(), SocketCreated> {
         let mut table = self.table.borrow_mut();
         let sent = send(&table.success, table.success_to_owner, &self.owner, created);
@@ -450,6 +454,7 @@ where
     }
 }
 
+#[inline]
 fn send<M: Event>(
     recipient: &Option<WeakRecipient<M>>,
     to_owner: bool,
