@@ -126,8 +126,11 @@ async fn every_way_to_start_gives_the_same_typed_error() {
         assert_eq!(failed.config_error(), Some(&expected), "{what}");
         // ... and nothing more to the recipients (spawn() took its own error).
         assert!(events.next_failed(Duration::from_millis(20)).await.is_err());
-        // Any task set going by a start (the owner sweep, a look-up) has had turns to panic in.
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        // Any task set going by a start (the owner sweep, a look-up) has had turns to panic in:
+        // the wait above, and a few more turns of this Arbiter's ready tasks.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
         assert_eq!(panics(), before, "{what}: a panic");
     }
 }
