@@ -681,17 +681,6 @@ impl SocketFactory {
         };
     }
 
-    /// Reports a failure that does not end the job (an accepted socket dropped).
-    #[cfg(feature = "proxy-protocol")]
-    fn report(&mut self, failure: Failure) {
-        self.counters.count_failure(failure.operation);
-        let failed = SocketFailed::new(failure, self.id);
-        log::debug!("factory {} ({}): {}", self.id, self.name, failed.describe());
-        if self.owners.report(failed).is_err() {
-            log::debug!("factory {}: no failure recipient to tell", self.id);
-        }
-    }
-
     /// Setup is over: the awaited start and the `GetSockName`s asked meanwhile get their answer.
     fn answer_ready(&mut self, local: Option<SocketAddress>) {
         if let Some(ready) = self.ready.take() {

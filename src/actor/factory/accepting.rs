@@ -149,14 +149,10 @@ impl Server {
         }
     }
 
-    /// An accepted client, its options applied and its addresses read; `None` (reported) when
-    /// its options cannot be applied.
-    fn accepted(
-        &self,
-        socket: Socket,
-        peer: Option<std::net::SocketAddr>,
-        permit: Permit,
-    ) -> Option<SocketCreated> {
+    /// Takes in an accepted client, from either accept loop: ends a back-off episode, counts
+    /// it, applies its options. False (reported) when its options cannot be applied: the
+    /// caller drops it.
+    fn admit(&self, socket: &Socket) -> bool {
         if self.exhausted.replace(false) {
             log::debug!(
                 "factory {} ({}): accepting again after back-off",
@@ -166,17 +162,32 @@ impl Server {
         }
         self.counters.borrow_mut().accepted += 1;
         let (domain, _) = self.kind;
-        if let Err(failure) = self.options.apply_accepted(&socket, domain.to_socket2()) {
-            // Delivering it would break the promise of the options asked for: drop this
-            // socket, say why, keep accepting.
-            self.report(failure);
+        match self.options.apply_accepted(socket, domain.to_socket2()) {
+            Ok(()) => true,
+            Err(failure) => {
+                // Delivering it would break the promise of the options asked for: drop this
+                // socket, say why, keep accepting.
+                self.report(failure);
+                false
+            }
+        }
+    }
+
+    /// The message for an accepted client; `None` (reported) when its options cannot be
+    /// applied.
+    fn accepted(
+        &self,
+        socket: Socket,
+        peer: Option<std::net::SocketAddr>,
+        permit: Permit,
+    ) -> Option<SocketCreated> {
+        if !self.admit(&socket) {
             return None;
         }
-        let peer = peer_address(domain, peer);
         Some(created(
             self.id,
             socket,
-            peer,
+            peer_address(self.kind.0, peer),
             Some(self.local.clone()),
             self.kind,
             Some(permit),
@@ -403,20 +414,10 @@ impl SocketFactory {
                 peer,
                 permit,
             } => {
-                if server.exhausted.replace(false) {
-                    log::debug!(
-                        "factory {} ({}): accepting again after back-off",
-                        self.id,
-                        self.name
-                    );
-                }
-                self.counters.accepted += 1;
-                let (domain, _) = server.kind;
-                if let Err(failure) = server.options.apply_accepted(&socket, domain.to_socket2()) {
-                    self.report(failure);
+                if !server.admit(&socket) {
                     return true;
                 }
-                let peer = peer_address(domain, peer);
+                let peer = peer_address(server.kind.0, peer);
                 let local = Some(server.local.clone());
                 // PROXY protocol (issue 17): the header is read beside the accept loop.
                 if let Some(gate) = listening.proxy.as_ref().map(|k| Rc::clone(k.gate())) {
