@@ -134,11 +134,6 @@ impl Cap {
         Poll::Pending
     }
 
-    /// Whether a delivery more fits under the cap.
-    fn has_room(&self) -> bool {
-        self.held.load(Ordering::SeqCst) < self.max
-    }
-
     /// Counts one delivery; the caller has seen room under the cap.
     fn take(self: &Arc<Cap>) -> Permit {
         self.held.fetch_add(1, Ordering::SeqCst);
@@ -257,8 +252,6 @@ pub(crate) struct Acceptor {
     cap: Option<Arc<Cap>>,
     max_outstanding: usize,
     backoff: Backoff,
-    /// An event made in the same turn as the last one given, given next.
-    next: Option<AcceptEvent>,
 }
 
 impl Acceptor {
@@ -270,7 +263,6 @@ impl Acceptor {
             cap: None,
             max_outstanding,
             backoff: Backoff::new(pacing),
-            next: None,
         }
     }
 
@@ -311,15 +303,11 @@ impl Acceptor {
 
     /// The next event. (Never `None`: the stream of clients does not end by itself.)
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<AcceptEvent>> {
-        if let Some(event) = self.next.take() {
-            return Poll::Ready(Some(event));
-        }
         let Acceptor {
             listener,
             cap,
             max_outstanding,
             backoff,
-            next,
         } = self;
         loop {
             ready!(backoff.poll_wait(cx));
@@ -334,12 +322,6 @@ impl Acceptor {
             let Some(event) = accept_one(&mut guard, cap, backoff) else {
                 continue;
             };
-            // One more look under the same readiness, room allowing: an empty queue clears it
-            // here (as it must before waiting again), which spares the next poll a readiness
-            // check; a second client waits for that poll.
-            if matches!(event, AcceptEvent::Accepted { .. }) && cap.has_room() {
-                *next = accept_one(&mut guard, cap, backoff);
-            }
             return Poll::Ready(Some(event));
         }
     }
